@@ -1,0 +1,24 @@
+//! Deterministic, sans-IO pieces of the Redis replication protocol.
+//!
+//! Nothing in this crate touches a socket, a file, a clock or an async
+//! runtime: bytes come in as `&[u8]`, time comes in as a `now` argument, and
+//! output is polled. The `replvault` binary owns every socket and task and
+//! drives these state machines (the quinn-proto / quinn split).
+//!
+//! # Layout
+//!
+//! - [`resp`]: RESP2/RESP3 frames, incremental `check`/`parse`, command encoding.
+//! - [`replica`]: the replica handshake (AUTH, REPLCONF, PSYNC/SYNC) as a
+//!   state machine that reports `+FULLRESYNC` and the payload framing.
+//! - [`payload`]: RDB transfer framing (`$<len>` and `$EOF:<mark>`), and when
+//!   to send `REPLCONF ACK`.
+//! - [`rdb`]: streaming structural scanner for RDB files (Redis and Valkey),
+//!   with bounded memory, and the summary it produces.
+//! - [`crc64`]: CRC-64/Jones, the checksum Redis puts in the RDB trailer.
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod crc64;
+pub mod payload;
+pub mod rdb;
+pub mod replica;
+pub mod resp;

@@ -1,0 +1,387 @@
+//! Every command-line flag, defined once with its documentation.
+//!
+//! Flags that several subcommands share live in flattened groups
+//! ([`VaultArgs`], [`KeyArgs`], [`SourceArgs`], [`RetentionArgs`]) so each is
+//! written once. Environment defaults use the `REPLVAULT_` prefix.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Back up Redis and Valkey by joining them as a replica.
+#[derive(Debug, Parser)]
+#[command(name = "replvault", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr: `text` or `json`. Logs go to stderr; progress
+    /// is shown only when stderr is a terminal.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "REPLVAULT_LOG_FORMAT")]
+    pub log_format: LogFormat,
+
+    /// More log output (repeat for more). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Take one backup of a Redis/Valkey server into a vault.
+    Backup(BackupArgs),
+    /// List the complete backups in a vault, oldest first.
+    List(ListArgs),
+    /// Restore a backup as a verified dump.rdb.
+    Restore(RestoreArgs),
+    /// Check that backups decrypt, decompress and parse, without writing.
+    Verify(VerifyArgs),
+    /// Delete backups outside a retention policy, and incomplete leftovers.
+    Prune(PruneArgs),
+    /// Run as a daemon: back up on a schedule, prune, serve metrics.
+    Run(RunArgs),
+    /// Write a new random 32-byte encryption key file (mode 0600).
+    Keygen(KeygenArgs),
+    /// Check a local RDB file (CRC and structure) and summarise it.
+    Inspect(InspectArgs),
+}
+
+/// Where the vault is and how to reach it.
+#[derive(Clone, Debug, Args)]
+pub struct VaultArgs {
+    /// The vault: a directory path, `file://PATH`, or `s3://bucket[/prefix]`.
+    /// S3 uses the standard AWS environment (AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL, profiles, web
+    /// identity, instance metadata).
+    #[arg(long, env = "REPLVAULT_VAULT")]
+    pub vault: String,
+
+    /// Use path-style S3 addressing (`http://host/bucket/key`), which most
+    /// S3-compatible servers need.
+    #[arg(long, env = "REPLVAULT_S3_PATH_STYLE")]
+    pub s3_path_style: bool,
+
+    /// S3 storage class for data objects, e.g. `STANDARD_IA`.
+    #[arg(long, env = "REPLVAULT_S3_STORAGE_CLASS")]
+    pub s3_storage_class: Option<String>,
+
+    /// S3 server-side encryption: `AES256` (SSE-S3) or `aws:kms` (SSE-KMS).
+    #[arg(long, env = "REPLVAULT_S3_SSE")]
+    pub s3_sse: Option<String>,
+
+    /// KMS key id for `--s3-sse aws:kms`.
+    #[arg(long, env = "REPLVAULT_S3_SSE_KMS_KEY_ID")]
+    pub s3_sse_kms_key_id: Option<String>,
+
+    /// Multipart part size to start with (e.g. `8MiB`); it grows as the
+    /// upload proceeds so a backup never hits the 10,000-part limit.
+    #[arg(long, env = "REPLVAULT_S3_PART_SIZE", value_parser = parse_size)]
+    pub s3_part_size: Option<u64>,
+
+    /// Keep every multipart part the same size (for stores that require it).
+    #[arg(long, env = "REPLVAULT_S3_EQUAL_PARTS")]
+    pub s3_equal_parts: bool,
+
+    /// Multipart parts uploaded at once.
+    #[arg(long, env = "REPLVAULT_S3_CONCURRENCY", default_value_t = 4)]
+    pub s3_concurrency: usize,
+}
+
+/// The encryption key.
+#[derive(Clone, Debug, Args)]
+pub struct KeyArgs {
+    /// Key file made by `replvault keygen` (32 random bytes).
+    #[arg(long, env = "REPLVAULT_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// The Redis/Valkey server to back up.
+#[derive(Clone, Debug, Args)]
+pub struct SourceArgs {
+    /// `redis://[user[:password]@]host[:port]`, or `rediss://` for TLS.
+    /// The password may also come from REPLVAULT_REDIS_PASSWORD.
+    #[arg(long, env = "REPLVAULT_REDIS")]
+    pub redis: String,
+
+    /// Password, if not in the URL (keeps it out of `ps`).
+    #[arg(long, env = "REPLVAULT_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+
+    /// CA certificate (PEM) to trust for `rediss://`, instead of the
+    /// built-in web PKI roots.
+    #[arg(long, env = "REPLVAULT_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+
+    /// Server name to verify and send as SNI for `rediss://`, when it
+    /// differs from the host in the URL.
+    #[arg(long, env = "REPLVAULT_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
+
+    /// Client certificate (PEM) for servers that require mutual TLS.
+    #[arg(long, env = "REPLVAULT_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// Client private key (PEM) for `--tls-cert-file`.
+    #[arg(long, env = "REPLVAULT_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// How to get the data: `sync` (replication), `scan` (SCAN + DUMP, for
+    /// servers that refuse SYNC/PSYNC; not point-in-time), or `auto`
+    /// (replication, falling back to scan when the server refuses it).
+    #[arg(long, value_enum, default_value_t = Mode::Auto, env = "REPLVAULT_MODE")]
+    pub mode: Mode,
+
+    /// Give up connecting after this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, env = "REPLVAULT_CONNECT_TIMEOUT")]
+    pub connect_timeout: Duration,
+
+    /// Fail when the server sends nothing for this long (the server's own
+    /// fork and `repl-diskless-sync-delay` count against it).
+    #[arg(long, default_value = "120s", value_parser = parse_duration, env = "REPLVAULT_IDLE_TIMEOUT")]
+    pub idle_timeout: Duration,
+
+    /// Scan mode: keys per SCAN call.
+    #[arg(long, default_value_t = 1000, env = "REPLVAULT_SCAN_COUNT")]
+    pub scan_count: u32,
+
+    /// Scan mode: at most this many keys per second (0 = unlimited).
+    #[arg(long, default_value_t = 0, env = "REPLVAULT_SCAN_RATE")]
+    pub scan_rate: u64,
+}
+
+/// How the backup is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Replication, falling back to scan when refused.
+    Auto,
+    /// Replication only (PSYNC, then SYNC).
+    Sync,
+    /// SCAN + DUMP only.
+    Scan,
+}
+
+/// What to write, and how.
+#[derive(Clone, Debug, Args)]
+pub struct WriteArgs {
+    /// zstd compression level (1-19; 1-3 keep up with a fast source).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19), env = "REPLVAULT_COMPRESSION_LEVEL")]
+    pub compression_level: i32,
+
+    /// Store the backup unencrypted. Without a key and without this flag,
+    /// `backup` refuses to run: plaintext is never written by accident.
+    #[arg(long, conflicts_with = "key_file", env = "REPLVAULT_NO_ENCRYPTION")]
+    pub no_encryption: bool,
+
+    /// Do not show a progress line even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `replvault backup`.
+#[derive(Clone, Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub vault: VaultArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub key: KeyArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub write: WriteArgs,
+}
+
+/// `replvault list`.
+#[derive(Clone, Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub vault: VaultArgs,
+    /// Print JSON (an array of manifests) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `replvault restore`.
+#[derive(Clone, Debug, Args)]
+pub struct RestoreArgs {
+    /// Backup id, or `latest`.
+    #[arg(default_value = "latest")]
+    pub backup: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub vault: VaultArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub key: KeyArgs,
+    /// Where to write the RDB file, e.g. `/var/lib/redis/dump.rdb`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Replace an existing file at `--out`.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `replvault verify`.
+#[derive(Clone, Debug, Args)]
+pub struct VerifyArgs {
+    /// Backup id, or `latest`.
+    #[arg(default_value = "latest", conflicts_with = "all")]
+    pub backup: String,
+    /// Verify every backup in the vault.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub vault: VaultArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub key: KeyArgs,
+}
+
+/// Which backups to keep. A backup kept by any rule is kept; the newest
+/// complete backup is always kept.
+#[derive(Clone, Debug, Default, Args)]
+pub struct RetentionArgs {
+    /// Keep the newest N backups.
+    #[arg(long, env = "REPLVAULT_KEEP_LAST")]
+    pub keep_last: Option<u32>,
+    /// Keep backups newer than this (e.g. `30d`, `12h`).
+    #[arg(long, value_parser = parse_duration, env = "REPLVAULT_KEEP_WITHIN")]
+    pub keep_within: Option<Duration>,
+    /// Keep the newest backup of each of the last N days (UTC).
+    #[arg(long, env = "REPLVAULT_KEEP_DAILY")]
+    pub keep_daily: Option<u32>,
+    /// Keep the newest backup of each of the last N ISO weeks.
+    #[arg(long, env = "REPLVAULT_KEEP_WEEKLY")]
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest backup of each of the last N months.
+    #[arg(long, env = "REPLVAULT_KEEP_MONTHLY")]
+    pub keep_monthly: Option<u32>,
+    /// Incomplete backups (no manifest) older than this are removed.
+    #[arg(long, default_value = "24h", value_parser = parse_duration, env = "REPLVAULT_INCOMPLETE_GRACE")]
+    pub incomplete_grace: Duration,
+}
+
+/// `replvault prune`.
+#[derive(Clone, Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub vault: VaultArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub retention: RetentionArgs,
+    /// Print what would be deleted, delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `replvault run`.
+#[derive(Clone, Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub backup: BackupArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub retention: RetentionArgs,
+    /// Back up this often (e.g. `6h`).
+    #[arg(long, value_parser = parse_duration, env = "REPLVAULT_EVERY")]
+    pub every: Option<Duration>,
+    /// Or on this cron schedule (UTC), e.g. `0 */6 * * *`.
+    #[arg(long, conflicts_with = "every", env = "REPLVAULT_CRON")]
+    pub cron: Option<String>,
+    /// Random delay up to this long before each scheduled backup.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, env = "REPLVAULT_JITTER")]
+    pub jitter: Duration,
+    /// Serve `/metrics` (Prometheus) and `/healthz` on this address.
+    #[arg(long, env = "REPLVAULT_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// `/healthz` fails when the last success is older than this.
+    #[arg(long, default_value = "26h", value_parser = parse_duration, env = "REPLVAULT_UNHEALTHY_AFTER")]
+    pub unhealthy_after: Duration,
+    /// TOML configuration file; flags and environment win over it.
+    #[arg(long, env = "REPLVAULT_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// `replvault keygen`.
+#[derive(Clone, Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the key (must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `replvault inspect`.
+#[derive(Clone, Debug, Args)]
+pub struct InspectArgs {
+    /// The RDB file to check.
+    pub file: PathBuf,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `30s`, `15m`, `6h`, `30d`, `1w` (humantime syntax).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 15m, 6h, 30d)"))
+}
+
+/// Parses a byte size: `8388608`, `8MiB`, `8MB`, `512KiB`, `1GiB`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size {s:?} (examples: 8MiB, 16MB)"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB, GiB)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("8MiB"), Ok(8 << 20));
+        assert_eq!(parse_size("5MB"), Ok(5_000_000));
+        assert_eq!(parse_size("123"), Ok(123));
+        assert!(parse_size("8XB").is_err());
+        assert!(parse_size("MiB").is_err());
+    }
+}

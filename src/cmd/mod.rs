@@ -1,0 +1,76 @@
+//! One module per subcommand, and the process edge: logging set-up, the
+//! tokio runtime, and turning errors into one line and an exit code.
+//!
+//! This is the only place that uses `anyhow`; libraries return their own
+//! `thiserror` enums, which carry the context printed here.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, LogFormat};
+
+pub mod backup;
+pub mod inspect;
+pub mod keygen;
+pub mod list;
+pub mod prune;
+pub mod restore;
+pub mod run;
+pub mod verify;
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format, cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(err) => {
+            // One line: the context chain joined with ": ".
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Backup(args) => backup::run(args).await,
+        Command::List(args) => list::run(args).await,
+        Command::Restore(args) => restore::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
+        Command::Prune(args) => prune::run(args).await,
+        Command::Run(args) => run::run(args).await,
+        Command::Keygen(args) => keygen::run(args).await,
+        Command::Inspect(args) => inspect::run(args).await,
+    }
+}
+
+fn init_tracing(format: LogFormat, verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "replvault=info,warn",
+        1 => "replvault=debug,info",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,2 @@
+//! `replvault run`: scheduled backups, retention, `/metrics`, `/healthz`.
+// SKELETON: helper O implements this module.

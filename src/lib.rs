@@ -1,0 +1,21 @@
+//! replvault: back up Redis and Valkey by joining them as a replica.
+//!
+//! # Layout
+//!
+//! - [`cli`]: every flag, defined once with its docs.
+//! - [`cmd`]: one module per subcommand; the only place that uses `anyhow`.
+//! - [`source`]: where RDB bytes come from: the replication socket
+//!   (TCP/TLS around `replvault_protocol::replica`), SCAN+DUMP, a local file.
+//! - [`catalog`]: the vault: backups as data object + manifest (the commit
+//!   point), listing, writing (scan → zstd → AEAD → store) and reading back.
+//! - [`crypto`]: keys and the STREAM construction over AES-256-GCM.
+//! - [`store`]: object stores behind one trait: local directory and S3.
+//! - [`daemon`]: scheduled backups, metrics and health endpoints.
+
+pub mod catalog;
+pub mod cli;
+pub mod cmd;
+pub mod crypto;
+pub mod daemon;
+pub mod source;
+pub mod store;

@@ -1,0 +1,155 @@
+//! Object stores behind one trait: a local directory and S3.
+//!
+//! The shape follows object_store: whole-object `put` is atomic, streaming
+//! uploads go through [`Upload`] which must be `complete`d or `abort`ed
+//! (S3 cannot clean up on drop), `get` streams, `list` returns every object
+//! under a prefix (paginating as needed). Keys are `/`-separated relative
+//! paths such as `backups/<id>/data`.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::io::AsyncRead;
+
+use crate::cli::VaultArgs;
+
+pub mod local;
+pub mod s3;
+
+#[cfg(test)]
+pub(crate) mod conformance;
+
+/// A readable object body.
+pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// One listed object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Key relative to the store root.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time, where the store knows it.
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// Store errors, mapped from each backend's own errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The object does not exist.
+    #[error("{store}: object {key} not found")]
+    NotFound {
+        /// Store description (no secrets).
+        store: String,
+        /// Object key.
+        key: String,
+    },
+    /// The object exists and would be overwritten.
+    #[error("{store}: object {key} already exists")]
+    AlreadyExists {
+        /// Store description.
+        store: String,
+        /// Object key.
+        key: String,
+    },
+    /// Credentials were refused or lack permission.
+    #[error("{store}: access denied for {key}: {message}")]
+    AccessDenied {
+        /// Store description.
+        store: String,
+        /// Object key or bucket.
+        key: String,
+        /// What the store said, and what to check.
+        message: String,
+    },
+    /// Local I/O failed.
+    #[error("{store}: {op} {key}: {source}")]
+    Io {
+        /// Store description.
+        store: String,
+        /// What was being done (`write`, `read`, `rename`...).
+        op: &'static str,
+        /// Object key.
+        key: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Anything else the backend reported.
+    #[error("{store}: {message}")]
+    Backend {
+        /// Store description.
+        store: String,
+        /// What went wrong, with what to check.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// Hints for a streaming upload.
+#[derive(Clone, Debug, Default)]
+pub struct UploadOptions {
+    /// Expected total size, if known (helps choose the S3 part size).
+    pub size_hint: Option<u64>,
+}
+
+/// An object store.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug {
+    /// Where this store is, for messages: `file:///path`, `s3://bucket/prefix`.
+    fn describe(&self) -> String;
+
+    /// Writes a whole object atomically: readers see all of it or nothing.
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError>;
+
+    /// Starts a streaming upload of `key`, visible only once completed.
+    async fn put_multipart(
+        &self,
+        key: &str,
+        opts: UploadOptions,
+    ) -> Result<Box<dyn Upload>, StoreError>;
+
+    /// Reads a whole (small) object.
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
+
+    /// Streams an object.
+    async fn get_stream(&self, key: &str) -> Result<ObjectReader, StoreError>;
+
+    /// Every object whose key starts with `prefix`, in key order.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
+
+    /// Deletes an object; deleting a missing object is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// A streaming upload in progress.
+#[async_trait]
+pub trait Upload: Send {
+    /// Appends bytes; waits when too much is in flight (back-pressure).
+    async fn write(&mut self, data: Bytes) -> Result<(), StoreError>;
+
+    /// Makes the object visible; returns its size.
+    async fn complete(self: Box<Self>) -> Result<u64, StoreError>;
+
+    /// Discards everything written (S3: AbortMultipartUpload).
+    async fn abort(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Opens the store a `--vault` value names: a directory path, `file://PATH`
+/// or `s3://bucket[/prefix]`.
+pub async fn open(args: &VaultArgs) -> Result<Arc<dyn Store>, StoreError> {
+    let spec = args.vault.as_str();
+    if let Some(rest) = spec.strip_prefix("s3://") {
+        Ok(Arc::new(s3::S3Store::open(rest, args).await?))
+    } else {
+        let path = spec.strip_prefix("file://").unwrap_or(spec);
+        Ok(Arc::new(local::LocalStore::open(path.into())?))
+    }
+}

@@ -1,0 +1,2 @@
+//! Test harness: start redis-server processes, talk RESP to them.
+// SKELETON: helper C writes this.
