@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need on a fresh Debian
+# machine (redis-server, redis-cli, openssl, s3s-fs, cargo-nextest), then runs
+# formatting, lint and the whole test suite against real servers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root (or sudo) to install: $*" >&2; return 1; fi
+}
+
+# Debian packages the tests start or call.
+need_pkgs=()
+command -v redis-server >/dev/null || need_pkgs+=(redis-server)
+command -v redis-cli >/dev/null || need_pkgs+=(redis-tools)
+command -v openssl >/dev/null || need_pkgs+=(openssl)
+[ -x /usr/bin/time ] || need_pkgs+=(time)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  say "installing Debian packages: ${need_pkgs[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+# Debian's package may start a system redis on 6379; tests use their own
+# servers on free ports, so it does no harm, but it is not needed either.
+
+export PATH="$HOME/.cargo/bin:$PATH"
+# The S3-compatible server the S3 tests start (checks SigV4 signatures).
+if ! command -v s3s-fs >/dev/null; then
+  say "installing s3s-fs (S3-compatible test server) from crates.io"
+  cargo install --quiet --locked s3s-fs@0.14.1 --features binary
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  say "installing cargo-nextest"
+  cargo install --quiet --locked cargo-nextest
+fi
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+say "tests"
+cargo nextest run --workspace --locked --profile "${NEXTEST_PROFILE:-ci}" "$@"
+# Doc tests are not run by nextest.
+cargo test --workspace --locked --doc --quiet
