@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Benchmark harness: replvault against the floor (`redis-cli --rdb`) and the
+usual cron script, on the same redis-server in the same run.
+
+For each dataset (bulk `DEBUG POPULATE`, or a mixed dataset with every type),
+size (GiB of used_memory) and `rdbcompression` setting it times, under
+`/usr/bin/time -v` (wall, CPU, peak RSS):
+
+  floor       redis-cli --rdb FILE
+  usual       bench/usual/backup.sh: BGSAVE, poll LASTSAVE, copy, gzip, Fernet
+  local       replvault backup to a local vault
+  s3          replvault backup to s3s-fs on loopback (when s3s-fs is on PATH)
+  restore     replvault restore from the local vault
+  verify      replvault verify of the local backup
+
+and the latency the source sees (redis-benchmark p50/p99) while idle, during
+BGSAVE and during a replvault backup. Results are printed as a Markdown table
+and appended as JSON lines to bench/results/<timestamp>.jsonl.
+
+Only the standard library; the usual script needs `cryptography` (installed
+into a venv under bench/.venv on first use).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(port, *args, check=True):
+    out = subprocess.run(["redis-cli", "-p", str(port), *map(str, args)],
+                         capture_output=True, text=True, check=check)
+    return out.stdout.strip()
+
+
+def info(port, section):
+    fields = {}
+    for line in cli(port, "INFO", section).splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            fields[k] = v.strip()
+    return fields
+
+
+class Redis:
+    def __init__(self, workdir, compression):
+        self.dir = Path(workdir)
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", str(self.dir), "--save", "", "--appendonly", "no",
+             "--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0",
+             "--enable-debug-command", "yes", "--rdbcompression", compression,
+             "--client-output-buffer-limit", "replica 0 0 0"],
+            stdout=open(self.dir / "redis.log", "w"), stderr=subprocess.STDOUT)
+        for _ in range(100):
+            try:
+                if cli(self.port, "PING", check=False) == "PONG":
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("redis-server did not start")
+
+    def used_memory(self):
+        return int(info(self.port, "memory")["used_memory"])
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def fill_populate(r, gib):
+    """Bulk strings until used_memory reaches the target."""
+    target = int(gib * (1 << 30))
+    start = 0
+    while r.used_memory() < target:
+        n = 1_000_000
+        cli(r.port, "DEBUG", "POPULATE", n, f"key:{start}:", 100)
+        start += n
+
+
+def mixed_commands(batch_start, batch):
+    """RESP for a batch of mixed-type keys: every type and several encodings."""
+    out = []
+
+    def cmd(*args):
+        parts = [f"*{len(args)}\r\n"]
+        for a in args:
+            a = str(a)
+            parts.append(f"${len(a.encode())}\r\n{a}\r\n")
+        out.append("".join(parts))
+
+    for i in range(batch_start, batch_start + batch):
+        k = i % 8
+        v = f"value-{i:012d}-" + "x" * (i % 64)
+        if k == 0:
+            cmd("SET", f"s:{i}", v)
+        elif k == 1:
+            cmd("HSET", f"h:{i}", *[x for j in range(12) for x in (f"f{j}", f"{v}{j}")])
+        elif k == 2:
+            cmd("RPUSH", f"l:{i}", *[f"{v}{j}" for j in range(16)])
+        elif k == 3:
+            cmd("SADD", f"set:{i}", *[f"{i * 31 + j}" for j in range(16)])
+        elif k == 4:
+            cmd("ZADD", f"z:{i}", *[x for j in range(12) for x in (j * 1.5, f"{v}{j}")])
+        elif k == 5:
+            cmd("XADD", f"x:{i}", "*", "a", v, "b", str(i))
+        elif k == 6:
+            # Larger hashes: hashtable encoding.
+            cmd("HSET", f"hb:{i}", *[x for j in range(200) for x in (f"f{j}", f"{v}{j}")])
+        else:
+            cmd("SET", f"n:{i}", str(i * 7919))
+    return "".join(out).encode()
+
+
+def fill_mixed(r, gib):
+    target = int(gib * (1 << 30))
+    i = 0
+    batch = 20_000
+    while r.used_memory() < target:
+        p = subprocess.run(["redis-cli", "-p", str(r.port), "--pipe"],
+                           input=mixed_commands(i, batch), capture_output=True, check=True)
+        if b"errors: 0" not in p.stdout:
+            raise RuntimeError(p.stdout.decode())
+        i += batch
+
+
+def timed(cmd, env=None, cwd=None):
+    """Runs cmd under /usr/bin/time -v; returns wall, cpu, rss_kib, rc, stderr."""
+    t0 = time.monotonic()
+    p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True,
+                       env=env, cwd=cwd)
+    wall = time.monotonic() - t0
+    err = p.stderr
+
+    def grab(pattern, conv=float):
+        m = re.search(pattern, err)
+        return conv(m.group(1)) if m else None
+
+    user = grab(r"User time \(seconds\): ([\d.]+)") or 0.0
+    sys_ = grab(r"System time \(seconds\): ([\d.]+)") or 0.0
+    rss = grab(r"Maximum resident set size \(kbytes\): (\d+)", int)
+    return {"wall": wall, "cpu": user + sys_, "rss_kib": rss, "rc": p.returncode,
+            "stdout": p.stdout, "stderr": err}
+
+
+def latency(port, seconds, during=None):
+    """redis-benchmark p50/p99 of GET/SET for `seconds`, optionally while
+    `during` (a callable returning a Popen) runs."""
+    bg = during() if during else None
+    n = 200_000
+    p = subprocess.run(["redis-benchmark", "-p", str(port), "-t", "get,set", "-n", str(n),
+                        "-c", "10", "-r", "100000", "--csv"], capture_output=True, text=True,
+                       timeout=600)
+    if bg is not None:
+        bg.wait()
+    res = {}
+    for line in p.stdout.splitlines()[1:]:
+        cols = [c.strip('"') for c in line.split(",")]
+        if len(cols) >= 7:
+            res[cols[0]] = {"p50_ms": float(cols[4]), "p99_ms": float(cols[6])}
+    return res
+
+
+def ensure_usual_venv():
+    venv = BENCH / ".venv"
+    py = venv / "bin" / "python3"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "cryptography"], check=True)
+    return py
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", default="1,4", help="GiB of used_memory, comma-separated")
+    ap.add_argument("--datasets", default="populate,mixed")
+    ap.add_argument("--compression", default="yes,no", help="rdbcompression settings")
+    ap.add_argument("--binary", default=str(ROOT / "target/release/replvault"))
+    ap.add_argument("--skip-usual", action="store_true", help="skip the usual script")
+    ap.add_argument("--usual-max-gib", type=float, default=1.0,
+                    help="run the usual script only up to this size (it holds the file in memory)")
+    ap.add_argument("--latency", action="store_true", help="also measure source latency")
+    ap.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
+    args = ap.parse_args()
+
+    rv = args.binary
+    if not Path(rv).exists():
+        sys.exit(f"{rv} not found: run `cargo build --release` first")
+    work = Path(args.work or tempfile.mkdtemp(prefix="replvault-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    results_dir = BENCH / "results"
+    results_dir.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out = open(results_dir / f"{stamp}.jsonl", "w")
+    key = work / "bench.key"
+    if not key.exists():
+        subprocess.run([rv, "keygen", "--out", str(key)], check=True, capture_output=True)
+
+    s3 = None
+    if shutil.which("s3s-fs"):
+        s3root = work / "s3"
+        (s3root / "bench").mkdir(parents=True, exist_ok=True)
+        s3port = free_port()
+        s3 = subprocess.Popen(["s3s-fs", "--host", "127.0.0.1", "--port", str(s3port),
+                               "--access-key", "benchkey", "--secret-key", "benchsecret",
+                               str(s3root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        s3env = dict(os.environ, AWS_ACCESS_KEY_ID="benchkey", AWS_SECRET_ACCESS_KEY="benchsecret",
+                     AWS_REGION="us-east-1", AWS_ENDPOINT_URL=f"http://127.0.0.1:{s3port}",
+                     REPLVAULT_S3_PATH_STYLE="true")
+        time.sleep(0.5)
+
+    rows = []
+    try:
+        for dataset in args.datasets.split(","):
+            for size in [float(s) for s in args.sizes.split(",")]:
+                for comp in args.compression.split(","):
+                    rdir = work / f"redis-{dataset}-{size}-{comp}"
+                    shutil.rmtree(rdir, ignore_errors=True)
+                    rdir.mkdir(parents=True)
+                    r = Redis(rdir, comp)
+                    try:
+                        t0 = time.monotonic()
+                        (fill_populate if dataset == "populate" else fill_mixed)(r, size)
+                        fill_s = time.monotonic() - t0
+                        used = r.used_memory()
+                        case = {"dataset": dataset, "gib": size, "rdbcompression": comp,
+                                "used_memory": used, "keys": int(cli(r.port, "DBSIZE")),
+                                "fill_s": round(fill_s, 1)}
+                        print(f"== {case}", flush=True)
+                        url = f"redis://127.0.0.1:{r.port}"
+                        floor_file = work / "floor.rdb"
+                        runs = {}
+                        runs["floor"] = timed(["redis-cli", "-p", str(r.port), "--rdb", str(floor_file)])
+                        rdb_bytes = floor_file.stat().st_size
+                        floor_file.unlink()
+                        vault = work / "vault"
+                        shutil.rmtree(vault, ignore_errors=True)
+                        runs["local"] = timed([rv, "backup", "--redis", url, "--vault", str(vault),
+                                               "--key-file", str(key), "--no-progress"])
+                        if s3 is not None:
+                            runs["s3"] = timed([rv, "backup", "--redis", url, "--vault", "s3://bench/b",
+                                                "--key-file", str(key), "--no-progress"], env=s3env)
+                        restored = work / "restored.rdb"
+                        restored.unlink(missing_ok=True)
+                        runs["restore"] = timed([rv, "restore", "latest", "--vault", str(vault),
+                                                 "--key-file", str(key), "--out", str(restored)])
+                        restored.unlink(missing_ok=True)
+                        runs["verify"] = timed([rv, "verify", "latest", "--vault", str(vault),
+                                                "--key-file", str(key)])
+                        if not args.skip_usual and size <= args.usual_max_gib:
+                            py = ensure_usual_venv()
+                            env = dict(os.environ, REDIS_PORT=str(r.port), PYTHON=str(py),
+                                       OUT_DIR=str(work / "usual"))
+                            runs["usual"] = timed(["bash", str(BENCH / "usual" / "backup.sh")], env=env)
+                        stored = sum(f.stat().st_size for f in vault.rglob("data"))
+                        case["rdb_bytes"] = rdb_bytes
+                        case["stored_bytes"] = stored
+                        for name, res in runs.items():
+                            res = {k: v for k, v in res.items() if k not in ("stdout", "stderr")} | (
+                                {"error": runs[name]["stderr"][-400:]} if runs[name]["rc"] else {})
+                            case[name] = res
+                        if args.latency:
+                            case["latency_idle"] = latency(r.port, 0)
+                            case["latency_bgsave"] = latency(
+                                r.port, 0, lambda: subprocess.Popen(["redis-cli", "-p", str(r.port), "BGSAVE"]))
+                            shutil.rmtree(vault, ignore_errors=True)
+                            case["latency_replvault"] = latency(r.port, 0, lambda: subprocess.Popen(
+                                [rv, "backup", "--redis", url, "--vault", str(vault), "--key-file", str(key),
+                                 "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                        out.write(json.dumps(case) + "\n")
+                        out.flush()
+                        rows.append(case)
+                        print(json.dumps(case), flush=True)
+                    finally:
+                        r.stop()
+                        shutil.rmtree(rdir, ignore_errors=True)
+    finally:
+        if s3 is not None:
+            s3.send_signal(signal.SIGTERM)
+            s3.wait()
+    print_table(rows)
+
+
+def print_table(rows):
+    print()
+    print("| dataset | GiB | rdbcompression | RDB MB | floor s | local s (x floor) | s3 s (x floor) "
+          "| usual s (x local) | restore MB/s | verify MB/s | local RSS MiB | s3 RSS MiB | stored/RDB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for c in rows:
+        f = c["floor"]["wall"]
+        mb = c["rdb_bytes"] / 1e6
+
+        def ratio(name, base):
+            return f'{c[name]["wall"]:.2f} ({c[name]["wall"] / base:.2f}x)' if name in c else "-"
+
+        def rss(name):
+            return f'{c[name]["rss_kib"] / 1024:.0f}' if name in c and c[name]["rss_kib"] else "-"
+
+        usual = (f'{c["usual"]["wall"]:.1f} ({c["usual"]["wall"] / c["local"]["wall"]:.1f}x)'
+                 if "usual" in c else "-")
+        print(f'| {c["dataset"]} | {c["gib"]} | {c["rdbcompression"]} | {mb:.0f} | {f:.2f} | '
+              f'{ratio("local", f)} | {ratio("s3", f)} | {usual} | '
+              f'{mb / c["restore"]["wall"]:.0f} | {mb / c["verify"]["wall"]:.0f} | '
+              f'{rss("local")} | {rss("s3")} | {c["stored_bytes"] / c["rdb_bytes"]:.3f} |')
+
+
+if __name__ == "__main__":
+    main()
