@@ -10,13 +10,15 @@
 //! [`Handshake::poll_event`], until [`Handshake::is_complete`]; then hand the
 //! unconsumed bytes and the [`crate::payload::Framing`] to a
 //! [`crate::payload::PayloadReader`].
-// SKELETON: helper P implements this module. The public names below are the
-// contract the binary codes against; extend them, do not rename them.
+
+use std::collections::VecDeque;
+use std::fmt;
 
 use crate::payload::Framing;
+use crate::resp::encode_command;
 
 /// What the handshake sends.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Config {
     /// ACL user name for `AUTH user password`; `None` means `AUTH password`.
     pub username: Option<String>,
@@ -28,6 +30,19 @@ pub struct Config {
     pub rdb_only: bool,
     /// Start with `SYNC` instead of `PSYNC ? -1`.
     pub force_sync: bool,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The password never appears in logs.
+        f.debug_struct("Config")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("listening_port", &self.listening_port)
+            .field("rdb_only", &self.rdb_only)
+            .field("force_sync", &self.force_sync)
+            .finish()
+    }
 }
 
 /// Something the driver should know about.
@@ -58,43 +73,314 @@ pub enum Event {
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[non_exhaustive]
 pub enum HandshakeError {
-    /// Placeholder until implemented.
-    #[error("handshake failed: {0}")]
-    Other(String),
+    /// The server requires a password and none was given.
+    #[error("the server requires authentication (NOAUTH): put the password in the URL or REPLVAULT_REDIS_PASSWORD")]
+    AuthRequired,
+    /// The password (or user) was rejected.
+    #[error("authentication failed: {0}")]
+    AuthFailed(String),
+    /// The ACL user lacks a permission.
+    #[error("the server denied `{command}` ({message}): the backup user needs `+sync +psync +replconf`; managed services often block replication entirely, try --mode scan")]
+    NoPermission {
+        /// The command that was refused.
+        command: String,
+        /// The server's error line.
+        message: String,
+    },
+    /// Neither PSYNC nor SYNC is available.
+    #[error("the server refuses SYNC/PSYNC ({0}): managed services often block it or rename the commands; try --mode scan")]
+    SyncRefused(String),
+    /// The server is loading its dataset.
+    #[error("the server is loading its dataset into memory (LOADING): try again when it is done")]
+    Loading,
+    /// The server is a replica whose master link is down.
+    #[error("the server is a replica with its master link down (MASTERDOWN): back up the master, or wait for the link")]
+    MasterDown,
+    /// Another error reply.
+    #[error("the server refused `{command}`: {message}")]
+    Server {
+        /// The command that was refused.
+        command: String,
+        /// The server's error line.
+        message: String,
+    },
+    /// The server sent something that is not part of the protocol.
+    #[error("unexpected reply to `{command}`: {reply:?}")]
+    Protocol {
+        /// The command the reply was for.
+        command: String,
+        /// The start of what the server sent.
+        reply: String,
+    },
+    /// The connection ended during the handshake.
+    #[error("the server closed the connection while waiting for the reply to `{0}`")]
+    Closed(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Auth,
+    ListeningPort,
+    Capa,
+    RdbOnly,
+    Psync,
+    Sync,
+}
+
+impl Step {
+    fn name(self) -> &'static str {
+        match self {
+            Step::Auth => "AUTH",
+            Step::ListeningPort => "REPLCONF listening-port",
+            Step::Capa => "REPLCONF capa",
+            Step::RdbOnly => "REPLCONF rdb-only",
+            Step::Psync => "PSYNC",
+            Step::Sync => "SYNC",
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    /// Next step's command must be sent.
+    Send,
+    /// Waiting for the reply to the current step.
+    Reply,
+    /// After +FULLRESYNC or SYNC: waiting for `$...`.
+    PayloadHeader,
+    Done,
+    Failed,
 }
 
 /// The handshake state machine.
 #[derive(Debug)]
 pub struct Handshake {
     config: Config,
+    steps: VecDeque<Step>,
+    current: Option<Step>,
+    state: State,
+    events: VecDeque<Event>,
 }
+
+/// Longest status line we wait for before calling the reply garbage.
+const MAX_LINE: usize = 64 * 1024;
 
 impl Handshake {
     /// A handshake that will send what `config` asks for.
     pub fn new(config: Config) -> Self {
-        Handshake { config }
+        let mut steps = VecDeque::new();
+        if config.password.is_some() {
+            steps.push_back(Step::Auth);
+        }
+        steps.push_back(Step::ListeningPort);
+        steps.push_back(Step::Capa);
+        if config.rdb_only {
+            steps.push_back(Step::RdbOnly);
+        }
+        steps.push_back(if config.force_sync {
+            Step::Sync
+        } else {
+            Step::Psync
+        });
+        Handshake {
+            config,
+            steps,
+            current: None,
+            state: State::Send,
+            events: VecDeque::new(),
+        }
     }
 
     /// Bytes to write to the server now, if any.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
-        let _ = &self.config;
-        None
+        if self.state != State::Send {
+            return None;
+        }
+        let step = self.steps.pop_front()?;
+        self.current = Some(step);
+        self.state = State::Reply;
+        let mut out = Vec::new();
+        match step {
+            Step::Auth => {
+                let pw = self.config.password.as_deref().unwrap_or_default();
+                match &self.config.username {
+                    Some(user) => encode_command(&[b"AUTH", user.as_bytes(), pw.as_bytes()], &mut out),
+                    None => encode_command(&[b"AUTH", pw.as_bytes()], &mut out),
+                }
+            }
+            Step::ListeningPort => {
+                let port = self.config.listening_port.to_string();
+                encode_command(&[b"REPLCONF", b"listening-port", port.as_bytes()], &mut out)
+            }
+            Step::Capa => encode_command(
+                &[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"],
+                &mut out,
+            ),
+            Step::RdbOnly => encode_command(&[b"REPLCONF", b"rdb-only", b"1"], &mut out),
+            Step::Psync => encode_command(&[b"PSYNC", b"?", b"-1"], &mut out),
+            Step::Sync => encode_command(&[b"SYNC"], &mut out),
+        }
+        Some(out)
     }
 
     /// Feeds bytes read from the server; returns how many were consumed.
     /// Bytes after the payload header are not consumed: they are payload.
     pub fn handle_input(&mut self, input: &[u8]) -> Result<usize, HandshakeError> {
-        let _ = input;
-        Err(HandshakeError::Other("not implemented".into()))
+        let mut pos = 0;
+        loop {
+            if !matches!(self.state, State::Reply | State::PayloadHeader) {
+                return Ok(pos);
+            }
+            // Keepalives: lone newlines while the server prepares the RDB.
+            while pos < input.len() && input[pos] == b'\n' {
+                pos += 1;
+            }
+            let rest = &input[pos..];
+            let Some(end) = memchr::memmem::find(rest, b"\r\n") else {
+                if rest.len() > MAX_LINE {
+                    self.state = State::Failed;
+                    return Err(self.protocol_error(rest));
+                }
+                return Ok(pos);
+            };
+            let line = &rest[..end];
+            pos += end + 2;
+            if let Err(e) = self.handle_line(line) {
+                self.state = State::Failed;
+                return Err(e);
+            }
+        }
+    }
+
+    fn protocol_error(&self, reply: &[u8]) -> HandshakeError {
+        let shown: Vec<u8> = reply.iter().take(80).copied().collect();
+        HandshakeError::Protocol {
+            command: self.current.map(Step::name).unwrap_or("?").to_string(),
+            reply: String::from_utf8_lossy(&shown).into_owned(),
+        }
+    }
+
+    fn handle_line(&mut self, line: &[u8]) -> Result<(), HandshakeError> {
+        let Some(step) = self.current else {
+            return Err(self.protocol_error(line));
+        };
+        if self.state == State::PayloadHeader {
+            return match Framing::from_header(line) {
+                Some(framing) => {
+                    self.events.push_back(Event::Payload(framing));
+                    self.state = State::Done;
+                    Ok(())
+                }
+                None if line.first() == Some(&b'-') => Err(self.error_reply(step, line)),
+                // Some servers send `+CONTINUE`-like status lines or pings
+                // here only when they are not speaking the protocol we asked for.
+                None => Err(self.protocol_error(line)),
+            };
+        }
+        match line.first() {
+            Some(b'+') => self.handle_ok(step, &line[1..]),
+            Some(b'-') => {
+                let msg = String::from_utf8_lossy(&line[1..]).into_owned();
+                let upper = msg.to_ascii_uppercase();
+                match step {
+                    Step::RdbOnly => {
+                        self.events.push_back(Event::OptionRefused {
+                            option: "rdb-only".into(),
+                            message: msg,
+                        });
+                        self.state = State::Send;
+                        Ok(())
+                    }
+                    Step::Psync
+                        if upper.contains("UNKNOWN COMMAND") || upper.starts_with("NOPERM") =>
+                    {
+                        self.events.push_back(Event::FellBackToSync);
+                        self.steps.push_front(Step::Sync);
+                        self.state = State::Send;
+                        Ok(())
+                    }
+                    _ => Err(self.error_reply(step, line)),
+                }
+            }
+            Some(b'$') if step == Step::Sync => {
+                // SYNC has no status line: the payload header comes at once.
+                self.state = State::PayloadHeader;
+                self.handle_line(line)
+            }
+            _ => Err(self.protocol_error(line)),
+        }
+    }
+
+    fn handle_ok(&mut self, step: Step, status: &[u8]) -> Result<(), HandshakeError> {
+        match step {
+            Step::Psync => {
+                let text = String::from_utf8_lossy(status);
+                let mut parts = text.split_ascii_whitespace();
+                if parts.next() != Some("FULLRESYNC") {
+                    return Err(self.protocol_error(status));
+                }
+                let replid = parts.next().map(str::to_string);
+                let offset = parts.next().and_then(|o| o.parse::<i64>().ok());
+                match (replid, offset) {
+                    (Some(replid), Some(offset)) => {
+                        self.events.push_back(Event::FullResync { replid, offset });
+                        self.state = State::PayloadHeader;
+                        Ok(())
+                    }
+                    _ => Err(self.protocol_error(status)),
+                }
+            }
+            Step::Sync => Err(self.protocol_error(status)),
+            _ => {
+                self.state = State::Send;
+                Ok(())
+            }
+        }
+    }
+
+    fn error_reply(&self, step: Step, line: &[u8]) -> HandshakeError {
+        let msg = String::from_utf8_lossy(line.strip_prefix(b"-").unwrap_or(line)).into_owned();
+        let upper = msg.to_ascii_uppercase();
+        if upper.starts_with("NOAUTH") {
+            HandshakeError::AuthRequired
+        } else if step == Step::Auth
+            || upper.starts_with("WRONGPASS")
+            || upper.contains("INVALID PASSWORD")
+            || upper.contains("INVALID USERNAME-PASSWORD")
+        {
+            HandshakeError::AuthFailed(msg)
+        } else if upper.starts_with("LOADING") {
+            HandshakeError::Loading
+        } else if upper.starts_with("MASTERDOWN") {
+            HandshakeError::MasterDown
+        } else if step == Step::Sync && upper.contains("UNKNOWN COMMAND") {
+            HandshakeError::SyncRefused(msg)
+        } else if upper.starts_with("NOPERM") {
+            HandshakeError::NoPermission {
+                command: step.name().to_string(),
+                message: msg,
+            }
+        } else {
+            HandshakeError::Server {
+                command: step.name().to_string(),
+                message: msg,
+            }
+        }
+    }
+
+    /// Call when the connection ends before the handshake completed.
+    pub fn handle_eof(&mut self) -> HandshakeError {
+        self.state = State::Failed;
+        HandshakeError::Closed(self.current.map(Step::name).unwrap_or("connect").to_string())
     }
 
     /// The next event, if any.
     pub fn poll_event(&mut self) -> Option<Event> {
-        None
+        self.events.pop_front()
     }
 
     /// True once the payload header has been read.
     pub fn is_complete(&self) -> bool {
-        false
+        self.state == State::Done
     }
 }
