@@ -3,14 +3,37 @@
 //! Feed the payload in chunks of any size; memory stays bounded whatever
 //! the value sizes. [`Scanner::finish`] checks the EOF opcode and the CRC-64
 //! trailer and returns a [`Summary`].
-// SKELETON: helper R implements this module. The public names below are the
-// contract the binary codes against; extend them, do not rename them.
+//!
+//! The scanner is a small interpreter over a stack of [`Task`]s: each value
+//! type expands into the sequence of lengths, strings and fixed fields that
+//! `rdbLoadObject` reads, with counts taken from the data. Every task either
+//! completes from the bytes at hand or leaves them for the next chunk, so the
+//! only bytes ever carried between chunks are the few of an unfinished length
+//! or field. String bodies are skipped (or LZF-decoded) as they stream;
+//! encoded blobs (listpack, ziplist, intset, zipmap) are collected up to
+//! [`BLOB_CHECK_LIMIT`] and validated entry by entry.
+
+mod blob;
+mod lzf;
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::crc64::Crc64;
+use blob::BlobKind;
+use lzf::Lzf;
+
+/// Encoded blobs up to this size are collected and checked entry by entry;
+/// larger ones (far beyond any listpack Redis writes with sane configs) are
+/// skipped with only their outer length checked, keeping memory bounded.
+pub const BLOB_CHECK_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Aux values and function code kept for the summary are cut to this length.
+const CAPTURE_LIMIT: usize = 4096;
+
+/// Newest Redis RDB version accepted.
+pub const MAX_REDIS_RDB_VERSION: u32 = 12;
 
 /// What a scan learned about an RDB file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +54,18 @@ pub struct Summary {
     pub payload_len: u64,
     /// Result of the trailer check.
     pub checksum: Checksum,
+}
+
+impl Summary {
+    /// Keys over all databases.
+    pub fn total_keys(&self) -> u64 {
+        self.databases.values().map(|d| d.keys).sum()
+    }
+
+    /// Keys with an expiry over all databases.
+    pub fn total_expires(&self) -> u64 {
+        self.databases.values().map(|d| d.expires).sum()
+    }
 }
 
 /// Counts for one database.
@@ -54,6 +89,8 @@ pub enum Checksum {
     /// The trailer was zero: the server had `rdbchecksum no`.
     #[default]
     Disabled,
+    /// RDB versions before 5 have no trailer.
+    Absent,
 }
 
 /// A structural or checksum failure, with the byte offset where it was seen.
@@ -70,41 +107,808 @@ pub struct ScanError {
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[non_exhaustive]
 pub enum ScanErrorKind {
-    /// Placeholder until implemented.
+    /// The file does not start with `REDIS` or `VALKEY` and a version.
+    #[error("not an RDB file (bad magic {0:?})")]
+    BadMagic(String),
+    /// The version is newer than this scanner knows.
+    #[error("unsupported {magic} RDB version {version}")]
+    UnsupportedVersion {
+        /// `REDIS` or `VALKEY`.
+        magic: String,
+        /// The version number.
+        version: u32,
+    },
+    /// An opcode or value type this scanner does not know.
+    #[error("unknown opcode or value type {0}")]
+    UnknownType(u8),
+    /// A value type that cannot appear in a valid file.
+    #[error("unsupported value type {code} ({what})")]
+    UnsupportedType {
+        /// The type code.
+        code: u8,
+        /// Why.
+        what: &'static str,
+    },
+    /// The payload ended before the structure did.
+    #[error("the file ends inside {0} (truncated)")]
+    Truncated(&'static str),
+    /// A length or field that cannot be right.
     #[error("{0}")]
     Invalid(String),
+    /// An encoded blob is corrupt.
+    #[error("corrupt {kind}: {reason}")]
+    Blob {
+        /// listpack, ziplist, intset or zipmap.
+        kind: &'static str,
+        /// What is wrong inside it.
+        reason: String,
+    },
+    /// LZF-compressed data is corrupt.
+    #[error("corrupt LZF string: {0}")]
+    Lzf(String),
+    /// The trailer does not match the data.
+    #[error("CRC-64 mismatch: trailer says {expected:#018x}, data gives {computed:#018x}")]
+    ChecksumMismatch {
+        /// What the trailer says.
+        expected: u64,
+        /// What the data gives.
+        computed: u64,
+    },
+    /// Bytes after the end of the file.
+    #[error("unexpected data after the end of the RDB file")]
+    TrailingData,
+}
+
+/// What a length is for once read.
+#[derive(Clone, Copy, Debug)]
+enum LenUse {
+    Discard,
+    /// Repeat the body this many times.
+    Repeat(&'static [Task]),
+    /// Like `Repeat`, for a collection whose length must not be zero.
+    SelectDb,
+    QuicklistContainer,
+    ModuleWhenOpcode,
+    ModuleOpcode,
+}
+
+/// What a string is for once read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StrUse {
+    Plain,
+    AuxKey,
+    AuxValue,
+    Function,
+    Blob(BlobKind),
+    StreamId,
+}
+
+impl StrUse {
+    fn wants_content(self) -> bool {
+        !matches!(self, StrUse::Plain)
+    }
+}
+
+/// One step of the interpreter.
+#[derive(Clone, Copy, Debug)]
+enum Task {
+    Header,
+    Record,
+    Len(LenUse),
+    Str(StrUse),
+    Fixed(u8, &'static str),
+    OldDouble,
+    Repeat {
+        left: u64,
+        body: &'static [Task],
+    },
+    /// A string body being skipped or collected.
+    Body {
+        left: u64,
+        usage: StrUse,
+    },
+    /// An LZF string being decoded (state in `Scanner::lzf`).
+    LzfBody {
+        usage: StrUse,
+    },
+    ModuleOps,
+    Trailer,
+}
+
+use Task::*;
+
+const STR: Task = Str(StrUse::Plain);
+const LIST_BODY: &[Task] = &[Len(LenUse::Repeat(&[STR]))];
+const ZSET_BODY: &[Task] = &[Len(LenUse::Repeat(&[STR, OldDouble]))];
+const HASH_BODY: &[Task] = &[Len(LenUse::Repeat(&[STR, STR]))];
+const ZSET2_BODY: &[Task] = &[Len(LenUse::Repeat(&[STR, Fixed(8, "zset score")]))];
+const MODULE_BODY: &[Task] = &[Len(LenUse::Discard), ModuleOps];
+const ZIPMAP_BODY: &[Task] = &[Str(StrUse::Blob(BlobKind::Zipmap))];
+const ZIPLIST_BODY: &[Task] = &[Str(StrUse::Blob(BlobKind::Ziplist))];
+const INTSET_BODY: &[Task] = &[Str(StrUse::Blob(BlobKind::Intset))];
+const LISTPACK_BODY: &[Task] = &[Str(StrUse::Blob(BlobKind::Listpack))];
+const QUICKLIST_BODY: &[Task] = &[Len(LenUse::Repeat(ZIPLIST_BODY))];
+const QUICKLIST2_BODY: &[Task] = &[Len(LenUse::Repeat(&[Len(LenUse::QuicklistContainer)]))];
+const HASH_META_PRE_GA_BODY: &[Task] = &[Len(LenUse::Repeat(&[Len(LenUse::Discard), STR, STR]))];
+const HASH_META_BODY: &[Task] = &[
+    Fixed(8, "hash min expire"),
+    Len(LenUse::Repeat(&[Len(LenUse::Discard), STR, STR])),
+];
+const HASH_LP_EX_BODY: &[Task] = &[
+    Fixed(8, "hash min expire"),
+    Str(StrUse::Blob(BlobKind::Listpack)),
+];
+
+const LEN: Task = Len(LenUse::Discard);
+const STREAM_ID_RAW: Task = Fixed(16, "stream id");
+const MS_TIME: Task = Fixed(8, "millisecond time");
+const STREAM_NODES: Task = Len(LenUse::Repeat(&[
+    Str(StrUse::StreamId),
+    Str(StrUse::Blob(BlobKind::Listpack)),
+]));
+const GROUP_PEL: Task = Len(LenUse::Repeat(&[STREAM_ID_RAW, MS_TIME, LEN]));
+const CONSUMER_PEL: Task = Len(LenUse::Repeat(&[STREAM_ID_RAW]));
+const CONSUMERS_V1: Task = Len(LenUse::Repeat(&[STR, MS_TIME, CONSUMER_PEL]));
+const CONSUMERS_V3: Task = Len(LenUse::Repeat(&[STR, MS_TIME, MS_TIME, CONSUMER_PEL]));
+const STREAM1_BODY: &[Task] = &[
+    STREAM_NODES,
+    LEN,
+    LEN,
+    LEN,
+    Len(LenUse::Repeat(&[STR, LEN, LEN, GROUP_PEL, CONSUMERS_V1])),
+];
+const STREAM2_BODY: &[Task] = &[
+    STREAM_NODES,
+    LEN,
+    LEN,
+    LEN,
+    LEN,
+    LEN,
+    LEN,
+    LEN,
+    LEN,
+    Len(LenUse::Repeat(&[
+        STR,
+        LEN,
+        LEN,
+        LEN,
+        GROUP_PEL,
+        CONSUMERS_V1,
+    ])),
+];
+const STREAM3_BODY: &[Task] = &[
+    STREAM_NODES,
+    LEN,
+    LEN,
+    LEN,
+    LEN,
+    LEN,
+    LEN,
+    LEN,
+    LEN,
+    Len(LenUse::Repeat(&[
+        STR,
+        LEN,
+        LEN,
+        LEN,
+        GROUP_PEL,
+        CONSUMERS_V3,
+    ])),
+];
+
+/// Name and body of each Redis value type.
+fn redis_type(code: u8) -> Option<(&'static str, &'static [Task])> {
+    Some(match code {
+        0 => ("string", &[STR]),
+        1 => ("list-linked", LIST_BODY),
+        2 => ("set-hashtable", LIST_BODY),
+        3 => ("zset-skiplist-v1", ZSET_BODY),
+        4 => ("hash-hashtable", HASH_BODY),
+        5 => ("zset-skiplist", ZSET2_BODY),
+        7 => ("module", MODULE_BODY),
+        9 => ("hash-zipmap", ZIPMAP_BODY),
+        10 => ("list-ziplist", ZIPLIST_BODY),
+        11 => ("set-intset", INTSET_BODY),
+        12 => ("zset-ziplist", ZIPLIST_BODY),
+        13 => ("hash-ziplist", ZIPLIST_BODY),
+        14 => ("list-quicklist", QUICKLIST_BODY),
+        15 => ("stream", STREAM1_BODY),
+        16 => ("hash-listpack", LISTPACK_BODY),
+        17 => ("zset-listpack", LISTPACK_BODY),
+        18 => ("list-quicklist", QUICKLIST2_BODY),
+        19 => ("stream", STREAM2_BODY),
+        20 => ("set-listpack", LISTPACK_BODY),
+        21 => ("stream", STREAM3_BODY),
+        22 => ("hash-ttl-hashtable", HASH_META_PRE_GA_BODY),
+        23 => ("hash-ttl-listpack", LISTPACK_BODY),
+        24 => ("hash-ttl-hashtable", HASH_META_BODY),
+        25 => ("hash-ttl-listpack", HASH_LP_EX_BODY),
+        _ => return None,
+    })
+}
+
+/// Outcome of running one task.
+enum Run {
+    /// The task finished (or made progress) and consumed this many bytes.
+    Done(usize),
+    /// The buffered bytes are not enough for the task.
+    NeedMore,
 }
 
 /// The streaming scanner.
 #[derive(Debug, Default)]
 pub struct Scanner {
     crc: Crc64,
+    /// Payload bytes consumed so far.
     offset: u64,
+    /// Unconsumed bytes carried to the next chunk (a few at most).
+    pending: Vec<u8>,
+    tasks: Vec<Task>,
+    started: bool,
+    finished: bool,
+    failed: Option<(u64, String)>,
+    summary: Summary,
+    db: u64,
+    pending_expire: bool,
+    /// String content being collected for a use that needs it.
+    collect: Vec<u8>,
+    lzf: Option<Lzf>,
+    aux_key: Option<String>,
+    /// The blob currently collected was too big to check entry by entry.
+    blob_unchecked: bool,
+}
+
+fn err(offset: u64, kind: ScanErrorKind) -> ScanError {
+    ScanError { offset, kind }
 }
 
 impl Scanner {
     /// A scanner at the start of a payload.
     pub fn new() -> Self {
-        Scanner::default()
-    }
-
-    /// Feeds the next chunk of the payload.
-    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), ScanError> {
-        self.crc.update(chunk);
-        self.offset += chunk.len() as u64;
-        Ok(())
+        Scanner {
+            tasks: vec![Record, Header],
+            ..Scanner::default()
+        }
     }
 
     /// Bytes fed so far.
     pub fn offset(&self) -> u64 {
-        self.offset
+        self.offset + self.pending.len() as u64
+    }
+
+    /// Feeds the next chunk of the payload.
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), ScanError> {
+        if let Some((offset, msg)) = &self.failed {
+            return Err(err(
+                *offset,
+                ScanErrorKind::Invalid(format!("scan already failed: {msg}")),
+            ));
+        }
+        self.started = true;
+        let result = self.feed_inner(&mut chunk);
+        if let Err(e) = &result {
+            self.failed = Some((e.offset, e.kind.to_string()));
+        }
+        result
+    }
+
+    fn feed_inner(&mut self, chunk: &mut &[u8]) -> Result<(), ScanError> {
+        // Finish a unit that straddled the previous chunk boundary by topping
+        // up the carried bytes a little at a time, then run on the chunk
+        // itself without copying it.
+        while !self.pending.is_empty() && !chunk.is_empty() {
+            let old = self.pending.len();
+            let take = chunk.len().min(64);
+            self.pending.extend_from_slice(&chunk[..take]);
+            let buf = std::mem::take(&mut self.pending);
+            let used = self.run(&buf)?;
+            if used >= old {
+                *chunk = &chunk[used - old..];
+                break;
+            }
+            self.pending = buf[used..].to_vec();
+            *chunk = &chunk[take..];
+        }
+        if self.pending.is_empty() && !chunk.is_empty() {
+            let used = self.run(chunk)?;
+            self.pending.extend_from_slice(&chunk[used..]);
+        }
+        Ok(())
+    }
+
+    /// Runs tasks over `data`; returns bytes consumed.
+    fn run(&mut self, data: &[u8]) -> Result<usize, ScanError> {
+        let mut pos = 0;
+        // Start of the bytes not yet in the CRC; `None` once the trailer is
+        // reached (the CRC covers everything before it).
+        let mut crc_from = Some(0);
+        let res = self.run_tasks(data, &mut pos, &mut crc_from);
+        if let Some(from) = crc_from {
+            self.crc.update(&data[from..pos]);
+        }
+        self.offset += pos as u64;
+        res.map(|()| pos)
+    }
+
+    fn run_tasks(
+        &mut self,
+        data: &[u8],
+        pos: &mut usize,
+        crc_from: &mut Option<usize>,
+    ) -> Result<(), ScanError> {
+        loop {
+            if self.finished {
+                if *pos < data.len() {
+                    return Err(err(self.offset + *pos as u64, ScanErrorKind::TrailingData));
+                }
+                return Ok(());
+            }
+            let Some(task) = self.tasks.pop() else {
+                let at = self.offset + *pos as u64;
+                return Err(err(at, ScanErrorKind::Invalid("internal: no task".into())));
+            };
+            if let (Trailer, Some(from)) = (task, *crc_from) {
+                self.crc.update(&data[from..*pos]);
+                *crc_from = None;
+            }
+            let at = self.offset + *pos as u64;
+            match self.step(task, &data[*pos..]) {
+                Ok(Run::Done(n)) => *pos += n,
+                Ok(Run::NeedMore) => {
+                    self.tasks.push(task);
+                    return Ok(());
+                }
+                Err(kind) => return Err(err(at, kind)),
+            }
+        }
+    }
+
+    fn step(&mut self, task: Task, d: &[u8]) -> Result<Run, ScanErrorKind> {
+        match task {
+            Header => self.header(d),
+            Record => self.record(d),
+            Len(usage) => {
+                let Some((len, n)) = read_len(d)? else {
+                    return Ok(Run::NeedMore);
+                };
+                let LenValue::Len(len) = len else {
+                    return Err(ScanErrorKind::Invalid(
+                        "encoded string where a length was expected".into(),
+                    ));
+                };
+                self.use_len(usage, len)?;
+                Ok(Run::Done(n))
+            }
+            Str(usage) => self.string_header(d, usage),
+            Fixed(n, _) => {
+                if d.len() < n as usize {
+                    return Ok(Run::NeedMore);
+                }
+                Ok(Run::Done(n as usize))
+            }
+            OldDouble => {
+                let Some(&l) = d.first() else {
+                    return Ok(Run::NeedMore);
+                };
+                let n = if l >= 253 { 1 } else { 1 + l as usize };
+                if d.len() < n {
+                    return Ok(Run::NeedMore);
+                }
+                Ok(Run::Done(n))
+            }
+            Repeat { left, body } => {
+                if left > 0 {
+                    self.tasks.push(Repeat {
+                        left: left - 1,
+                        body,
+                    });
+                    self.tasks.extend(body.iter().rev().copied());
+                }
+                Ok(Run::Done(0))
+            }
+            Body { left, usage } => {
+                if d.is_empty() {
+                    return Ok(Run::NeedMore);
+                }
+                let n = (left as usize)
+                    .min(d.len())
+                    .min(left.min(usize::MAX as u64) as usize);
+                let keep = match usage {
+                    StrUse::Plain => false,
+                    StrUse::Blob(_) => !self.blob_unchecked,
+                    // Captured text is cut anyway: collect no more than that.
+                    _ => self.collect.len() < CAPTURE_LIMIT,
+                };
+                if keep {
+                    self.collect.extend_from_slice(&d[..n]);
+                }
+                let left = left - n as u64;
+                if left > 0 {
+                    self.tasks.push(Body { left, usage });
+                } else {
+                    self.string_done(usage)?;
+                }
+                Ok(Run::Done(n))
+            }
+            LzfBody { usage } => {
+                let Some(lzf) = self.lzf.as_mut() else {
+                    return Err(ScanErrorKind::Invalid("internal: no LZF state".into()));
+                };
+                match lzf.step(d).map_err(ScanErrorKind::Lzf)? {
+                    lzf::Step::NeedMore => Ok(Run::NeedMore),
+                    lzf::Step::Consumed(n) => {
+                        if lzf.done() {
+                            if lzf.out_left != 0 {
+                                return Err(ScanErrorKind::Lzf(format!(
+                                    "decodes to {} bytes fewer than declared",
+                                    lzf.out_left
+                                )));
+                            }
+                            if let Some(l) = self.lzf.take()
+                                && usage.wants_content()
+                            {
+                                self.collect = l.out;
+                            }
+                            self.string_done(usage)?;
+                        } else {
+                            self.tasks.push(LzfBody { usage });
+                        }
+                        Ok(Run::Done(n))
+                    }
+                }
+            }
+            ModuleOps => {
+                self.tasks.push(Len(LenUse::ModuleOpcode));
+                Ok(Run::Done(0))
+            }
+            Trailer => {
+                if d.len() < 8 {
+                    return Ok(Run::NeedMore);
+                }
+                let mut t = [0u8; 8];
+                t.copy_from_slice(&d[..8]);
+                let expected = u64::from_le_bytes(t);
+                let computed = self.crc.value();
+                self.summary.checksum = if expected == 0 {
+                    Checksum::Disabled
+                } else if expected == computed {
+                    Checksum::Verified { crc64: computed }
+                } else {
+                    return Err(ScanErrorKind::ChecksumMismatch { expected, computed });
+                };
+                self.finished = true;
+                Ok(Run::Done(8))
+            }
+        }
+    }
+
+    fn header(&mut self, d: &[u8]) -> Result<Run, ScanErrorKind> {
+        if d.len() < 9 {
+            // A short prefix that already is not a magic fails at once.
+            if !b"REDIS".starts_with(&d[..d.len().min(5)])
+                && !b"VALKEY".starts_with(&d[..d.len().min(6)])
+            {
+                return Err(ScanErrorKind::BadMagic(
+                    String::from_utf8_lossy(d).into_owned(),
+                ));
+            }
+            return Ok(Run::NeedMore);
+        }
+        let head = &d[..9];
+        let (magic, digits) = if head.starts_with(b"REDIS") {
+            ("REDIS", &head[5..9])
+        } else if head.starts_with(b"VALKEY") {
+            ("VALKEY", &head[6..9])
+        } else {
+            return Err(ScanErrorKind::BadMagic(
+                String::from_utf8_lossy(head).into_owned(),
+            ));
+        };
+        let version: u32 = std::str::from_utf8(digits)
+            .ok()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| ScanErrorKind::BadMagic(String::from_utf8_lossy(head).into_owned()))?;
+        let supported = match magic {
+            "REDIS" => (1..=MAX_REDIS_RDB_VERSION).contains(&version),
+            _ => false,
+        };
+        if !supported {
+            return Err(ScanErrorKind::UnsupportedVersion {
+                magic: magic.to_string(),
+                version,
+            });
+        }
+        self.summary.magic = magic.to_string();
+        self.summary.rdb_version = version;
+        Ok(Run::Done(9))
+    }
+
+    fn record(&mut self, d: &[u8]) -> Result<Run, ScanErrorKind> {
+        let Some(&op) = d.first() else {
+            return Ok(Run::NeedMore);
+        };
+        let push = |s: &mut Self, body: &[Task]| {
+            s.tasks.push(Record);
+            s.tasks.extend(body.iter().rev().copied());
+        };
+        match op {
+            0xFF => {
+                if self.summary.rdb_version >= 5 {
+                    self.tasks.push(Trailer);
+                } else {
+                    self.summary.checksum = Checksum::Absent;
+                    self.finished = true;
+                }
+            }
+            0xFE => push(self, &[Len(LenUse::SelectDb)]),
+            0xFD => {
+                self.pending_expire = true;
+                push(self, &[Fixed(4, "expire time")]);
+            }
+            0xFC => {
+                self.pending_expire = true;
+                push(self, &[Fixed(8, "expire time")]);
+            }
+            0xFB => push(self, &[LEN, LEN]),
+            0xFA => push(self, &[Str(StrUse::AuxKey), Str(StrUse::AuxValue)]),
+            0xF9 => push(self, &[Fixed(1, "LFU frequency")]),
+            0xF8 => push(self, &[LEN]),
+            0xF7 => push(self, &[LEN, Len(LenUse::ModuleWhenOpcode), LEN, ModuleOps]),
+            0xF6 => {
+                return Err(ScanErrorKind::UnsupportedType {
+                    code: op,
+                    what: "pre-release function format of Redis 7.0 RC",
+                });
+            }
+            0xF5 => push(self, &[Str(StrUse::Function)]),
+            0xF4 => push(self, &[LEN, LEN, LEN]),
+            code => {
+                let (name, body) = redis_type(code).ok_or(ScanErrorKind::UnknownType(code))?;
+                let db = self.summary.databases.entry(self.db).or_default();
+                db.keys += 1;
+                if std::mem::take(&mut self.pending_expire) {
+                    db.expires += 1;
+                }
+                *self.summary.types.entry(name.to_string()).or_default() += 1;
+                self.tasks.push(Record);
+                self.tasks.extend(body.iter().rev().copied());
+                self.tasks.push(STR); // the key
+            }
+        }
+        if op >= 0xF4 && op != 0xFC && op != 0xFD && self.pending_expire {
+            return Err(ScanErrorKind::Invalid(
+                "expire time not followed by a key".into(),
+            ));
+        }
+        Ok(Run::Done(1))
+    }
+
+    fn use_len(&mut self, usage: LenUse, len: u64) -> Result<(), ScanErrorKind> {
+        match usage {
+            LenUse::Discard => {}
+            LenUse::Repeat(body) => self.tasks.push(Repeat { left: len, body }),
+            LenUse::SelectDb => self.db = len,
+            LenUse::QuicklistContainer => match len {
+                1 => self.tasks.push(STR),
+                2 => self.tasks.push(Str(StrUse::Blob(BlobKind::Listpack))),
+                _ => {
+                    return Err(ScanErrorKind::Invalid(format!(
+                        "quicklist node container {len} is neither plain (1) nor packed (2)"
+                    )));
+                }
+            },
+            LenUse::ModuleWhenOpcode => {
+                if len != 2 {
+                    return Err(ScanErrorKind::Invalid(format!(
+                        "module aux 'when' opcode {len}, expected 2"
+                    )));
+                }
+            }
+            LenUse::ModuleOpcode => match len {
+                0 => {}
+                1 | 2 => self.tasks.extend([ModuleOps, LEN]),
+                3 => self.tasks.extend([ModuleOps, Fixed(4, "module float")]),
+                4 => self.tasks.extend([ModuleOps, Fixed(8, "module double")]),
+                5 => self.tasks.extend([ModuleOps, STR]),
+                _ => {
+                    return Err(ScanErrorKind::Invalid(format!(
+                        "unknown module opcode {len}"
+                    )));
+                }
+            },
+        }
+        Ok(())
+    }
+
+    fn string_header(&mut self, d: &[u8], usage: StrUse) -> Result<Run, ScanErrorKind> {
+        let Some((len, n)) = read_len(d)? else {
+            return Ok(Run::NeedMore);
+        };
+        self.collect.clear();
+        self.blob_unchecked = false;
+        match len {
+            LenValue::Int(bytes) => {
+                if d.len() < n + bytes {
+                    return Ok(Run::NeedMore);
+                }
+                let raw = &d[n..n + bytes];
+                let v: i64 = match bytes {
+                    1 => i64::from(raw[0] as i8),
+                    2 => i64::from(i16::from_le_bytes([raw[0], raw[1]])),
+                    _ => i64::from(i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]])),
+                };
+                if let StrUse::Blob(kind) = usage {
+                    return Err(ScanErrorKind::Blob {
+                        kind: kind.name(),
+                        reason: "stored as an integer".into(),
+                    });
+                }
+                if usage.wants_content() {
+                    self.collect.extend_from_slice(v.to_string().as_bytes());
+                }
+                self.string_done(usage)?;
+                Ok(Run::Done(n + bytes))
+            }
+            LenValue::Lzf => {
+                let Some((clen, n2)) = read_len(&d[n..])? else {
+                    return Ok(Run::NeedMore);
+                };
+                let Some((ulen, n3)) = read_len(&d[n + n2..])? else {
+                    return Ok(Run::NeedMore);
+                };
+                let (LenValue::Len(clen), LenValue::Len(ulen)) = (clen, ulen) else {
+                    return Err(ScanErrorKind::Lzf("encoded lengths".into()));
+                };
+                if clen == 0 {
+                    return Err(ScanErrorKind::Lzf("zero compressed length".into()));
+                }
+                self.check_content_len(usage, ulen)?;
+                let keep = match usage {
+                    StrUse::Plain => false,
+                    StrUse::Blob(_) => !self.blob_unchecked,
+                    _ => ulen <= 1 << 20,
+                };
+                self.lzf = Some(Lzf::new(clen, ulen, keep));
+                self.tasks.push(LzfBody { usage });
+                Ok(Run::Done(n + n2 + n3))
+            }
+            LenValue::Len(len) => {
+                self.check_content_len(usage, len)?;
+                if len == 0 {
+                    self.string_done(usage)?;
+                } else {
+                    self.tasks.push(Body { left: len, usage });
+                }
+                Ok(Run::Done(n))
+            }
+        }
+    }
+
+    fn check_content_len(&mut self, usage: StrUse, len: u64) -> Result<(), ScanErrorKind> {
+        match usage {
+            StrUse::StreamId if len != 16 => Err(ScanErrorKind::Invalid(format!(
+                "stream node key of {len} bytes, expected 16"
+            ))),
+            StrUse::Blob(_) if len > BLOB_CHECK_LIMIT => {
+                self.blob_unchecked = true;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn string_done(&mut self, usage: StrUse) -> Result<(), ScanErrorKind> {
+        match usage {
+            StrUse::Plain | StrUse::StreamId => {}
+            StrUse::AuxKey => self.aux_key = Some(capture(&self.collect)),
+            StrUse::AuxValue => {
+                let key = self.aux_key.take().unwrap_or_default();
+                let value = capture(&self.collect);
+                self.summary.aux.insert(key, value);
+            }
+            StrUse::Function => {
+                // Library code starts with a shebang: `#!lua name=mylib`.
+                let code = capture(&self.collect);
+                let name = code
+                    .lines()
+                    .next()
+                    .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix("name=")))
+                    .unwrap_or("?")
+                    .to_string();
+                self.summary.functions.push(name);
+            }
+            StrUse::Blob(kind) => {
+                if !self.blob_unchecked {
+                    blob::validate(kind, &self.collect).map_err(|reason| ScanErrorKind::Blob {
+                        kind: kind.name(),
+                        reason,
+                    })?;
+                }
+            }
+        }
+        self.collect.clear();
+        Ok(())
     }
 
     /// Ends the scan: the payload must have ended exactly after the trailer.
-    pub fn finish(self) -> Result<Summary, ScanError> {
-        Ok(Summary {
-            payload_len: self.offset,
-            ..Summary::default()
-        })
+    pub fn finish(mut self) -> Result<Summary, ScanError> {
+        if let Some((offset, msg)) = self.failed {
+            return Err(err(
+                offset,
+                ScanErrorKind::Invalid(format!("scan already failed: {msg}")),
+            ));
+        }
+        let end = self.offset();
+        if !self.finished {
+            let what = match self.tasks.last() {
+                _ if !self.started || self.summary.magic.is_empty() => "the header",
+                Some(Trailer) => "the CRC-64 trailer",
+                Some(Fixed(_, what)) => what,
+                Some(Record) => "the key space (no EOF opcode)",
+                Some(Body { .. }) | Some(LzfBody { .. }) | Some(Str(_)) => "a string",
+                _ => "a value",
+            };
+            return Err(err(end, ScanErrorKind::Truncated(what)));
+        }
+        self.summary.payload_len = end;
+        Ok(self.summary)
     }
+}
+
+fn capture(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(CAPTURE_LIMIT)]).into_owned()
+}
+
+/// A decoded RDB length field.
+enum LenValue {
+    Len(u64),
+    /// An integer-encoded string of this many bytes.
+    Int(usize),
+    Lzf,
+}
+
+/// Reads an RDB length; `None` when `d` is too short.
+fn read_len(d: &[u8]) -> Result<Option<(LenValue, usize)>, ScanErrorKind> {
+    let Some(&first) = d.first() else {
+        return Ok(None);
+    };
+    Ok(match first >> 6 {
+        0 => Some((LenValue::Len(u64::from(first & 0x3F)), 1)),
+        1 => d.get(1).map(|&b| {
+            (
+                LenValue::Len((u64::from(first & 0x3F) << 8) | u64::from(b)),
+                2,
+            )
+        }),
+        2 => match first {
+            0x80 => d.get(1..5).map(|b| {
+                (
+                    LenValue::Len(u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))),
+                    5,
+                )
+            }),
+            0x81 => d.get(1..9).map(|b| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                (LenValue::Len(u64::from_be_bytes(a)), 9)
+            }),
+            _ => {
+                return Err(ScanErrorKind::Invalid(format!(
+                    "invalid length byte {first:#04x}"
+                )));
+            }
+        },
+        _ => match first & 0x3F {
+            0 => Some((LenValue::Int(1), 1)),
+            1 => Some((LenValue::Int(2), 1)),
+            2 => Some((LenValue::Int(4), 1)),
+            3 => Some((LenValue::Lzf, 1)),
+            e => {
+                return Err(ScanErrorKind::Invalid(format!(
+                    "invalid string encoding {e}"
+                )));
+            }
+        },
+    })
 }

@@ -74,13 +74,17 @@ pub enum Event {
 #[non_exhaustive]
 pub enum HandshakeError {
     /// The server requires a password and none was given.
-    #[error("the server requires authentication (NOAUTH): put the password in the URL or REPLVAULT_REDIS_PASSWORD")]
+    #[error(
+        "the server requires authentication (NOAUTH): put the password in the URL or REPLVAULT_REDIS_PASSWORD"
+    )]
     AuthRequired,
     /// The password (or user) was rejected.
     #[error("authentication failed: {0}")]
     AuthFailed(String),
     /// The ACL user lacks a permission.
-    #[error("the server denied `{command}` ({message}): the backup user needs `+sync +psync +replconf`; managed services often block replication entirely, try --mode scan")]
+    #[error(
+        "the server denied `{command}` ({message}): the backup user needs `+sync +psync +replconf`; managed services often block replication entirely, try --mode scan"
+    )]
     NoPermission {
         /// The command that was refused.
         command: String,
@@ -88,13 +92,17 @@ pub enum HandshakeError {
         message: String,
     },
     /// Neither PSYNC nor SYNC is available.
-    #[error("the server refuses SYNC/PSYNC ({0}): managed services often block it or rename the commands; try --mode scan")]
+    #[error(
+        "the server refuses SYNC/PSYNC ({0}): managed services often block it or rename the commands; try --mode scan"
+    )]
     SyncRefused(String),
     /// The server is loading its dataset.
     #[error("the server is loading its dataset into memory (LOADING): try again when it is done")]
     Loading,
     /// The server is a replica whose master link is down.
-    #[error("the server is a replica with its master link down (MASTERDOWN): back up the master, or wait for the link")]
+    #[error(
+        "the server is a replica with its master link down (MASTERDOWN): back up the master, or wait for the link"
+    )]
     MasterDown,
     /// Another error reply.
     #[error("the server refused `{command}`: {message}")]
@@ -204,7 +212,9 @@ impl Handshake {
             Step::Auth => {
                 let pw = self.config.password.as_deref().unwrap_or_default();
                 match &self.config.username {
-                    Some(user) => encode_command(&[b"AUTH", user.as_bytes(), pw.as_bytes()], &mut out),
+                    Some(user) => {
+                        encode_command(&[b"AUTH", user.as_bytes(), pw.as_bytes()], &mut out)
+                    }
                     None => encode_command(&[b"AUTH", pw.as_bytes()], &mut out),
                 }
             }
@@ -371,7 +381,12 @@ impl Handshake {
     /// Call when the connection ends before the handshake completed.
     pub fn handle_eof(&mut self) -> HandshakeError {
         self.state = State::Failed;
-        HandshakeError::Closed(self.current.map(Step::name).unwrap_or("connect").to_string())
+        HandshakeError::Closed(
+            self.current
+                .map(Step::name)
+                .unwrap_or("connect")
+                .to_string(),
+        )
     }
 
     /// The next event, if any.

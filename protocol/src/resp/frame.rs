@@ -109,7 +109,11 @@ fn check_depth(src: &mut Cursor<&[u8]>, depth: usize) -> Result<(), Error> {
             if n < 0 {
                 return Err(invalid(src, "negative aggregate length"));
             }
-            let items = if kind == b'%' || kind == b'|' { n * 2 } else { n };
+            let items = if kind == b'%' || kind == b'|' {
+                n * 2
+            } else {
+                n
+            };
             for _ in 0..items {
                 check_depth(src, depth + 1)?;
             }
@@ -118,7 +122,12 @@ fn check_depth(src: &mut Cursor<&[u8]>, depth: usize) -> Result<(), Error> {
                 check_depth(src, depth + 1)?;
             }
         }
-        other => return Err(invalid(src, format!("unknown frame type byte {other:#04x}"))),
+        other => {
+            return Err(invalid(
+                src,
+                format!("unknown frame type byte {other:#04x}"),
+            ));
+        }
     }
     Ok(())
 }
@@ -201,7 +210,12 @@ fn parse_depth(src: &mut Cursor<&[u8]>, depth: usize) -> Result<Frame, Error> {
                 Frame::Array(items)
             }
         }
-        other => return Err(invalid(src, format!("unknown frame type byte {other:#04x}"))),
+        other => {
+            return Err(invalid(
+                src,
+                format!("unknown frame type byte {other:#04x}"),
+            ));
+        }
     };
     Ok(frame)
 }
