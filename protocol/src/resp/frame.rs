@@ -81,15 +81,12 @@ fn check_depth(src: &mut Cursor<&[u8]>, depth: usize) -> Result<(), Error> {
         return Err(invalid(src, "nesting too deep"));
     }
     match get_u8(src)? {
-        b'+' | b'-' | b':' | b',' | b'#' | b'_' => {
+        b'+' | b'-' | b':' | b',' | b'#' | b'_' | b'(' => {
             line(src)?;
         }
-        b'$' | b'=' | b'(' | b'!' => {
+        b'$' | b'=' | b'!' => {
             let start = src.position();
             let l = line(src)?;
-            if l.first() == Some(&b'(') {
-                return Ok(());
-            }
             let n = parse_int(l).ok_or_else(|| invalid(src, "bad bulk length"))?;
             if n == -1 {
                 return Ok(());
