@@ -1,16 +1,12 @@
 //! Keys and the STREAM construction over AES-256-GCM.
 //!
-//! - `keys`: the 32-byte master key file, its key id, HKDF per backup.
-//! - `stream`: 64 KiB segments, nonce = 88-bit counter ‖ last flag.
-// SKELETON: helper B implements this module.
+//! - [`keys`]: the 32-byte master key file, its public key id, and the
+//!   per-backup key derived with HKDF-SHA256.
+//! - [`stream`]: the data object container: a header, then 64 KiB segments
+//!   sealed with AES-256-GCM, nonce = 88-bit counter ‖ last-segment flag.
 
-/// The 32-byte master key from a key file.
-pub struct MasterKey {
-    _private: (),
-}
+pub mod keys;
+pub mod stream;
 
-impl std::fmt::Debug for MasterKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MasterKey(..)")
-    }
-}
+pub use keys::{KeyError, MasterKey};
+pub use stream::{Decryptor, Encryptor, Header, StreamError};
