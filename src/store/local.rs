@@ -1,57 +1,321 @@
-//! The local-directory store: staged writes, fsync, rename into place.
-// SKELETON: helper B implements this file.
+//! The local-directory store: staged writes, fsync, no-overwrite publish.
+//!
+//! Objects are files under the root; `a/b/c` is `root/a/b/c`. A write goes
+//! to a hidden staged file in the same directory (`.c.partial-<random>`),
+//! is fsynced, then published with `link(2)`, which fails if the target
+//! exists, so an object is never overwritten and readers see all of it or
+//! nothing. Names starting with `.` are never listed.
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
-use super::StoreError;
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use super::{ObjectMeta, ObjectReader, Store, StoreError, Upload, UploadOptions};
+use crate::crypto::keys::random_bytes;
 
 /// A vault in a local directory.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct LocalStore {
-    #[allow(dead_code)]
     root: PathBuf,
 }
 
 impl LocalStore {
-    /// Opens (creating if needed) the directory `root`.
+    /// Opens the directory `root` (created on first write if missing).
     pub fn open(root: PathBuf) -> Result<Self, StoreError> {
         Ok(LocalStore { root })
     }
+
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        // Keys are relative, `/`-separated, without `.`/`..` components.
+        if key.is_empty()
+            || key.split('/').any(|c| c.is_empty() || c == "." || c == ".." || c.starts_with('.'))
+        {
+            return Err(StoreError::Backend {
+                store: self.describe(),
+                message: format!("invalid object key {key:?}"),
+                source: None,
+            });
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn io(&self, op: &'static str, key: &str, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            store: self.describe(),
+            op,
+            key: key.to_string(),
+            source,
+        }
+    }
 }
 
-#[async_trait::async_trait]
-impl super::Store for LocalStore {
+fn staged_path(dest: &Path) -> PathBuf {
+    let mut r = [0u8; 8];
+    let _ = random_bytes(&mut r);
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dest.with_file_name(format!(".{name}.partial-{}", hex::encode(r)))
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Publishes a staged, fsynced file at `dest` without overwriting.
+fn publish(staged: &Path, dest: &Path) -> std::io::Result<()> {
+    let r = std::fs::hard_link(staged, dest);
+    let _ = std::fs::remove_file(staged);
+    r?;
+    if let Some(dir) = dest.parent() {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for LocalStore {
     fn describe(&self) -> String {
-        "local (not implemented)".into()
+        format!("file://{}", self.root.display())
     }
-    async fn put(&self, _key: &str, _data: bytes::Bytes) -> Result<(), StoreError> {
-        Err(unimplemented_store())
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
+        let dest = self.path(key)?;
+        let this = self.clone();
+        let key = key.to_string();
+        let res = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            if let Some(dir) = dest.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| this.io("create directory for", &key, e))?;
+            }
+            let staged = staged_path(&dest);
+            let write = || -> std::io::Result<()> {
+                let mut f = std::fs::File::create_new(&staged)?;
+                f.write_all(&data)?;
+                f.sync_all()
+            };
+            if let Err(e) = write() {
+                let _ = std::fs::remove_file(&staged);
+                return Err(this.io("write", &key, e));
+            }
+            publish(&staged, &dest).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    StoreError::AlreadyExists {
+                        store: this.describe(),
+                        key: key.clone(),
+                    }
+                } else {
+                    this.io("publish", &key, e)
+                }
+            })
+        })
+        .await;
+        res.map_err(|e| self.io("write", "(task)", std::io::Error::other(e)))?
     }
-    async fn put_multipart(
-        &self,
-        _key: &str,
-        _opts: super::UploadOptions,
-    ) -> Result<Box<dyn super::Upload>, StoreError> {
-        Err(unimplemented_store())
+
+    async fn put_multipart(&self, key: &str, _opts: UploadOptions) -> Result<Box<dyn Upload>, StoreError> {
+        let dest = self.path(key)?;
+        if let Some(dir) = dest.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| self.io("create directory for", key, e))?;
+        }
+        if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
+            return Err(StoreError::AlreadyExists {
+                store: self.describe(),
+                key: key.to_string(),
+            });
+        }
+        let staged = staged_path(&dest);
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&staged)
+            .await
+            .map_err(|e| self.io("create", key, e))?;
+        Ok(Box::new(LocalUpload {
+            store: self.clone(),
+            key: key.to_string(),
+            dest,
+            staged,
+            file: Some(file),
+            written: 0,
+        }))
     }
-    async fn get(&self, _key: &str) -> Result<bytes::Bytes, StoreError> {
-        Err(unimplemented_store())
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::read(&path).await {
+            Ok(b) => Ok(Bytes::from(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound {
+                store: self.describe(),
+                key: key.to_string(),
+            }),
+            Err(e) => Err(self.io("read", key, e)),
+        }
     }
-    async fn get_stream(&self, _key: &str) -> Result<super::ObjectReader, StoreError> {
-        Err(unimplemented_store())
+
+    async fn get_stream(&self, key: &str) -> Result<ObjectReader, StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::File::open(&path).await {
+            Ok(f) => Ok(Box::pin(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound {
+                store: self.describe(),
+                key: key.to_string(),
+            }),
+            Err(e) => Err(self.io("open", key, e)),
+        }
     }
-    async fn list(&self, _prefix: &str) -> Result<Vec<super::ObjectMeta>, StoreError> {
-        Err(unimplemented_store())
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let root = self.root.clone();
+        let this = self.clone();
+        let prefix = prefix.to_string();
+        let res = tokio::task::spawn_blocking(move || -> Result<Vec<ObjectMeta>, StoreError> {
+            let mut out = Vec::new();
+            let mut stack = vec![(root.clone(), String::new())];
+            while let Some((dir, rel)) = stack.pop() {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(this.io("list", &rel, e)),
+                };
+                for entry in entries {
+                    let entry = entry.map_err(|e| this.io("list", &rel, e))?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with('.') {
+                        continue;
+                    }
+                    let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+                    let meta = entry.metadata().map_err(|e| this.io("stat", &key, e))?;
+                    if meta.is_dir() {
+                        // Only descend where the prefix can still match.
+                        if key.starts_with(&prefix) || prefix.starts_with(&format!("{key}/")) {
+                            stack.push((entry.path(), key));
+                        }
+                    } else if key.starts_with(&prefix) {
+                        out.push(ObjectMeta {
+                            key,
+                            size: meta.len(),
+                            last_modified: meta.modified().ok().map(DateTime::<Utc>::from),
+                        });
+                    }
+                }
+            }
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(out)
+        })
+        .await;
+        res.map_err(|e| self.io("list", "(task)", std::io::Error::other(e)))?
     }
-    async fn delete(&self, _key: &str) -> Result<(), StoreError> {
-        Err(unimplemented_store())
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.io("delete", key, e)),
+        }
+        // Remove the backup's directory once empty; failure is harmless.
+        if let Some(dir) = path.parent()
+            && dir != self.root
+        {
+            let _ = tokio::fs::remove_dir(dir).await;
+        }
+        Ok(())
     }
 }
 
-fn unimplemented_store() -> StoreError {
-    StoreError::Backend {
-        store: "local".into(),
-        message: "not implemented".into(),
-        source: None,
+struct LocalUpload {
+    store: LocalStore,
+    key: String,
+    dest: PathBuf,
+    staged: PathBuf,
+    file: Option<tokio::fs::File>,
+    written: u64,
+}
+
+#[async_trait]
+impl Upload for LocalUpload {
+    async fn write(&mut self, data: Bytes) -> Result<(), StoreError> {
+        use tokio::io::AsyncWriteExt;
+        let Some(f) = self.file.as_mut() else {
+            return Err(self.store.io("write", &self.key, std::io::Error::other("upload already closed")));
+        };
+        if let Err(e) = f.write_all(&data).await {
+            return Err(self.store.io("write", &self.key, e));
+        }
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    async fn complete(mut self: Box<Self>) -> Result<u64, StoreError> {
+        use tokio::io::AsyncWriteExt;
+        let Some(mut f) = self.file.take() else {
+            return Err(self.store.io("complete", &self.key, std::io::Error::other("upload already closed")));
+        };
+        let res = async {
+            f.flush().await?;
+            f.sync_all().await?;
+            drop(f);
+            let (staged, dest) = (self.staged.clone(), self.dest.clone());
+            tokio::task::spawn_blocking(move || publish(&staged, &dest))
+                .await
+                .map_err(std::io::Error::other)?
+        }
+        .await;
+        match res {
+            Ok(()) => Ok(self.written),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(StoreError::AlreadyExists {
+                store: self.store.describe(),
+                key: self.key.clone(),
+            }),
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&self.staged).await;
+                Err(self.store.io("complete", &self.key, e))
+            }
+        }
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.file.take();
+        match tokio::fs::remove_file(&self.staged).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.store.io("abort", &self.key, e)),
+        }
+    }
+}
+
+impl Drop for LocalUpload {
+    fn drop(&mut self) {
+        // Neither completed nor aborted (e.g. the task was cancelled): the
+        // staged file must not linger.
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.staged);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn local_store_passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path().join("vault")).unwrap();
+        crate::store::conformance::run_all(&store).await;
+        // Nothing staged is left behind.
+        let mut stack = vec![dir.path().to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                assert!(!e.file_name().to_string_lossy().contains(".partial-"), "{:?}", e.path());
+                if e.metadata().unwrap().is_dir() {
+                    stack.push(e.path());
+                }
+            }
+        }
     }
 }
