@@ -12,6 +12,7 @@
 //! - [`store`]: object stores behind one trait: local directory and S3.
 //! - [`daemon`]: scheduled backups, metrics and health endpoints.
 
+pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod cmd;

@@ -6,31 +6,82 @@
 //! raw RDB bytes, runs them through the streaming scanner (CRC-64 and
 //! structure), zstd and the AEAD stream, and uploads; [`BackupWriter::finish`]
 //! refuses to commit unless the scan passed, then writes the manifest.
-//! Read path: [`Vault::list`], [`Vault::resolve`], restore and verify.
-// SKELETON: helper B implements this module. The public names below are the
-// contract the rest of the binary codes against; extend, do not rename.
+//! Read path: [`Vault::list`], [`Vault::resolve`], and [`reader`] for
+//! restore and verify.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use replvault_protocol::rdb::ScanError;
 
-use crate::crypto::MasterKey;
+use crate::crypto::keys::random_bytes;
+use crate::crypto::{MasterKey, StreamError};
 use crate::store::{Store, StoreError};
 
 pub mod manifest;
+pub mod reader;
+mod writer;
 
 pub use manifest::{Manifest, SourceInfo};
+pub use writer::BackupWriter;
 
-/// Vault errors.
+/// Vault errors. Messages say what is wrong and what to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VaultError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Placeholder until implemented.
-    #[error("{0}")]
-    Other(String),
+    /// The RDB failed the CRC or structure check.
+    #[error("the RDB is corrupt: {0}")]
+    Corrupt(#[from] ScanError),
+    /// The encrypted container is wrong (key, tampering, truncation).
+    #[error(transparent)]
+    Crypto(#[from] StreamError),
+    /// No backup matches.
+    #[error("no backup {0:?} in {1}: run `replvault list` to see what there is")]
+    NotFound(String, String),
+    /// The vault has no backups.
+    #[error("no complete backups in {0}")]
+    Empty(String),
+    /// A manifest could not be read.
+    #[error("manifest of backup {id} is unreadable: {reason}")]
+    BadManifest {
+        /// Backup id.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The restored data does not match what the manifest recorded.
+    #[error("backup {id} does not match its manifest: {what}")]
+    Mismatch {
+        /// Backup id.
+        id: String,
+        /// What differs.
+        what: String,
+    },
+    /// The output file exists.
+    #[error("{0} already exists: pass --force to replace it")]
+    OutputExists(String),
+    /// Local file I/O during restore failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The pipeline failed internally.
+    #[error("backup pipeline failed: {0}")]
+    Pipeline(String),
+    /// The backup was interrupted.
+    #[error("the backup was aborted")]
+    Aborted,
 }
 
 /// Options for a new backup.
@@ -40,6 +91,32 @@ pub struct WriteOptions {
     pub compression_level: i32,
     /// Expected RDB size, if known (sizes S3 parts).
     pub size_hint: Option<u64>,
+}
+
+/// A backup whose data exists without a manifest (failed or in progress).
+#[derive(Clone, Debug)]
+pub struct Incomplete {
+    /// The id.
+    pub id: String,
+    /// Its objects.
+    pub keys: Vec<String>,
+    /// Newest modification time among them.
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+pub(crate) fn data_key(id: &str) -> String {
+    format!("backups/{id}/data")
+}
+
+pub(crate) fn manifest_key(id: &str) -> String {
+    format!("backups/{id}/manifest.json")
+}
+
+/// A new backup id: UTC time (sortable) and a random suffix.
+pub fn new_id(now: DateTime<Utc>) -> Result<String, VaultError> {
+    let mut r = [0u8; 2];
+    random_bytes(&mut r).map_err(|e| VaultError::Pipeline(e.to_string()))?;
+    Ok(format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), hex::encode(r)))
 }
 
 /// A vault on some store.
@@ -59,57 +136,98 @@ impl Vault {
         &self.store
     }
 
-    /// Complete backups (those with a manifest), oldest first.
+    /// Objects under `backups/`, grouped by backup id.
+    async fn objects(&self) -> Result<BTreeMap<String, Vec<crate::store::ObjectMeta>>, VaultError> {
+        let mut by_id: BTreeMap<String, Vec<_>> = BTreeMap::new();
+        for o in self.store.list("backups/").await? {
+            if let Some(id) = o.key.strip_prefix("backups/").and_then(|r| r.split('/').next()) {
+                by_id.entry(id.to_string()).or_default().push(o);
+            }
+        }
+        Ok(by_id)
+    }
+
+    /// Complete backups (those with a readable manifest), oldest first.
     pub async fn list(&self) -> Result<Vec<Manifest>, VaultError> {
-        Err(VaultError::Other("not implemented".into()))
+        let mut out = Vec::new();
+        for (id, objs) in self.objects().await? {
+            if objs.iter().any(|o| o.key == manifest_key(&id)) {
+                match self.manifest(&id).await {
+                    Ok(m) => out.push(m),
+                    Err(e) => tracing::warn!(backup = %id, error = %e, "skipping a backup whose manifest cannot be read"),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Backups with objects but no manifest: failed or still being written.
+    pub async fn list_incomplete(&self) -> Result<Vec<Incomplete>, VaultError> {
+        Ok(self
+            .objects()
+            .await?
+            .into_iter()
+            .filter(|(id, objs)| !objs.iter().any(|o| o.key == manifest_key(id)))
+            .map(|(id, objs)| Incomplete {
+                id,
+                last_modified: objs.iter().filter_map(|o| o.last_modified).max(),
+                keys: objs.into_iter().map(|o| o.key).collect(),
+            })
+            .collect())
+    }
+
+    async fn manifest(&self, id: &str) -> Result<Manifest, VaultError> {
+        let bytes = self.store.get(&manifest_key(id)).await?;
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| VaultError::BadManifest {
+            id: id.to_string(),
+            reason: e.to_string(),
+        })?;
+        if m.format > manifest::FORMAT {
+            return Err(VaultError::BadManifest {
+                id: id.to_string(),
+                reason: format!("format {} is newer than this replvault: upgrade", m.format),
+            });
+        }
+        Ok(m)
     }
 
     /// The manifest for an id or `latest`.
     pub async fn resolve(&self, selector: &str) -> Result<Manifest, VaultError> {
-        let _ = selector;
-        Err(VaultError::Other("not implemented".into()))
+        if selector == "latest" {
+            return self
+                .list()
+                .await?
+                .pop()
+                .ok_or_else(|| VaultError::Empty(self.store.describe()));
+        }
+        match self.manifest(selector).await {
+            Err(VaultError::Store(StoreError::NotFound { .. })) => {
+                Err(VaultError::NotFound(selector.to_string(), self.store.describe()))
+            }
+            other => other,
+        }
     }
 
     /// Starts a backup; `key` is `None` only for a deliberate plaintext
     /// backup (`--no-encryption`).
-    pub async fn begin_backup(
-        &self,
-        key: Option<&MasterKey>,
-        opts: WriteOptions,
-    ) -> Result<BackupWriter, VaultError> {
-        let _ = (key, opts);
-        Err(VaultError::Other("not implemented".into()))
-    }
-}
-
-/// A backup being written. Drop without `finish` or `abort` leaves an
-/// incomplete backup that `list` never shows and `prune` removes; call
-/// [`BackupWriter::abort`] to clean up at once.
-pub struct BackupWriter {
-    _private: (),
-}
-
-impl BackupWriter {
-    /// The new backup's id.
-    pub fn id(&self) -> &str {
-        ""
+    pub async fn begin_backup(&self, key: Option<&MasterKey>, opts: WriteOptions) -> Result<BackupWriter, VaultError> {
+        let id = new_id(Utc::now())?;
+        BackupWriter::start(self.store.clone(), id, key, opts).await
     }
 
-    /// Feeds the next raw RDB bytes (back-pressure: waits when the pipeline
-    /// is full). Fails at once if the scanner rejects the bytes.
-    pub async fn write(&mut self, rdb: Bytes) -> Result<(), VaultError> {
-        let _ = rdb;
-        Err(VaultError::Other("not implemented".into()))
-    }
-
-    /// Checks the scan, completes the data upload, writes the manifest.
-    pub async fn finish(self, source: SourceInfo) -> Result<Manifest, VaultError> {
-        let _ = source;
-        Err(VaultError::Other("not implemented".into()))
-    }
-
-    /// Discards the backup: aborts the upload, removes what was written.
-    pub async fn abort(self) -> Result<(), VaultError> {
+    /// Deletes a backup: the manifest first, so a half-deleted backup is
+    /// never listed as complete, then everything else under its prefix.
+    pub async fn delete_backup(&self, id: &str) -> Result<(), VaultError> {
+        self.store.delete(&manifest_key(id)).await?;
+        for o in self.store.list(&format!("backups/{id}/")).await? {
+            self.store.delete(&o.key).await?;
+        }
         Ok(())
+    }
+
+    /// Writes a manifest directly (tests and tools that build backups).
+    pub async fn put_manifest(&self, m: &Manifest) -> Result<(), VaultError> {
+        let json = serde_json::to_vec_pretty(m).map_err(|e| VaultError::Pipeline(e.to_string()))?;
+        Ok(self.store.put(&manifest_key(&m.id), Bytes::from(json)).await?)
     }
 }

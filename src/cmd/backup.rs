@@ -1,12 +1,76 @@
-//! `replvault backup`.
-// SKELETON: to be implemented.
+//! `replvault backup`: one backup, with progress on a terminal, aborted
+//! cleanly on Ctrl-C or SIGTERM.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
+use crate::backup::take_backup;
 use crate::cli::BackupArgs;
+use crate::cmd::common::{load_key, open_vault, size};
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(mut i), Ok(mut t)) => {
+                tokio::select! {
+                    _ = i.recv() => {}
+                    _ = t.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
 
 /// Runs `replvault backup`.
 pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("`replvault backup` is not implemented yet")
+    let key = load_key(&args.key)?;
+    if key.is_none() && !args.write.no_encryption {
+        anyhow::bail!(
+            "no encryption key: pass --key-file (create one with `replvault keygen --out FILE`) or --no-encryption to store the backup unencrypted"
+        );
+    }
+    let vault = open_vault(&args.vault).await?;
+    let progress = Arc::new(AtomicU64::new(0));
+    let show = !args.write.no_progress && std::io::stderr().is_terminal();
+    let ticker = show.then(|| {
+        let p = progress.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let n = p.load(Ordering::Relaxed);
+                let rate = n as f64 / start.elapsed().as_secs_f64().max(0.001);
+                eprint!("\r  received {}  ({}/s)      ", size(n), size(rate as u64));
+            }
+        })
+    });
+    let result = take_backup(&args.source, &args.write, &vault, key.as_ref(), progress, shutdown_signal()).await;
+    if let Some(t) = ticker {
+        t.abort();
+        eprint!("\r\x1b[K");
+    }
+    let m = result?;
+    let ratio = m.rdb.bytes as f64 / (m.stored.bytes.max(1)) as f64;
+    println!(
+        "backup {} complete: {} keys, RDB {} stored as {} ({ratio:.1}x) in {:.1}s ({}/s), from {}",
+        m.id,
+        m.summary.total_keys(),
+        size(m.rdb.bytes),
+        size(m.stored.bytes),
+        m.duration_secs,
+        size((m.rdb.bytes as f64 / m.duration_secs.max(0.001)) as u64),
+        m.source.address
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,12 +1,64 @@
-//! `replvault inspect`.
-// SKELETON: to be implemented.
+//! `replvault inspect`: CRC + structural check and summary of a local RDB.
 
+use std::io::Read;
 use std::process::ExitCode;
 
+use anyhow::Context;
+use replvault_protocol::rdb::{Checksum, Scanner};
+
 use crate::cli::InspectArgs;
+use crate::cmd::common::size;
 
 /// Runs `replvault inspect`.
 pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("`replvault inspect` is not implemented yet")
+    let path = args.file.clone();
+    let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let shown = path.display().to_string();
+        let mut f = std::fs::File::open(&path).with_context(|| format!("cannot open {shown}"))?;
+        let mut scanner = Scanner::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf).with_context(|| format!("cannot read {shown}"))?;
+            if n == 0 {
+                break;
+            }
+            scanner.feed(&buf[..n]).with_context(|| shown.clone())?;
+        }
+        scanner.finish().with_context(|| shown.clone())
+    })
+    .await??;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}: valid {} RDB version {}, {}", args.file.display(), summary.magic, summary.rdb_version, size(summary.payload_len));
+    match summary.checksum {
+        Checksum::Verified { crc64 } => println!("checksum: CRC-64 {crc64:016x} verified"),
+        Checksum::Disabled => println!("checksum: disabled on the server (rdbchecksum no): structure checked only"),
+        Checksum::Absent => println!("checksum: none (RDB version before 5)"),
+    }
+    for (k, v) in &summary.aux {
+        let shown = match k.as_str() {
+            "ctime" => v
+                .parse::<i64>()
+                .ok()
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map(|t| format!("{v} ({})", t.format("%Y-%m-%d %H:%M:%S UTC")))
+                .unwrap_or_else(|| v.clone()),
+            "used-mem" => v.parse::<u64>().map(size).unwrap_or_else(|_| v.clone()),
+            _ => v.clone(),
+        };
+        println!("aux {k}: {shown}");
+    }
+    println!("keys: {} ({} with expiry)", summary.total_keys(), summary.total_expires());
+    for (db, s) in &summary.databases {
+        println!("  db{db}: {} keys, {} expires", s.keys, s.expires);
+    }
+    for (t, n) in &summary.types {
+        println!("  {t}: {n}");
+    }
+    if !summary.functions.is_empty() {
+        println!("function libraries: {}", summary.functions.join(", "));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,12 +1,18 @@
-//! `replvault keygen`.
-// SKELETON: to be implemented.
+//! `replvault keygen`: write a new random key file (mode 0600, never
+//! overwriting) and print its key id.
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use crate::cli::KeygenArgs;
+use crate::crypto::MasterKey;
 
 /// Runs `replvault keygen`.
 pub async fn run(args: KeygenArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("`replvault keygen` is not implemented yet")
+    let key = MasterKey::generate().context("cannot generate a key")?;
+    key.save_new(&args.out)?;
+    println!("wrote a new key to {} (key id {})", args.out.display(), key.key_id());
+    println!("keep a copy outside the vault: without this key no backup made with it can be restored");
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,12 +1,37 @@
-//! `replvault list`.
-// SKELETON: to be implemented.
+//! `replvault list`: complete backups, oldest first (newest last).
 
 use std::process::ExitCode;
 
 use crate::cli::ListArgs;
+use crate::cmd::common::{open_vault, size};
 
 /// Runs `replvault list`.
 pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("`replvault list` is not implemented yet")
+    let vault = open_vault(&args.vault).await?;
+    let backups = vault.list().await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&backups)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if backups.is_empty() {
+        println!("no backups in {} yet", vault.store().describe());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<24} {:<20} {:<28} {:>10} {:>10} {:>10} {:>8}",
+        "ID", "FINISHED (UTC)", "SOURCE", "RDB", "STORED", "KEYS", "TIME"
+    );
+    for m in backups {
+        println!(
+            "{:<24} {:<20} {:<28} {:>10} {:>10} {:>10} {:>7.1}s",
+            m.id,
+            m.finished_at.format("%Y-%m-%d %H:%M:%S"),
+            format!("{} ({})", m.source.address, m.source.mode),
+            size(m.rdb.bytes),
+            size(m.stored.bytes),
+            m.summary.total_keys(),
+            m.duration_secs
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

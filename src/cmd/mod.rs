@@ -12,6 +12,7 @@ use clap::Parser;
 use crate::cli::{Cli, Command, LogFormat};
 
 pub mod backup;
+pub mod common;
 pub mod inspect;
 pub mod keygen;
 pub mod list;
@@ -22,6 +23,14 @@ pub mod verify;
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    // Die quietly when stdout is a closed pipe (`replvault list | head`),
+    // as command-line tools do, instead of panicking in println!.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any
+    // thread starts has no other effect.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_tracing(cli.log_format, cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -1,12 +1,53 @@
-//! `replvault restore`.
-// SKELETON: to be implemented.
+//! `replvault restore`: a backup back as a verified dump.rdb, then the
+//! steps of a stop-replace-start cycle.
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+
+use crate::catalog::reader;
 use crate::cli::RestoreArgs;
+use crate::cmd::common::{load_key, open_vault, size};
 
 /// Runs `replvault restore`.
 pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("`replvault restore` is not implemented yet")
+    if !args.force && args.out.symlink_metadata().is_ok() {
+        anyhow::bail!("{} already exists: pass --force to replace it", args.out.display());
+    }
+    let vault = open_vault(&args.vault).await?;
+    let m = vault.resolve(&args.backup).await?;
+    let key = load_key(&args.key)?;
+    let report = reader::restore(&vault, &m, key, &args.out, args.force)
+        .await
+        .with_context(|| format!("restore of backup {} failed, nothing was written to {}", m.id, args.out.display()))?;
+    let out = args.out.display();
+    println!(
+        "restored backup {} ({} from {}, taken {}) to {out}: {} keys, CRC-64 and structure verified",
+        m.id,
+        size(report.rdb_bytes),
+        m.source.address,
+        m.finished_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        report.summary.total_keys()
+    );
+    if !m.source.point_in_time {
+        println!("note: this is a scan-mode backup, not a point-in-time snapshot");
+    }
+    println!();
+    println!("Next steps to load it into Redis:");
+    println!("  1. Stop Redis (e.g. `redis-cli SHUTDOWN NOSAVE` or `systemctl stop redis-server`),");
+    println!("     NOSAVE so it does not overwrite the file on the way down.");
+    println!("  2. Check `appendonly`: with `appendonly yes` Redis loads the AOF and IGNORES dump.rdb.");
+    println!("     Either start once with `appendonly no`, then run `CONFIG SET appendonly yes` (Redis");
+    println!("     rewrites the AOF from the loaded data), or move the appendonlydir aside first.");
+    println!("  3. Put the file where `CONFIG GET dir` / `dbfilename` point (usually dump.rdb), e.g.");
+    println!("     `mv {out} /var/lib/redis/dump.rdb && chown redis:redis /var/lib/redis/dump.rdb`.");
+    println!("  4. Start Redis and compare `INFO keyspace` with what the backup holds:");
+    for (db, s) in &report.summary.databases {
+        println!("       db{db}:keys={},expires={}", s.keys, s.expires);
+    }
+    if report.summary.databases.is_empty() {
+        println!("       (no keys)");
+    }
+    println!("     Keys with an expiry that passed since the backup are dropped on load.");
+    Ok(ExitCode::SUCCESS)
 }

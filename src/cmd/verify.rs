@@ -1,12 +1,42 @@
-//! `replvault verify`.
-// SKELETON: to be implemented.
+//! `replvault verify`: decrypt, decompress, CRC + structure scan, SHA-256
+//! against the manifest, without writing anything.
 
 use std::process::ExitCode;
 
+use crate::catalog::reader;
 use crate::cli::VerifyArgs;
+use crate::cmd::common::{load_key, open_vault, size};
 
 /// Runs `replvault verify`.
 pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("`replvault verify` is not implemented yet")
+    let vault = open_vault(&args.vault).await?;
+    let manifests = if args.all {
+        vault.list().await?
+    } else {
+        vec![vault.resolve(&args.backup).await?]
+    };
+    if manifests.is_empty() {
+        println!("no backups in {} to verify", vault.store().describe());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut failed = 0;
+    for m in &manifests {
+        let key = load_key(&args.key)?;
+        match reader::verify(&vault, m, key).await {
+            Ok(r) => println!(
+                "OK      {}  {} RDB, {} keys, CRC and structure valid, SHA-256 matches",
+                m.id,
+                size(r.rdb_bytes),
+                r.summary.total_keys()
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("FAILED  {}  {e}", m.id);
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} backups failed verification", manifests.len());
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,253 @@
+//! Reading a backup back: stored object → SHA-256 → AEAD open → zstd →
+//! CRC-64 + structure scan → (restore only) a temp file beside the target,
+//! fsynced and renamed into place. One pass, bounded memory.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use replvault_protocol::rdb::{Checksum, ScanError, Scanner, Summary};
+use ring::digest;
+use tokio_util::io::SyncIoBridge;
+
+use super::{Manifest, Vault, VaultError};
+use crate::crypto::keys::random_bytes;
+use crate::crypto::{Decryptor, MasterKey, StreamError};
+
+/// What reading a backup found.
+#[derive(Clone, Debug)]
+pub struct ReadReport {
+    /// The scan of the restored RDB.
+    pub summary: Summary,
+    /// RDB bytes produced.
+    pub rdb_bytes: u64,
+    /// Stored bytes read.
+    pub stored_bytes: u64,
+}
+
+/// Receives decompressed RDB bytes: scans them, optionally writes them.
+struct Checker {
+    scanner: Option<Scanner>,
+    error: Option<ScanError>,
+    file: Option<BufWriter<File>>,
+    file_error: Option<std::io::Error>,
+    bytes: u64,
+}
+
+impl Write for Checker {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if let Some(s) = self.scanner.as_mut()
+            && let Err(e) = s.feed(data)
+        {
+            self.error = Some(e);
+            return Err(std::io::Error::other("scan failed"));
+        }
+        if let Some(f) = self.file.as_mut()
+            && let Err(e) = f.write_all(data)
+        {
+            let kind = e.kind();
+            self.file_error = Some(e);
+            return Err(std::io::Error::new(kind, "write failed"));
+        }
+        self.bytes += data.len() as u64;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Checks the key against the manifest before any download.
+fn check_key(m: &Manifest, key: Option<&MasterKey>) -> Result<(), VaultError> {
+    match (&m.encryption.key_id, key) {
+        (Some(id), None) => Err(StreamError::NoKey(id.clone()).into()),
+        (Some(id), Some(k)) if k.key_id() != *id => Err(StreamError::WrongKey {
+            backup: id.clone(),
+            yours: k.key_id(),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+/// Reads backup `m` through every check; writes the RDB to `file` if given.
+async fn read(vault: &Vault, m: &Manifest, key: Option<MasterKey>, file: Option<File>) -> Result<ReadReport, VaultError> {
+    check_key(m, key.as_ref())?;
+    let stream = vault.store().get_stream(&m.stored.key).await?;
+    let mut bridge = SyncIoBridge::new(stream);
+    let m2 = m.clone();
+    let (checker, stored, sha) = tokio::task::spawn_blocking(move || -> Result<_, VaultError> {
+        let checker = Checker {
+            scanner: Some(Scanner::new()),
+            error: None,
+            file: file.map(|f| BufWriter::with_capacity(1 << 20, f)),
+            file_error: None,
+            bytes: 0,
+        };
+        let mut z = zstd::stream::write::Decoder::new(checker).map_err(|e| VaultError::Pipeline(e.to_string()))?;
+        let mut dec = Decryptor::new(key);
+        let mut sha = digest::Context::new(&digest::SHA256);
+        let mut buf = vec![0u8; 1 << 20];
+        let mut plain = Vec::with_capacity(1 << 21);
+        let mut stored = 0u64;
+        let fail = |z: &mut zstd::stream::write::Decoder<'static, Checker>, e: std::io::Error| -> VaultError {
+            let c = z.get_mut();
+            if let Some(se) = c.error.take() {
+                return VaultError::Corrupt(se);
+            }
+            if let Some(fe) = &c.file_error {
+                return disk_error(fe, m2.rdb.bytes);
+            }
+            VaultError::Mismatch {
+                id: m2.id.clone(),
+                what: format!("the data does not decompress: {e}"),
+            }
+        };
+        loop {
+            let n = match bridge.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(VaultError::Io {
+                        op: "read",
+                        path: m2.stored.key.clone(),
+                        source: e,
+                    });
+                }
+            };
+            stored += n as u64;
+            sha.update(&buf[..n]);
+            plain.clear();
+            dec.push(&buf[..n], &mut plain)?;
+            z.write_all(&plain).map_err(|e| fail(&mut z, e))?;
+        }
+        plain.clear();
+        dec.finish(&mut plain)?;
+        z.write_all(&plain).map_err(|e| fail(&mut z, e))?;
+        z.flush().map_err(|e| fail(&mut z, e))?;
+        Ok((z.into_inner(), stored, hex::encode(sha.finish().as_ref())))
+    })
+    .await
+    .map_err(|e| VaultError::Pipeline(e.to_string()))??;
+
+    let Checker { scanner, file, bytes, .. } = checker;
+    let summary = scanner
+        .ok_or_else(|| VaultError::Pipeline("scanner missing".into()))?
+        .finish()?;
+    if let Some(f) = file {
+        let f = f.into_inner().map_err(|e| disk_error(e.error(), m.rdb.bytes))?;
+        f.sync_all().map_err(|e| disk_error(&e, m.rdb.bytes))?;
+    }
+    let mismatch = |what: String| VaultError::Mismatch { id: m.id.clone(), what };
+    if sha != m.stored.sha256 {
+        return Err(mismatch(format!("stored object SHA-256 is {sha}, manifest says {}", m.stored.sha256)));
+    }
+    if bytes != m.rdb.bytes {
+        return Err(mismatch(format!("RDB has {bytes} bytes, manifest says {}", m.rdb.bytes)));
+    }
+    let crc = match summary.checksum {
+        Checksum::Verified { crc64 } => Some(format!("{crc64:016x}")),
+        _ => None,
+    };
+    if crc != m.rdb.crc64 {
+        return Err(mismatch(format!("RDB CRC-64 is {crc:?}, manifest says {:?}", m.rdb.crc64)));
+    }
+    Ok(ReadReport {
+        summary,
+        rdb_bytes: bytes,
+        stored_bytes: stored,
+    })
+}
+
+fn disk_error(e: &std::io::Error, need: u64) -> VaultError {
+    let detail = if e.raw_os_error() == Some(28) {
+        format!("no space left on device (the restored file needs {need} bytes)")
+    } else {
+        e.to_string()
+    };
+    VaultError::Io {
+        op: "write",
+        path: "the restored file".into(),
+        source: std::io::Error::new(e.kind(), detail),
+    }
+}
+
+/// Verifies backup `m` end to end without writing anything.
+pub async fn verify(vault: &Vault, m: &Manifest, key: Option<MasterKey>) -> Result<ReadReport, VaultError> {
+    read(vault, m, key, None).await
+}
+
+/// Restores backup `m` to `out`: a temp file beside it, fully checked,
+/// fsynced, then renamed. Never leaves a partial file at `out`; refuses an
+/// existing `out` unless `force`.
+pub async fn restore(
+    vault: &Vault,
+    m: &Manifest,
+    key: Option<MasterKey>,
+    out: &Path,
+    force: bool,
+) -> Result<ReadReport, VaultError> {
+    let shown = out.display().to_string();
+    if !force && out.symlink_metadata().is_ok() {
+        return Err(VaultError::OutputExists(shown));
+    }
+    check_key(m, key.as_ref())?;
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| VaultError::Io {
+            op: "restore to",
+            path: shown.clone(),
+            source: std::io::Error::other("not a file path"),
+        })?;
+    let mut r = [0u8; 6];
+    random_bytes(&mut r).map_err(|e| VaultError::Pipeline(e.to_string()))?;
+    let tmp = dir.join(format!(".{name}.replvault-tmp-{}", hex::encode(r)));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| VaultError::Io {
+            op: "create",
+            path: tmp.display().to_string(),
+            source: e,
+        })?;
+    let result = read(vault, m, key, Some(file)).await.and_then(|report| {
+        publish(&tmp, out, force).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                VaultError::OutputExists(shown.clone())
+            } else {
+                VaultError::Io {
+                    op: "rename into place",
+                    path: shown.clone(),
+                    source: e,
+                }
+            }
+        })?;
+        Ok(report)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn publish(tmp: &Path, out: &Path, force: bool) -> std::io::Result<()> {
+    if force {
+        std::fs::rename(tmp, out)?;
+    } else {
+        // link(2) refuses to replace a file that appeared meanwhile.
+        std::fs::hard_link(tmp, out)?;
+        std::fs::remove_file(tmp)?;
+    }
+    if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! Helpers several subcommands share: opening the vault, loading the key,
+//! formatting sizes.
+
+use anyhow::Context;
+
+use crate::catalog::Vault;
+use crate::cli::{KeyArgs, VaultArgs};
+use crate::crypto::MasterKey;
+
+/// Opens the vault a `--vault` value names.
+pub async fn open_vault(args: &VaultArgs) -> anyhow::Result<Vault> {
+    let store = crate::store::open(args).await?;
+    Ok(Vault::new(store))
+}
+
+/// Loads `--key-file`, if given.
+pub fn load_key(args: &KeyArgs) -> anyhow::Result<Option<MasterKey>> {
+    args.key_file
+        .as_deref()
+        .map(|p| MasterKey::load(p).with_context(|| "cannot use the encryption key".to_string()))
+        .transpose()
+}
+
+/// `1.2 GiB`-style sizes.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}

@@ -1,0 +1,150 @@
+//! The replica driver: runs `replvault_protocol::replica::Handshake` over a
+//! connection, then streams the RDB payload through `PayloadReader` into the
+//! [`RdbSource`] channel, sending `REPLCONF ACK` when due.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use replvault_protocol::payload::{Framing, PayloadReader};
+use replvault_protocol::replica::{Config, Event, Handshake};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::conn::Connection;
+use super::url::RedisTarget;
+use super::{RdbSource, SourceError};
+use crate::catalog::SourceInfo;
+
+/// Bytes per read from the socket.
+const READ_SIZE: usize = 256 * 1024;
+/// Chunks buffered between the socket and the vault writer.
+const DEPTH: usize = 16;
+
+/// Options for the replication source.
+#[derive(Clone, Debug)]
+pub struct ReplicaOptions {
+    /// Fail when the server sends nothing for this long.
+    pub idle_timeout: Duration,
+    /// Start with SYNC instead of PSYNC.
+    pub force_sync: bool,
+}
+
+async fn read_some(conn: &mut Connection, buf: &mut BytesMut, idle: Duration, got: u64) -> Result<usize, SourceError> {
+    buf.reserve(READ_SIZE);
+    match tokio::time::timeout(idle, conn.read_buf(buf)).await {
+        Err(_) => Err(SourceError::IdleTimeout { after: idle, bytes: got }),
+        Ok(Err(source)) => Err(SourceError::Io { bytes: got, source }),
+        Ok(Ok(n)) => Ok(n),
+    }
+}
+
+/// Runs the handshake; on success the payload streams in a spawned task.
+pub async fn start(mut conn: Connection, target: &RedisTarget, opts: &ReplicaOptions) -> Result<RdbSource, SourceError> {
+    let mut hs = Handshake::new(Config {
+        username: target.username.clone(),
+        password: target.password.clone(),
+        listening_port: 0,
+        rdb_only: true,
+        force_sync: opts.force_sync,
+    });
+    let mut info = SourceInfo {
+        address: target.redacted(),
+        mode: "sync".into(),
+        point_in_time: true,
+        ..SourceInfo::default()
+    };
+    let mut buf = BytesMut::with_capacity(READ_SIZE);
+    let mut framing = None;
+    while framing.is_none() {
+        while let Some(out) = hs.poll_transmit() {
+            conn.write_all(&out).await.map_err(|source| SourceError::Io { bytes: 0, source })?;
+        }
+        let used = hs.handle_input(&buf)?;
+        let _ = buf.split_to(used);
+        while let Some(ev) = hs.poll_event() {
+            match ev {
+                Event::FullResync { replid, offset } => {
+                    info.replid = Some(replid);
+                    info.offset = Some(offset);
+                }
+                Event::FellBackToSync => {
+                    tracing::info!("the server refused PSYNC; using SYNC");
+                    info.mode = "sync (SYNC fallback)".into();
+                }
+                Event::OptionRefused { option, message } => {
+                    tracing::debug!(%option, %message, "server did not accept an optional REPLCONF");
+                }
+                Event::Payload(f) => framing = Some(f),
+                _ => {}
+            }
+        }
+        if framing.is_some() || used > 0 {
+            continue;
+        }
+        if read_some(&mut conn, &mut buf, opts.idle_timeout, 0).await? == 0 {
+            return Err(hs.handle_eof().into());
+        }
+    }
+    let framing = framing.ok_or(SourceError::Io {
+        bytes: 0,
+        source: std::io::Error::other("no payload header"),
+    })?;
+    let size_hint = match framing {
+        Framing::Length(n) => Some(n),
+        Framing::Eof(_) => None,
+    };
+    tracing::info!(address = %info.address, mode = %info.mode, replid = ?info.replid, size = ?size_hint, "receiving the RDB snapshot");
+    let (tx, rx) = mpsc::channel(DEPTH);
+    let offset = info.offset.unwrap_or(0);
+    let idle = opts.idle_timeout;
+    tokio::spawn(async move {
+        if let Err(e) = pump(conn, buf, framing, offset, idle, &tx).await {
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    Ok(RdbSource {
+        info,
+        size_hint,
+        chunks: rx,
+    })
+}
+
+/// Streams the payload into `tx` until complete.
+async fn pump(
+    mut conn: Connection,
+    mut buf: BytesMut,
+    framing: Framing,
+    offset: i64,
+    idle: Duration,
+    tx: &mpsc::Sender<Result<Bytes, SourceError>>,
+) -> Result<(), SourceError> {
+    let mut reader = PayloadReader::new(framing);
+    let mut out = BytesMut::with_capacity(READ_SIZE);
+    loop {
+        if !buf.is_empty() {
+            let used = reader
+                .feed(&buf, &mut |b| out.extend_from_slice(b))
+                .map_err(SourceError::Payload)?;
+            let _ = buf.split_to(used);
+            if !out.is_empty() {
+                let chunk = out.split().freeze();
+                if tx.send(Ok(chunk)).await.is_err() {
+                    // The consumer stopped (backup aborted): just close.
+                    return Ok(());
+                }
+            }
+        }
+        if let Some(ack) = reader.poll_ack(Instant::now(), offset) {
+            let _ = conn.write_all(&ack).await;
+        }
+        if reader.is_complete() {
+            // Closing the link is how a backup replica says goodbye.
+            let _ = conn.shutdown().await;
+            return Ok(());
+        }
+        if read_some(&mut conn, &mut buf, idle, reader.delivered()).await? == 0 {
+            reader.handle_eof().map_err(SourceError::Payload)?;
+            return Ok(());
+        }
+    }
+}
