@@ -116,7 +116,11 @@ pub(crate) fn manifest_key(id: &str) -> String {
 pub fn new_id(now: DateTime<Utc>) -> Result<String, VaultError> {
     let mut r = [0u8; 2];
     random_bytes(&mut r).map_err(|e| VaultError::Pipeline(e.to_string()))?;
-    Ok(format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), hex::encode(r)))
+    Ok(format!(
+        "{}-{}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        hex::encode(r)
+    ))
 }
 
 /// A vault on some store.
@@ -140,7 +144,11 @@ impl Vault {
     async fn objects(&self) -> Result<BTreeMap<String, Vec<crate::store::ObjectMeta>>, VaultError> {
         let mut by_id: BTreeMap<String, Vec<_>> = BTreeMap::new();
         for o in self.store.list("backups/").await? {
-            if let Some(id) = o.key.strip_prefix("backups/").and_then(|r| r.split('/').next()) {
+            if let Some(id) = o
+                .key
+                .strip_prefix("backups/")
+                .and_then(|r| r.split('/').next())
+            {
                 by_id.entry(id.to_string()).or_default().push(o);
             }
         }
@@ -154,7 +162,9 @@ impl Vault {
             if objs.iter().any(|o| o.key == manifest_key(&id)) {
                 match self.manifest(&id).await {
                     Ok(m) => out.push(m),
-                    Err(e) => tracing::warn!(backup = %id, error = %e, "skipping a backup whose manifest cannot be read"),
+                    Err(e) => {
+                        tracing::warn!(backup = %id, error = %e, "skipping a backup whose manifest cannot be read")
+                    }
                 }
             }
         }
@@ -201,16 +211,21 @@ impl Vault {
                 .ok_or_else(|| VaultError::Empty(self.store.describe()));
         }
         match self.manifest(selector).await {
-            Err(VaultError::Store(StoreError::NotFound { .. })) => {
-                Err(VaultError::NotFound(selector.to_string(), self.store.describe()))
-            }
+            Err(VaultError::Store(StoreError::NotFound { .. })) => Err(VaultError::NotFound(
+                selector.to_string(),
+                self.store.describe(),
+            )),
             other => other,
         }
     }
 
     /// Starts a backup; `key` is `None` only for a deliberate plaintext
     /// backup (`--no-encryption`).
-    pub async fn begin_backup(&self, key: Option<&MasterKey>, opts: WriteOptions) -> Result<BackupWriter, VaultError> {
+    pub async fn begin_backup(
+        &self,
+        key: Option<&MasterKey>,
+        opts: WriteOptions,
+    ) -> Result<BackupWriter, VaultError> {
         let id = new_id(Utc::now())?;
         BackupWriter::start(self.store.clone(), id, key, opts).await
     }
@@ -228,6 +243,9 @@ impl Vault {
     /// Writes a manifest directly (tests and tools that build backups).
     pub async fn put_manifest(&self, m: &Manifest) -> Result<(), VaultError> {
         let json = serde_json::to_vec_pretty(m).map_err(|e| VaultError::Pipeline(e.to_string()))?;
-        Ok(self.store.put(&manifest_key(&m.id), Bytes::from(json)).await?)
+        Ok(self
+            .store
+            .put(&manifest_key(&m.id), Bytes::from(json))
+            .await?)
     }
 }

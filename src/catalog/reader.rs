@@ -72,7 +72,12 @@ fn check_key(m: &Manifest, key: Option<&MasterKey>) -> Result<(), VaultError> {
 }
 
 /// Reads backup `m` through every check; writes the RDB to `file` if given.
-async fn read(vault: &Vault, m: &Manifest, key: Option<MasterKey>, file: Option<File>) -> Result<ReadReport, VaultError> {
+async fn read(
+    vault: &Vault,
+    m: &Manifest,
+    key: Option<MasterKey>,
+    file: Option<File>,
+) -> Result<ReadReport, VaultError> {
     check_key(m, key.as_ref())?;
     let stream = vault.store().get_stream(&m.stored.key).await?;
     let mut bridge = SyncIoBridge::new(stream);
@@ -85,13 +90,16 @@ async fn read(vault: &Vault, m: &Manifest, key: Option<MasterKey>, file: Option<
             file_error: None,
             bytes: 0,
         };
-        let mut z = zstd::stream::write::Decoder::new(checker).map_err(|e| VaultError::Pipeline(e.to_string()))?;
+        let mut z = zstd::stream::write::Decoder::new(checker)
+            .map_err(|e| VaultError::Pipeline(e.to_string()))?;
         let mut dec = Decryptor::new(key);
         let mut sha = digest::Context::new(&digest::SHA256);
         let mut buf = vec![0u8; 1 << 20];
         let mut plain = Vec::with_capacity(1 << 21);
         let mut stored = 0u64;
-        let fail = |z: &mut zstd::stream::write::Decoder<'static, Checker>, e: std::io::Error| -> VaultError {
+        let fail = |z: &mut zstd::stream::write::Decoder<'static, Checker>,
+                    e: std::io::Error|
+         -> VaultError {
             let c = z.get_mut();
             if let Some(se) = c.error.take() {
                 return VaultError::Corrupt(se);
@@ -132,27 +140,46 @@ async fn read(vault: &Vault, m: &Manifest, key: Option<MasterKey>, file: Option<
     .await
     .map_err(|e| VaultError::Pipeline(e.to_string()))??;
 
-    let Checker { scanner, file, bytes, .. } = checker;
+    let Checker {
+        scanner,
+        file,
+        bytes,
+        ..
+    } = checker;
     let summary = scanner
         .ok_or_else(|| VaultError::Pipeline("scanner missing".into()))?
         .finish()?;
     if let Some(f) = file {
-        let f = f.into_inner().map_err(|e| disk_error(e.error(), m.rdb.bytes))?;
+        let f = f
+            .into_inner()
+            .map_err(|e| disk_error(e.error(), m.rdb.bytes))?;
         f.sync_all().map_err(|e| disk_error(&e, m.rdb.bytes))?;
     }
-    let mismatch = |what: String| VaultError::Mismatch { id: m.id.clone(), what };
+    let mismatch = |what: String| VaultError::Mismatch {
+        id: m.id.clone(),
+        what,
+    };
     if sha != m.stored.sha256 {
-        return Err(mismatch(format!("stored object SHA-256 is {sha}, manifest says {}", m.stored.sha256)));
+        return Err(mismatch(format!(
+            "stored object SHA-256 is {sha}, manifest says {}",
+            m.stored.sha256
+        )));
     }
     if bytes != m.rdb.bytes {
-        return Err(mismatch(format!("RDB has {bytes} bytes, manifest says {}", m.rdb.bytes)));
+        return Err(mismatch(format!(
+            "RDB has {bytes} bytes, manifest says {}",
+            m.rdb.bytes
+        )));
     }
     let crc = match summary.checksum {
         Checksum::Verified { crc64 } => Some(format!("{crc64:016x}")),
         _ => None,
     };
     if crc != m.rdb.crc64 {
-        return Err(mismatch(format!("RDB CRC-64 is {crc:?}, manifest says {:?}", m.rdb.crc64)));
+        return Err(mismatch(format!(
+            "RDB CRC-64 is {crc:?}, manifest says {:?}",
+            m.rdb.crc64
+        )));
     }
     Ok(ReadReport {
         summary,
@@ -175,7 +202,11 @@ fn disk_error(e: &std::io::Error, need: u64) -> VaultError {
 }
 
 /// Verifies backup `m` end to end without writing anything.
-pub async fn verify(vault: &Vault, m: &Manifest, key: Option<MasterKey>) -> Result<ReadReport, VaultError> {
+pub async fn verify(
+    vault: &Vault,
+    m: &Manifest,
+    key: Option<MasterKey>,
+) -> Result<ReadReport, VaultError> {
     read(vault, m, key, None).await
 }
 

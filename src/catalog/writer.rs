@@ -68,7 +68,10 @@ impl Sealer {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(OUT_CHUNK + SEGMENT)));
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(OUT_CHUNK + SEGMENT),
+        ));
         self.out
             .blocking_send(chunk)
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "upload stopped"))
@@ -264,14 +267,20 @@ impl BackupWriter {
 
         let summary = out.summary;
         if source.version.is_none() {
-            source.version = summary.aux.get("valkey-ver").or(summary.aux.get("redis-ver")).cloned();
+            source.version = summary
+                .aux
+                .get("valkey-ver")
+                .or(summary.aux.get("redis-ver"))
+                .cloned();
         }
         if source.server.is_none() {
-            source.server = Some(if summary.aux.contains_key("valkey-ver") || summary.magic == "VALKEY" {
-                "valkey".into()
-            } else {
-                "redis".into()
-            });
+            source.server = Some(
+                if summary.aux.contains_key("valkey-ver") || summary.magic == "VALKEY" {
+                    "valkey".into()
+                } else {
+                    "redis".into()
+                },
+            );
         }
         let finished = Utc::now();
         let manifest = Manifest {
@@ -299,15 +308,23 @@ impl BackupWriter {
                 level: self.opts.compression_level,
             },
             encryption: EncryptionInfo {
-                algorithm: if self.key_id.is_some() { "aes-256-gcm-stream" } else { "none" }.into(),
+                algorithm: if self.key_id.is_some() {
+                    "aes-256-gcm-stream"
+                } else {
+                    "none"
+                }
+                .into(),
                 key_id: self.key_id.clone(),
                 segment_size: SEGMENT as u32,
             },
             tool: format!("replvault {}", env!("CARGO_PKG_VERSION")),
         };
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| VaultError::Pipeline(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| VaultError::Pipeline(e.to_string()))?;
         // The commit point: only now does the backup exist.
-        self.store.put(&manifest_key(&self.id), Bytes::from(json)).await?;
+        self.store
+            .put(&manifest_key(&self.id), Bytes::from(json))
+            .await?;
         Ok(manifest)
     }
 
@@ -332,7 +349,9 @@ impl BackupWriter {
     }
 }
 
-async fn join_worker(w: std::thread::JoinHandle<Result<WorkerOut, VaultError>>) -> Result<WorkerOut, VaultError> {
+async fn join_worker(
+    w: std::thread::JoinHandle<Result<WorkerOut, VaultError>>,
+) -> Result<WorkerOut, VaultError> {
     tokio::task::spawn_blocking(move || w.join())
         .await
         .map_err(|e| VaultError::Pipeline(e.to_string()))?

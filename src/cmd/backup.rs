@@ -16,7 +16,10 @@ pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
             (Ok(mut i), Ok(mut t)) => {
                 tokio::select! {
                     _ = i.recv() => {}
@@ -55,7 +58,15 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
             }
         })
     });
-    let result = take_backup(&args.source, &args.write, &vault, key.as_ref(), progress, shutdown_signal()).await;
+    let result = take_backup(
+        &args.source,
+        &args.write,
+        &vault,
+        key.as_ref(),
+        progress,
+        shutdown_signal(),
+    )
+    .await;
     if let Some(t) = ticker {
         t.abort();
         eprint!("\r\x1b[K");

@@ -18,7 +18,9 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         let mut scanner = Scanner::new();
         let mut buf = vec![0u8; 256 * 1024];
         loop {
-            let n = f.read(&mut buf).with_context(|| format!("cannot read {shown}"))?;
+            let n = f
+                .read(&mut buf)
+                .with_context(|| format!("cannot read {shown}"))?;
             if n == 0 {
                 break;
             }
@@ -31,10 +33,18 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{}: valid {} RDB version {}, {}", args.file.display(), summary.magic, summary.rdb_version, size(summary.payload_len));
+    println!(
+        "{}: valid {} RDB version {}, {}",
+        args.file.display(),
+        summary.magic,
+        summary.rdb_version,
+        size(summary.payload_len)
+    );
     match summary.checksum {
         Checksum::Verified { crc64 } => println!("checksum: CRC-64 {crc64:016x} verified"),
-        Checksum::Disabled => println!("checksum: disabled on the server (rdbchecksum no): structure checked only"),
+        Checksum::Disabled => {
+            println!("checksum: disabled on the server (rdbchecksum no): structure checked only")
+        }
         Checksum::Absent => println!("checksum: none (RDB version before 5)"),
     }
     for (k, v) in &summary.aux {
@@ -50,7 +60,11 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         };
         println!("aux {k}: {shown}");
     }
-    println!("keys: {} ({} with expiry)", summary.total_keys(), summary.total_expires());
+    println!(
+        "keys: {} ({} with expiry)",
+        summary.total_keys(),
+        summary.total_expires()
+    );
     for (db, s) in &summary.databases {
         println!("  db{db}: {} keys, {} expires", s.keys, s.expires);
     }

@@ -12,7 +12,13 @@ use crate::crypto::MasterKey;
 pub async fn run(args: KeygenArgs) -> anyhow::Result<ExitCode> {
     let key = MasterKey::generate().context("cannot generate a key")?;
     key.save_new(&args.out)?;
-    println!("wrote a new key to {} (key id {})", args.out.display(), key.key_id());
-    println!("keep a copy outside the vault: without this key no backup made with it can be restored");
+    println!(
+        "wrote a new key to {} (key id {})",
+        args.out.display(),
+        key.key_id()
+    );
+    println!(
+        "keep a copy outside the vault: without this key no backup made with it can be restored"
+    );
     Ok(ExitCode::SUCCESS)
 }

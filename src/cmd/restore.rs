@@ -12,14 +12,23 @@ use crate::cmd::common::{load_key, open_vault, size};
 /// Runs `replvault restore`.
 pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     if !args.force && args.out.symlink_metadata().is_ok() {
-        anyhow::bail!("{} already exists: pass --force to replace it", args.out.display());
+        anyhow::bail!(
+            "{} already exists: pass --force to replace it",
+            args.out.display()
+        );
     }
     let vault = open_vault(&args.vault).await?;
     let m = vault.resolve(&args.backup).await?;
     let key = load_key(&args.key)?;
     let report = reader::restore(&vault, &m, key, &args.out, args.force)
         .await
-        .with_context(|| format!("restore of backup {} failed, nothing was written to {}", m.id, args.out.display()))?;
+        .with_context(|| {
+            format!(
+                "restore of backup {} failed, nothing was written to {}",
+                m.id,
+                args.out.display()
+            )
+        })?;
     let out = args.out.display();
     println!(
         "restored backup {} ({} from {}, taken {}) to {out}: {} keys, CRC-64 and structure verified",
@@ -34,13 +43,23 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     }
     println!();
     println!("Next steps to load it into Redis:");
-    println!("  1. Stop Redis (e.g. `redis-cli SHUTDOWN NOSAVE` or `systemctl stop redis-server`),");
+    println!(
+        "  1. Stop Redis (e.g. `redis-cli SHUTDOWN NOSAVE` or `systemctl stop redis-server`),"
+    );
     println!("     NOSAVE so it does not overwrite the file on the way down.");
-    println!("  2. Check `appendonly`: with `appendonly yes` Redis loads the AOF and IGNORES dump.rdb.");
-    println!("     Either start once with `appendonly no`, then run `CONFIG SET appendonly yes` (Redis");
+    println!(
+        "  2. Check `appendonly`: with `appendonly yes` Redis loads the AOF and IGNORES dump.rdb."
+    );
+    println!(
+        "     Either start once with `appendonly no`, then run `CONFIG SET appendonly yes` (Redis"
+    );
     println!("     rewrites the AOF from the loaded data), or move the appendonlydir aside first.");
-    println!("  3. Put the file where `CONFIG GET dir` / `dbfilename` point (usually dump.rdb), e.g.");
-    println!("     `mv {out} /var/lib/redis/dump.rdb && chown redis:redis /var/lib/redis/dump.rdb`.");
+    println!(
+        "  3. Put the file where `CONFIG GET dir` / `dbfilename` point (usually dump.rdb), e.g."
+    );
+    println!(
+        "     `mv {out} /var/lib/redis/dump.rdb && chown redis:redis /var/lib/redis/dump.rdb`."
+    );
     println!("  4. Start Redis and compare `INFO keyspace` with what the backup holds:");
     for (db, s) in &report.summary.databases {
         println!("       db{db}:keys={},expires={}", s.keys, s.expires);

@@ -36,7 +36,10 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if failed > 0 {
-        anyhow::bail!("{failed} of {} backups failed verification", manifests.len());
+        anyhow::bail!(
+            "{failed} of {} backups failed verification",
+            manifests.len()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -33,10 +33,14 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// The key file exists already (keygen never overwrites).
-    #[error("key file {0} already exists: keygen never overwrites a key (backups made with it would become unreadable)")]
+    #[error(
+        "key file {0} already exists: keygen never overwrites a key (backups made with it would become unreadable)"
+    )]
     Exists(PathBuf),
     /// The contents are not a key.
-    #[error("key file {path} is not a replvault key: expected 32 raw bytes or 64 hex digits, found {len} bytes")]
+    #[error(
+        "key file {path} is not a replvault key: expected 32 raw bytes or 64 hex digits, found {len} bytes"
+    )]
     Format {
         /// The key file.
         path: PathBuf,
@@ -192,13 +196,22 @@ mod tests {
         let k = MasterKey::generate().unwrap();
         k.save_new(&p).unwrap();
         assert_eq!(MasterKey::load(&p).unwrap().key_id(), k.key_id());
-        assert!(matches!(MasterKey::generate().unwrap().save_new(&p), Err(KeyError::Exists(_))));
+        assert!(matches!(
+            MasterKey::generate().unwrap().save_new(&p),
+            Err(KeyError::Exists(_))
+        ));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-            assert!(matches!(MasterKey::load(&p), Err(KeyError::Permissions { .. })));
+            assert!(matches!(
+                MasterKey::load(&p),
+                Err(KeyError::Permissions { .. })
+            ));
         }
     }
 
@@ -215,7 +228,10 @@ mod tests {
         let k = MasterKey::load(&p).unwrap();
         assert_eq!(k.key_id(), MasterKey::from_bytes([0xab; 32]).key_id());
         std::fs::write(&p, b"short").unwrap();
-        assert!(matches!(MasterKey::load(&p), Err(KeyError::Format { len: 5, .. })));
+        assert!(matches!(
+            MasterKey::load(&p),
+            Err(KeyError::Format { len: 5, .. })
+        ));
         assert!(!format!("{k:?}").contains("abab"));
     }
 

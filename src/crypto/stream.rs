@@ -47,10 +47,14 @@ pub enum StreamError {
     #[error("this backup is encrypted (key id {0}): pass --key-file or set REPLVAULT_KEY_FILE")]
     NoKey(String),
     /// A key was given but the object claims to be unencrypted.
-    #[error("this data object is not encrypted although a key was given: it was made with --no-encryption, or its header was tampered with; restore it without --key-file if you made it unencrypted")]
+    #[error(
+        "this data object is not encrypted although a key was given: it was made with --no-encryption, or its header was tampered with; restore it without --key-file if you made it unencrypted"
+    )]
     UnexpectedPlaintext,
     /// The key is not the one the backup was made with.
-    #[error("wrong key: this backup was made with key id {backup}, your key file has key id {yours}")]
+    #[error(
+        "wrong key: this backup was made with key id {backup}, your key file has key id {yours}"
+    )]
     WrongKey {
         /// Key id in the backup.
         backup: String,
@@ -288,13 +292,23 @@ impl Decryptor {
         Ok(())
     }
 
-    fn open(&mut self, at: usize, len: usize, last: bool, out: &mut Vec<u8>) -> Result<(), StreamError> {
+    fn open(
+        &mut self,
+        at: usize,
+        len: usize,
+        last: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), StreamError> {
         let Some((_, raw, Some(key))) = &self.header else {
             return Err(StreamError::BadHeader);
         };
         let start = out.len();
         out.extend_from_slice(&self.buf[at..at + len]);
-        match key.open_in_place(nonce(self.counter, last), Aad::from(&raw[..]), &mut out[start..]) {
+        match key.open_in_place(
+            nonce(self.counter, last),
+            Aad::from(&raw[..]),
+            &mut out[start..],
+        ) {
             Ok(plain) => {
                 let n = plain.len();
                 out.truncate(start + n);
@@ -345,7 +359,11 @@ mod tests {
         out
     }
 
-    fn open(stored: &[u8], master: Option<MasterKey>, chunk: usize) -> Result<Vec<u8>, StreamError> {
+    fn open(
+        stored: &[u8],
+        master: Option<MasterKey>,
+        chunk: usize,
+    ) -> Result<Vec<u8>, StreamError> {
         let mut d = Decryptor::new(master);
         let mut out = Vec::new();
         for c in stored.chunks(chunk) {
@@ -361,7 +379,16 @@ mod tests {
 
     #[test]
     fn round_trips_at_segment_edges() {
-        for n in [0, 1, SEGMENT - 1, SEGMENT, SEGMENT + 1, 3 * SEGMENT, 3 * SEGMENT + 5, 2_000_000] {
+        for n in [
+            0,
+            1,
+            SEGMENT - 1,
+            SEGMENT,
+            SEGMENT + 1,
+            3 * SEGMENT,
+            3 * SEGMENT + 5,
+            2_000_000,
+        ] {
             let d = data(n);
             let s = seal(&d, Some(&key(1)));
             assert_eq!(s.len(), HEADER_LEN + n + TAG * n.div_ceil(SEGMENT).max(1));
@@ -369,7 +396,11 @@ mod tests {
                 if chunk == 1 && n > 200_000 {
                     continue;
                 }
-                assert_eq!(open(&s, Some(key(1)), chunk).unwrap(), d, "n {n} chunk {chunk}");
+                assert_eq!(
+                    open(&s, Some(key(1)), chunk).unwrap(),
+                    d,
+                    "n {n} chunk {chunk}"
+                );
             }
             assert_eq!(open(&seal(&d, None), None, 4096).unwrap(), d);
         }
@@ -406,11 +437,17 @@ mod tests {
         swapped.extend_from_slice(&s[HEADER_LEN + seg..HEADER_LEN + 2 * seg]);
         swapped.extend_from_slice(&s[HEADER_LEN..HEADER_LEN + seg]);
         swapped.extend_from_slice(&s[HEADER_LEN + 2 * seg..]);
-        assert_eq!(open(&swapped, Some(key(1)), 4096), Err(StreamError::Tampered(0)));
+        assert_eq!(
+            open(&swapped, Some(key(1)), 4096),
+            Err(StreamError::Tampered(0))
+        );
         let mut longer = s.clone();
         longer.extend_from_slice(&[0; 20]);
         assert!(open(&longer, Some(key(1)), 4096).is_err());
-        assert!(matches!(open(&s, Some(key(2)), 4096), Err(StreamError::WrongKey { .. })));
+        assert!(matches!(
+            open(&s, Some(key(2)), 4096),
+            Err(StreamError::WrongKey { .. })
+        ));
         assert!(matches!(open(&s, None, 4096), Err(StreamError::NoKey(_))));
     }
 

@@ -46,25 +46,36 @@ fn tls_config(opts: &ConnectOptions) -> Result<rustls::ClientConfig, SourceError
             let certs = CertificateDer::pem_file_iter(path)
                 .map_err(|e| tls_err(format!("cannot read CA file {}: {e}", path.display())))?;
             for cert in certs {
-                let cert = cert.map_err(|e| tls_err(format!("bad certificate in {}: {e}", path.display())))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| tls_err(format!("bad CA certificate in {}: {e}", path.display())))?;
+                let cert = cert
+                    .map_err(|e| tls_err(format!("bad certificate in {}: {e}", path.display())))?;
+                roots.add(cert).map_err(|e| {
+                    tls_err(format!("bad CA certificate in {}: {e}", path.display()))
+                })?;
             }
             if roots.is_empty() {
-                return Err(tls_err(format!("no certificates in CA file {}", path.display())));
+                return Err(tls_err(format!(
+                    "no certificates in CA file {}",
+                    path.display()
+                )));
             }
         }
         None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     }
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(tls_err)?
-        .with_root_certificates(roots);
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(tls_err)?
+    .with_root_certificates(roots);
     match (&opts.tls_cert_file, &opts.tls_key_file) {
         (Some(cert), Some(key)) => {
             let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-                .map_err(|e| tls_err(format!("cannot read client certificate {}: {e}", cert.display())))?
+                .map_err(|e| {
+                    tls_err(format!(
+                        "cannot read client certificate {}: {e}",
+                        cert.display()
+                    ))
+                })?
                 .collect::<Result<_, _>>()
                 .map_err(|e| tls_err(format!("bad client certificate {}: {e}", cert.display())))?;
             let key = PrivateKeyDer::from_pem_file(key)
@@ -76,25 +87,35 @@ fn tls_config(opts: &ConnectOptions) -> Result<rustls::ClientConfig, SourceError
 }
 
 /// Connects to `target`, with TLS for `rediss://`.
-pub async fn connect(target: &RedisTarget, opts: &ConnectOptions) -> Result<Connection, SourceError> {
+pub async fn connect(
+    target: &RedisTarget,
+    opts: &ConnectOptions,
+) -> Result<Connection, SourceError> {
     let addr = format!("{}:{}", target.host, target.port);
-    let tcp = tokio::time::timeout(opts.connect_timeout, TcpStream::connect((target.host.as_str(), target.port)))
-        .await
-        .map_err(|_| SourceError::ConnectTimeout {
-            addr: target.redacted(),
-            after: opts.connect_timeout,
-        })?
-        .map_err(|source| SourceError::Connect {
-            addr: target.redacted(),
-            source,
-        })?;
+    let tcp = tokio::time::timeout(
+        opts.connect_timeout,
+        TcpStream::connect((target.host.as_str(), target.port)),
+    )
+    .await
+    .map_err(|_| SourceError::ConnectTimeout {
+        addr: target.redacted(),
+        after: opts.connect_timeout,
+    })?
+    .map_err(|source| SourceError::Connect {
+        addr: target.redacted(),
+        source,
+    })?;
     let _ = tcp.set_nodelay(true);
     if !target.tls {
         return Ok(Box::new(tcp));
     }
     let config = tls_config(opts)?;
-    let name = opts.tls_server_name.clone().unwrap_or_else(|| target.host.clone());
-    let server_name = ServerName::try_from(name.clone()).map_err(|e| tls_err(format!("invalid TLS server name {name:?}: {e}")))?;
+    let name = opts
+        .tls_server_name
+        .clone()
+        .unwrap_or_else(|| target.host.clone());
+    let server_name = ServerName::try_from(name.clone())
+        .map_err(|e| tls_err(format!("invalid TLS server name {name:?}: {e}")))?;
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tls = tokio::time::timeout(opts.connect_timeout, connector.connect(server_name, tcp))
         .await

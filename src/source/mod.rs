@@ -37,7 +37,9 @@ pub enum SourceError {
         source: std::io::Error,
     },
     /// TCP/TLS connect took too long.
-    #[error("connecting to {addr} timed out after {after:?}: check the address and firewall, or raise --connect-timeout")]
+    #[error(
+        "connecting to {addr} timed out after {after:?}: check the address and firewall, or raise --connect-timeout"
+    )]
     ConnectTimeout {
         /// Redacted address.
         addr: String,
@@ -51,7 +53,9 @@ pub enum SourceError {
     #[error(transparent)]
     Handshake(#[from] HandshakeError),
     /// Nothing arrived for too long.
-    #[error("no data from the server for {after:?} (after {bytes} payload bytes): is it forking a large dataset? raise --idle-timeout")]
+    #[error(
+        "no data from the server for {after:?} (after {bytes} payload bytes): is it forking a large dataset? raise --idle-timeout"
+    )]
     IdleTimeout {
         /// The idle timeout.
         after: Duration,
@@ -71,7 +75,9 @@ pub enum SourceError {
     #[error("the RDB transfer was cut: {0}")]
     Payload(PayloadError),
     /// Scan mode is not available in this version.
-    #[error("--mode scan (SCAN + DUMP for servers that refuse SYNC/PSYNC) is not implemented yet in this version")]
+    #[error(
+        "--mode scan (SCAN + DUMP for servers that refuse SYNC/PSYNC) is not implemented yet in this version"
+    )]
     ScanUnavailable,
 }
 

@@ -29,17 +29,29 @@ pub struct ReplicaOptions {
     pub force_sync: bool,
 }
 
-async fn read_some(conn: &mut Connection, buf: &mut BytesMut, idle: Duration, got: u64) -> Result<usize, SourceError> {
+async fn read_some(
+    conn: &mut Connection,
+    buf: &mut BytesMut,
+    idle: Duration,
+    got: u64,
+) -> Result<usize, SourceError> {
     buf.reserve(READ_SIZE);
     match tokio::time::timeout(idle, conn.read_buf(buf)).await {
-        Err(_) => Err(SourceError::IdleTimeout { after: idle, bytes: got }),
+        Err(_) => Err(SourceError::IdleTimeout {
+            after: idle,
+            bytes: got,
+        }),
         Ok(Err(source)) => Err(SourceError::Io { bytes: got, source }),
         Ok(Ok(n)) => Ok(n),
     }
 }
 
 /// Runs the handshake; on success the payload streams in a spawned task.
-pub async fn start(mut conn: Connection, target: &RedisTarget, opts: &ReplicaOptions) -> Result<RdbSource, SourceError> {
+pub async fn start(
+    mut conn: Connection,
+    target: &RedisTarget,
+    opts: &ReplicaOptions,
+) -> Result<RdbSource, SourceError> {
     let mut hs = Handshake::new(Config {
         username: target.username.clone(),
         password: target.password.clone(),
@@ -57,7 +69,9 @@ pub async fn start(mut conn: Connection, target: &RedisTarget, opts: &ReplicaOpt
     let mut framing = None;
     while framing.is_none() {
         while let Some(out) = hs.poll_transmit() {
-            conn.write_all(&out).await.map_err(|source| SourceError::Io { bytes: 0, source })?;
+            conn.write_all(&out)
+                .await
+                .map_err(|source| SourceError::Io { bytes: 0, source })?;
         }
         let used = hs.handle_input(&buf)?;
         let _ = buf.split_to(used);

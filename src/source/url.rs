@@ -29,7 +29,11 @@ impl fmt::Debug for RedisTarget {
 impl RedisTarget {
     /// Parses `redis://[user[:password]@]host[:port][/db]` or `rediss://...`.
     pub fn parse(s: &str) -> Result<Self, SourceError> {
-        let bad = |why: &str| SourceError::InvalidUrl(format!("{why} (expected redis://[user[:password]@]host[:port] or rediss://...)"));
+        let bad = |why: &str| {
+            SourceError::InvalidUrl(format!(
+                "{why} (expected redis://[user[:password]@]host[:port] or rediss://...)"
+            ))
+        };
         let url = url::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
         let tls = match url.scheme() {
             "redis" => false,
@@ -61,7 +65,11 @@ impl RedisTarget {
     /// The address without secrets, for logs and manifests.
     pub fn redacted(&self) -> String {
         let scheme = if self.tls { "rediss" } else { "redis" };
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         match &self.username {
             Some(u) => format!("{scheme}://{u}@{host}:{}", self.port),
             None => format!("{scheme}://{host}:{}", self.port),
@@ -83,7 +91,10 @@ mod tests {
     #[test]
     fn parses_and_redacts() {
         let t = RedisTarget::parse("redis://backup:p%40ss@db.example:6380").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.tls), ("db.example", 6380, false));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.tls),
+            ("db.example", 6380, false)
+        );
         assert_eq!(t.username.as_deref(), Some("backup"));
         assert_eq!(t.password.as_deref(), Some("p@ss"));
         assert_eq!(t.redacted(), "redis://backup@db.example:6380");

@@ -22,11 +22,20 @@ async fn read_all(store: &dyn Store, key: &str) -> Vec<u8> {
 }
 
 pub(crate) async fn put_get_list_delete(store: &dyn Store) {
-    store.put("t1/a/x", Bytes::from_static(b"hello")).await.unwrap();
+    store
+        .put("t1/a/x", Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
     store.put("t1/b", Bytes::from_static(b"")).await.unwrap();
     assert_eq!(&store.get("t1/a/x").await.unwrap()[..], b"hello");
     assert_eq!(read_all(store, "t1/a/x").await, b"hello");
-    let keys: Vec<String> = store.list("t1/").await.unwrap().into_iter().map(|m| m.key).collect();
+    let keys: Vec<String> = store
+        .list("t1/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
     assert_eq!(keys, ["t1/a/x", "t1/b"]);
     let meta = store.list("t1/a").await.unwrap();
     assert_eq!(meta.len(), 1);
@@ -39,14 +48,20 @@ pub(crate) async fn put_get_list_delete(store: &dyn Store) {
 
 pub(crate) async fn overwrite_is_refused(store: &dyn Store) {
     store.put("t2/x", Bytes::from_static(b"one")).await.unwrap();
-    let e = store.put("t2/x", Bytes::from_static(b"two")).await.unwrap_err();
+    let e = store
+        .put("t2/x", Bytes::from_static(b"two"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, StoreError::AlreadyExists { .. }), "{e}");
     assert_eq!(&store.get("t2/x").await.unwrap()[..], b"one");
     store.delete("t2/x").await.unwrap();
 }
 
 pub(crate) async fn multipart_complete_and_abort(store: &dyn Store) {
-    let mut up = store.put_multipart("t3/big", UploadOptions::default()).await.unwrap();
+    let mut up = store
+        .put_multipart("t3/big", UploadOptions::default())
+        .await
+        .unwrap();
     let part: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
     for _ in 0..7 {
         up.write(Bytes::from(part.clone())).await.unwrap();
@@ -58,25 +73,49 @@ pub(crate) async fn multipart_complete_and_abort(store: &dyn Store) {
     assert_eq!(got.len(), 7_000_000);
     assert_eq!(&got[..1_000_000], &part[..]);
 
-    let mut up = store.put_multipart("t3/aborted", UploadOptions::default()).await.unwrap();
+    let mut up = store
+        .put_multipart("t3/aborted", UploadOptions::default())
+        .await
+        .unwrap();
     up.write(Bytes::from(part.clone())).await.unwrap();
     up.abort().await.unwrap();
-    let keys: Vec<String> = store.list("t3/").await.unwrap().into_iter().map(|m| m.key).collect();
+    let keys: Vec<String> = store
+        .list("t3/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
     assert_eq!(keys, ["t3/big"]);
     store.delete("t3/big").await.unwrap();
 }
 
 pub(crate) async fn missing_objects(store: &dyn Store) {
-    assert!(matches!(store.get("t4/none").await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(store.get_stream("t4/none").await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.get("t4/none").await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get_stream("t4/none").await,
+        Err(StoreError::NotFound { .. })
+    ));
     assert!(store.list("t4/").await.unwrap().is_empty());
 }
 
 pub(crate) async fn list_many_in_order(store: &dyn Store) {
     for i in 0..2500 {
-        store.put(&format!("t5/{:02}/{i:05}", i % 7), Bytes::new()).await.unwrap();
+        store
+            .put(&format!("t5/{:02}/{i:05}", i % 7), Bytes::new())
+            .await
+            .unwrap();
     }
-    let keys: Vec<String> = store.list("t5/").await.unwrap().into_iter().map(|m| m.key).collect();
+    let keys: Vec<String> = store
+        .list("t5/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
     assert_eq!(keys.len(), 2500);
     let mut sorted = keys.clone();
     sorted.sort();

@@ -31,7 +31,9 @@ impl LocalStore {
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
         // Keys are relative, `/`-separated, without `.`/`..` components.
         if key.is_empty()
-            || key.split('/').any(|c| c.is_empty() || c == "." || c == ".." || c.starts_with('.'))
+            || key
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == ".." || c.starts_with('.'))
         {
             return Err(StoreError::Backend {
                 store: self.describe(),
@@ -55,7 +57,10 @@ impl LocalStore {
 fn staged_path(dest: &Path) -> PathBuf {
     let mut r = [0u8; 8];
     let _ = random_bytes(&mut r);
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     dest.with_file_name(format!(".{name}.partial-{}", hex::encode(r)))
 }
 
@@ -86,7 +91,8 @@ impl Store for LocalStore {
         let key = key.to_string();
         let res = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             if let Some(dir) = dest.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| this.io("create directory for", &key, e))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| this.io("create directory for", &key, e))?;
             }
             let staged = staged_path(&dest);
             let write = || -> std::io::Result<()> {
@@ -113,7 +119,11 @@ impl Store for LocalStore {
         res.map_err(|e| self.io("write", "(task)", std::io::Error::other(e)))?
     }
 
-    async fn put_multipart(&self, key: &str, _opts: UploadOptions) -> Result<Box<dyn Upload>, StoreError> {
+    async fn put_multipart(
+        &self,
+        key: &str,
+        _opts: UploadOptions,
+    ) -> Result<Box<dyn Upload>, StoreError> {
         let dest = self.path(key)?;
         if let Some(dir) = dest.parent() {
             tokio::fs::create_dir_all(dir)
@@ -186,7 +196,11 @@ impl Store for LocalStore {
                     if name.starts_with('.') {
                         continue;
                     }
-                    let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+                    let key = if rel.is_empty() {
+                        name
+                    } else {
+                        format!("{rel}/{name}")
+                    };
                     let meta = entry.metadata().map_err(|e| this.io("stat", &key, e))?;
                     if meta.is_dir() {
                         // Only descend where the prefix can still match.
@@ -240,7 +254,11 @@ impl Upload for LocalUpload {
     async fn write(&mut self, data: Bytes) -> Result<(), StoreError> {
         use tokio::io::AsyncWriteExt;
         let Some(f) = self.file.as_mut() else {
-            return Err(self.store.io("write", &self.key, std::io::Error::other("upload already closed")));
+            return Err(self.store.io(
+                "write",
+                &self.key,
+                std::io::Error::other("upload already closed"),
+            ));
         };
         if let Err(e) = f.write_all(&data).await {
             return Err(self.store.io("write", &self.key, e));
@@ -252,7 +270,11 @@ impl Upload for LocalUpload {
     async fn complete(mut self: Box<Self>) -> Result<u64, StoreError> {
         use tokio::io::AsyncWriteExt;
         let Some(mut f) = self.file.take() else {
-            return Err(self.store.io("complete", &self.key, std::io::Error::other("upload already closed")));
+            return Err(self.store.io(
+                "complete",
+                &self.key,
+                std::io::Error::other("upload already closed"),
+            ));
         };
         let res = async {
             f.flush().await?;
@@ -266,10 +288,12 @@ impl Upload for LocalUpload {
         .await;
         match res {
             Ok(()) => Ok(self.written),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(StoreError::AlreadyExists {
-                store: self.store.describe(),
-                key: self.key.clone(),
-            }),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(StoreError::AlreadyExists {
+                    store: self.store.describe(),
+                    key: self.key.clone(),
+                })
+            }
             Err(e) => {
                 let _ = tokio::fs::remove_file(&self.staged).await;
                 Err(self.store.io("complete", &self.key, e))
@@ -311,7 +335,11 @@ mod tests {
         while let Some(d) = stack.pop() {
             for e in std::fs::read_dir(&d).unwrap() {
                 let e = e.unwrap();
-                assert!(!e.file_name().to_string_lossy().contains(".partial-"), "{:?}", e.path());
+                assert!(
+                    !e.file_name().to_string_lossy().contains(".partial-"),
+                    "{:?}",
+                    e.path()
+                );
                 if e.metadata().unwrap().is_dir() {
                     stack.push(e.path());
                 }

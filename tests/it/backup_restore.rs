@@ -1,0 +1,306 @@
+//! Backup → restore → a fresh server on the restored dump.rdb holds the
+//! same data (DEBUG DIGEST), over every sync framing, ACL user and TLS.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::util::*;
+
+/// Backs `src` up through `url`, restores, and checks the digest.
+fn round_trip(src: &RedisServer, url: &str, extra: &[&str]) -> serde_json::Value {
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let mut args = vec![
+        "backup",
+        "--redis",
+        url,
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let out = ok(replvault(&args));
+    assert!(out.contains("complete"), "{out}");
+
+    let list: serde_json::Value = serde_json::from_str(&ok(replvault(&[
+        "list",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--json",
+    ])))
+    .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let m = list[0].clone();
+
+    ok(replvault(&[
+        "verify",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]));
+    let dump = work.path().join("restore/dump.rdb");
+    std::fs::create_dir_all(dump.parent().unwrap()).unwrap();
+    let out = ok(replvault(&[
+        "restore",
+        "latest",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--out",
+        dump.to_str().unwrap(),
+    ]));
+    assert!(out.contains("appendonly"), "next steps missing: {out}");
+
+    let copy = RedisServer::start_with_rdb(&dump);
+    assert_eq!(copy.digest(), src.digest(), "restored data differs");
+    assert_eq!(copy.keyspace(), src.keyspace());
+    // The manifest's counts are what the server has.
+    let total: u64 = src.keyspace().iter().map(|(_, k, _)| k).sum();
+    let manifest_total: u64 = m["summary"]["databases"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|d| d["keys"].as_u64().unwrap())
+        .sum();
+    assert_eq!(manifest_total, total);
+    // The stored object holds none of the dataset in the clear.
+    let data =
+        std::fs::read(vault.join(format!("backups/{}/data", m["id"].as_str().unwrap()))).unwrap();
+    for needle in [
+        &b"replvault_lib"[..],
+        b"str:compressible",
+        b"hash:big",
+        b"member-1",
+    ] {
+        assert!(
+            !data.windows(needle.len()).any(|w| w == needle),
+            "plaintext {:?} in the data object",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    m
+}
+
+#[test]
+fn diskless_sync_round_trip_every_type() {
+    let src = RedisServer::start_with(&["--repl-diskless-sync", "yes"]);
+    fill_every_type(&src);
+    let m = round_trip(&src, &src.url(), &[]);
+    assert_eq!(m["source"]["mode"], "sync");
+    assert_eq!(m["source"]["replid"].as_str().unwrap().len(), 40);
+    assert_eq!(m["encryption"]["algorithm"], "aes-256-gcm-stream");
+    assert_eq!(m["summary"]["functions"][0], "replvault_lib");
+}
+
+#[test]
+fn disk_based_sync_round_trip_every_type() {
+    let src = RedisServer::start_with(&["--repl-diskless-sync", "no"]);
+    fill_every_type(&src);
+    round_trip(&src, &src.url(), &[]);
+}
+
+#[test]
+fn binary_keys_and_rdbcompression_off() {
+    let src = RedisServer::start_with(&["--rdbcompression", "no"]);
+    for i in 0..200u32 {
+        let k = [b"\x00\xff".as_slice(), &i.to_le_bytes(), b"\r\n"].concat();
+        src.cmd_bin(&[b"SET", &k, &[0u8, 1, 2, 255][..]]);
+    }
+    src.cmd(&["DEBUG", "POPULATE", "20000", "pop", "300"]);
+    round_trip(&src, &src.url(), &["--compression-level", "1"]);
+}
+
+#[test]
+fn acl_user_with_only_replication_permissions() {
+    let src = RedisServer::start();
+    fill_every_type(&src);
+    // The least privilege documented in the README.
+    assert_eq!(
+        src.cmd(&[
+            "ACL",
+            "SETUSER",
+            "backup",
+            "on",
+            ">s3cret",
+            "+sync",
+            "+psync",
+            "+replconf"
+        ])
+        .text(),
+        "OK"
+    );
+    round_trip(
+        &src,
+        &format!("redis://backup:s3cret@127.0.0.1:{}", src.port),
+        &[],
+    );
+    // Even without +psync, SYNC is enough.
+    assert_eq!(
+        src.cmd(&[
+            "ACL",
+            "SETUSER",
+            "nopsync",
+            "on",
+            ">s3cret",
+            "+sync",
+            "+replconf"
+        ])
+        .text(),
+        "OK"
+    );
+    let m = round_trip(
+        &src,
+        &format!("redis://nopsync:s3cret@127.0.0.1:{}", src.port),
+        &[],
+    );
+    assert_eq!(m["source"]["mode"], "sync (SYNC fallback)");
+    assert!(!m.to_string().contains("s3cret"));
+}
+
+#[test]
+fn password_from_environment_and_plaintext_by_request() {
+    let src = RedisServer::start_with(&["--requirepass", "pw"]);
+    src.cmd(&["SET", "k", "v"]);
+    let work = tempfile::tempdir().unwrap();
+    let vault = work.path().join("v");
+    let url = src.url();
+    let o = replvault_env(
+        &[
+            "backup",
+            "--redis",
+            &url,
+            "--vault",
+            vault.to_str().unwrap(),
+            "--no-encryption",
+        ],
+        &[("REPLVAULT_REDIS_PASSWORD", "pw")],
+    );
+    ok(o);
+    let dump = work.path().join("dump.rdb");
+    ok(replvault(&[
+        "restore",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--out",
+        dump.to_str().unwrap(),
+    ]));
+    let copy = RedisServer::start_with_rdb(&dump);
+    assert_eq!(copy.cmd(&["GET", "k"]).text(), "v");
+}
+
+fn openssl(args: &[&str], dir: &Path) {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl must be installed");
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn tls_with_a_private_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=replvault test CA",
+        ],
+        d,
+    );
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=redis.test",
+        ],
+        d,
+    );
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=DNS:redis.test,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+        d,
+    );
+    let tls_port = free_port();
+    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+    let (crt, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
+    let port_s = tls_port.to_string();
+    let src = RedisServer::start_with(&[
+        "--tls-port",
+        &port_s,
+        "--tls-cert-file",
+        &crt,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &ca,
+        "--tls-auth-clients",
+        "no",
+    ]);
+    fill_every_type(&src);
+    let url = format!("rediss://127.0.0.1:{tls_port}");
+    round_trip(&src, &url, &["--tls-ca-file", &ca]);
+    // SNI / verification name different from the address.
+    round_trip(
+        &src,
+        &url,
+        &["--tls-ca-file", &ca, "--tls-server-name", "redis.test"],
+    );
+    // Without the CA the certificate is refused.
+    let work = tempfile::tempdir().unwrap();
+    let e = fails(replvault(&[
+        "backup",
+        "--redis",
+        &url,
+        "--vault",
+        work.path().to_str().unwrap(),
+        "--no-encryption",
+    ]));
+    assert!(e.contains("TLS"), "{e}");
+}

@@ -1,0 +1,300 @@
+//! Bad input gets one clear error line and loses nothing: wrong password,
+//! refused SYNC, corruption and cuts in transit, interruption, wrong key,
+//! tampered or truncated objects, an existing --out.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::proxy::{Fault, Proxy};
+use super::util::*;
+
+struct Setup {
+    work: tempfile::TempDir,
+    key: PathBuf,
+    vault: PathBuf,
+}
+
+fn setup() -> Setup {
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    Setup { work, key, vault }
+}
+
+impl Setup {
+    fn backup(&self, url: &str) -> std::process::Output {
+        replvault(&[
+            "backup",
+            "--redis",
+            url,
+            "--vault",
+            self.v(),
+            "--key-file",
+            self.k(),
+            "--idle-timeout",
+            "20s",
+        ])
+    }
+    fn v(&self) -> &str {
+        self.vault.to_str().unwrap()
+    }
+    fn k(&self) -> &str {
+        self.key.to_str().unwrap()
+    }
+    /// Nothing listed and nothing stored.
+    fn assert_empty(&self) {
+        let list = ok(replvault(&["list", "--vault", self.v(), "--json"]));
+        assert_eq!(list.trim(), "[]");
+        assert_eq!(files_under(&self.vault), Vec::<String>::new());
+    }
+    fn one_backup(&self) -> (String, PathBuf) {
+        let list: serde_json::Value =
+            serde_json::from_str(&ok(replvault(&["list", "--vault", self.v(), "--json"]))).unwrap();
+        let id = list[0]["id"].as_str().unwrap().to_string();
+        let data = self.vault.join(format!("backups/{id}/data"));
+        (id, data)
+    }
+}
+
+fn dataset() -> RedisServer {
+    let src = RedisServer::start_with(&["--repl-diskless-sync", "no"]);
+    fill_every_type(&src);
+    src
+}
+
+#[test]
+fn wrong_or_missing_password() {
+    let src = RedisServer::start_with(&["--requirepass", "right"]);
+    let s = setup();
+    let e = fails(s.backup(&format!("redis://:wrongpw@127.0.0.1:{}", src.port)));
+    assert!(e.contains("authentication failed"), "{e}");
+    assert!(!e.contains("wrongpw"));
+    let e = fails(s.backup(&src.url()));
+    assert!(e.contains("requires authentication"), "{e}");
+    s.assert_empty();
+}
+
+#[test]
+fn sync_and_psync_renamed_away() {
+    let conf = tempfile::tempdir().unwrap();
+    let path = conf.path().join("redis.conf");
+    std::fs::write(
+        &path,
+        "rename-command SYNC \"\"\nrename-command PSYNC \"\"\n",
+    )
+    .unwrap();
+    let src = RedisServer::start_with(&[path.to_str().unwrap()]);
+    let s = setup();
+    let e = fails(s.backup(&src.url()));
+    assert!(e.contains("refuses SYNC/PSYNC"), "{e}");
+    s.assert_empty();
+}
+
+#[test]
+fn no_key_is_refused_before_touching_the_server() {
+    let s = setup();
+    let e = fails(replvault(&[
+        "backup",
+        "--redis",
+        "redis://127.0.0.1:1",
+        "--vault",
+        s.v(),
+    ]));
+    assert!(
+        e.contains("--key-file") && e.contains("--no-encryption"),
+        "{e}"
+    );
+    s.assert_empty();
+}
+
+#[test]
+fn byte_flipped_in_transit_fails_and_leaves_nothing() {
+    let src = dataset();
+    // Well inside the payload (the handshake replies are < 100 bytes).
+    let proxy = Proxy::start(src.port, Fault::FlipAt(20_000));
+    let s = setup();
+    let e = fails(s.backup(&proxy.url()));
+    assert!(e.contains("corrupt") || e.contains("CRC"), "{e}");
+    s.assert_empty();
+}
+
+#[test]
+fn connection_cut_mid_transfer_fails_and_leaves_nothing() {
+    let src = dataset();
+    let proxy = Proxy::start(src.port, Fault::CutAfter(30_000));
+    let s = setup();
+    let e = fails(s.backup(&proxy.url()));
+    assert!(
+        e.contains("cut") || e.contains("closed") || e.contains("truncated"),
+        "{e}"
+    );
+    s.assert_empty();
+}
+
+#[test]
+fn sigterm_during_a_backup_leaves_nothing() {
+    let src = RedisServer::start();
+    src.cmd(&["DEBUG", "POPULATE", "200000", "key", "100"]);
+    let proxy = Proxy::start(src.port, Fault::Throttle(2_000_000));
+    let s = setup();
+    let child = replvault_spawn(&[
+        "backup",
+        "--redis",
+        &proxy.url(),
+        "--vault",
+        s.v(),
+        "--key-file",
+        s.k(),
+    ]);
+    // Wait until the data object is being written.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while files_under(&s.vault).is_empty() {
+        assert!(Instant::now() < deadline, "backup never started writing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe_kill(child.id(), 15);
+    let out = child.wait_with_output().unwrap();
+    let e = fails(out);
+    assert!(e.contains("interrupted"), "{e}");
+    s.assert_empty();
+}
+
+fn unsafe_kill(pid: u32, sig: i32) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+fn backed_up() -> (RedisServer, Setup) {
+    let src = dataset();
+    let s = setup();
+    ok(s.backup(&src.url()));
+    (src, s)
+}
+
+fn restore_fails(s: &Setup, key: &Path, expect: &str) {
+    let out = s.work.path().join("out/dump.rdb");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let e = fails(replvault(&[
+        "restore",
+        "--vault",
+        s.v(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(e.contains(expect), "expected {expect:?} in {e}");
+    assert_eq!(
+        files_under(out.parent().unwrap()),
+        Vec::<String>::new(),
+        "restore left files behind"
+    );
+    let e = fails(replvault(&[
+        "verify",
+        "--vault",
+        s.v(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]));
+    assert!(e.contains("failed verification"), "{e}");
+}
+
+#[test]
+fn wrong_key_is_refused_up_front() {
+    let (_src, s) = backed_up();
+    let other = s.work.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let k2 = keygen(&other);
+    restore_fails(&s, &k2, "wrong key");
+}
+
+#[test]
+fn tampered_data_object_is_detected() {
+    let (_src, s) = backed_up();
+    let (_, data) = s.one_backup();
+    let mut bytes = std::fs::read(&data).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&data, bytes).unwrap();
+    restore_fails(&s, &s.key, "tampered");
+}
+
+#[test]
+fn truncated_data_object_is_detected() {
+    let (_src, s) = backed_up();
+    let (_, data) = s.one_backup();
+    let bytes = std::fs::read(&data).unwrap();
+    std::fs::write(&data, &bytes[..bytes.len() - 100]).unwrap();
+    restore_fails(&s, &s.key, "backup");
+}
+
+#[test]
+fn existing_out_needs_force() {
+    let (src, s) = backed_up();
+    let out = s.work.path().join("dump.rdb");
+    std::fs::write(&out, b"precious").unwrap();
+    let e = fails(replvault(&[
+        "restore",
+        "--vault",
+        s.v(),
+        "--key-file",
+        s.k(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(e.contains("already exists") && e.contains("--force"), "{e}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    ok(replvault(&[
+        "restore",
+        "--vault",
+        s.v(),
+        "--key-file",
+        s.k(),
+        "--out",
+        out.to_str().unwrap(),
+        "--force",
+    ]));
+    let copy = RedisServer::start_with_rdb(&out);
+    assert_eq!(copy.digest(), src.digest());
+}
+
+#[test]
+fn inspect_reports_bad_files_with_an_offset() {
+    let fixture = root().join("fixtures/rdb/redis-7.0.15.rdb");
+    let out = ok(replvault(&["inspect", fixture.to_str().unwrap()]));
+    assert!(out.contains("verified") && out.contains("db0"), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&ok(replvault(&[
+        "inspect",
+        "--json",
+        fixture.to_str().unwrap(),
+    ])))
+    .unwrap();
+    assert_eq!(json["rdb_version"], 10);
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(&fixture).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("flipped", {
+            let mut b = bytes.clone();
+            b[5000] ^= 1;
+            b
+        }),
+        ("truncated", bytes[..bytes.len() - 20].to_vec()),
+        ("trailing", [bytes.clone(), b"junk".to_vec()].concat()),
+        ("unknown-type", {
+            let mut b = b"REDIS0010".to_vec();
+            b.push(100);
+            b
+        }),
+    ];
+    for (name, b) in cases {
+        let p = dir.path().join(name);
+        std::fs::write(&p, b).unwrap();
+        let e = fails(replvault(&["inspect", p.to_str().unwrap()]));
+        assert!(e.contains("byte"), "{name}: {e}");
+    }
+}
