@@ -32,6 +32,12 @@ if ! command -v s3s-fs >/dev/null; then
   say "installing s3s-fs (S3-compatible test server) from crates.io"
   cargo install --quiet --locked s3s-fs@0.14.1 --features binary
 fi
+# moto's S3 server: the tests use it where s3s-fs lacks an API
+# (ListMultipartUploads).
+if ! python3 -c 'import moto.server, flask' 2>/dev/null; then
+  say "installing moto (S3 test server with ListMultipartUploads) from PyPI"
+  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.*'
+fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest"
   cargo install --quiet --locked cargo-nextest

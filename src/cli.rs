@@ -94,9 +94,18 @@ pub struct VaultArgs {
     #[arg(long, env = "REPLVAULT_S3_EQUAL_PARTS")]
     pub s3_equal_parts: bool,
 
-    /// Multipart parts uploaded at once.
-    #[arg(long, env = "REPLVAULT_S3_CONCURRENCY", default_value_t = 4)]
-    pub s3_concurrency: usize,
+    /// Multipart parts uploaded (and ranges downloaded) at once.
+    #[arg(long, env = "REPLVAULT_S3_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub s3_concurrency: u16,
+
+    /// Attempts per S3 request (with exponential backoff) before giving up
+    /// on throttling, 5xx errors, timeouts and dropped connections.
+    #[arg(long, env = "REPLVAULT_S3_MAX_ATTEMPTS", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub s3_max_attempts: u32,
+
+    /// Keys per ListObjectsV2 page (testing aid; S3's own maximum is 1000).
+    #[arg(long, env = "REPLVAULT_S3_LIST_PAGE_SIZE", hide = true)]
+    pub s3_list_page_size: Option<i32>,
 }
 
 /// The encryption key.

@@ -73,7 +73,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
     }
     let m = result?;
     let ratio = m.rdb.bytes as f64 / (m.stored.bytes.max(1)) as f64;
-    println!(
+    outln!(
         "backup {} complete: {} keys, RDB {} stored as {} ({ratio:.1}x) in {:.1}s ({}/s), from {}",
         m.id,
         m.summary.total_keys(),

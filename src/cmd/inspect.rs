@@ -30,10 +30,10 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     })
     .await??;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{}: valid {} RDB version {}, {}",
         args.file.display(),
         summary.magic,
@@ -41,11 +41,11 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         size(summary.payload_len)
     );
     match summary.checksum {
-        Checksum::Verified { crc64 } => println!("checksum: CRC-64 {crc64:016x} verified"),
+        Checksum::Verified { crc64 } => outln!("checksum: CRC-64 {crc64:016x} verified"),
         Checksum::Disabled => {
-            println!("checksum: disabled on the server (rdbchecksum no): structure checked only")
+            outln!("checksum: disabled on the server (rdbchecksum no): structure checked only")
         }
-        Checksum::Absent => println!("checksum: none (RDB version before 5)"),
+        Checksum::Absent => outln!("checksum: none (RDB version before 5)"),
     }
     for (k, v) in &summary.aux {
         let shown = match k.as_str() {
@@ -58,21 +58,21 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
             "used-mem" => v.parse::<u64>().map(size).unwrap_or_else(|_| v.clone()),
             _ => v.clone(),
         };
-        println!("aux {k}: {shown}");
+        outln!("aux {k}: {shown}");
     }
-    println!(
+    outln!(
         "keys: {} ({} with expiry)",
         summary.total_keys(),
         summary.total_expires()
     );
     for (db, s) in &summary.databases {
-        println!("  db{db}: {} keys, {} expires", s.keys, s.expires);
+        outln!("  db{db}: {} keys, {} expires", s.keys, s.expires);
     }
     for (t, n) in &summary.types {
-        println!("  {t}: {n}");
+        outln!("  {t}: {n}");
     }
     if !summary.functions.is_empty() {
-        println!("function libraries: {}", summary.functions.join(", "));
+        outln!("function libraries: {}", summary.functions.join(", "));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,12 +12,12 @@ use crate::crypto::MasterKey;
 pub async fn run(args: KeygenArgs) -> anyhow::Result<ExitCode> {
     let key = MasterKey::generate().context("cannot generate a key")?;
     key.save_new(&args.out)?;
-    println!(
+    outln!(
         "wrote a new key to {} (key id {})",
         args.out.display(),
         key.key_id()
     );
-    println!(
+    outln!(
         "keep a copy outside the vault: without this key no backup made with it can be restored"
     );
     Ok(ExitCode::SUCCESS)

@@ -10,19 +10,25 @@ pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
     let vault = open_vault(&args.vault).await?;
     let backups = vault.list().await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&backups)?);
+        outln!("{}", serde_json::to_string_pretty(&backups)?);
         return Ok(ExitCode::SUCCESS);
     }
     if backups.is_empty() {
-        println!("no backups in {} yet", vault.store().describe());
+        outln!("no backups in {} yet", vault.store().describe());
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<24} {:<20} {:<28} {:>10} {:>10} {:>10} {:>8}",
-        "ID", "FINISHED (UTC)", "SOURCE", "RDB", "STORED", "KEYS", "TIME"
+        "ID",
+        "FINISHED (UTC)",
+        "SOURCE",
+        "RDB",
+        "STORED",
+        "KEYS",
+        "TIME"
     );
     for m in backups {
-        println!(
+        outln!(
             "{:<24} {:<20} {:<28} {:>10} {:>10} {:>10} {:>7.1}s",
             m.id,
             m.finished_at.format("%Y-%m-%d %H:%M:%S"),

@@ -11,6 +11,15 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command, LogFormat};
 
+/// `println!` that ignores a closed stdout (`replvault list | head`)
+/// instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 pub mod backup;
 pub mod common;
 pub mod inspect;
@@ -23,14 +32,9 @@ pub mod verify;
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    // Die quietly when stdout is a closed pipe (`replvault list | head`),
-    // as command-line tools do, instead of panicking in println!.
-    #[cfg(unix)]
-    // SAFETY: restoring the default disposition of SIGPIPE before any
-    // thread starts has no other effect.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // SIGPIPE stays ignored (Rust's default): a peer closing a socket must
+    // be an error we report, not a silent death. A closed stdout is handled
+    // by `outln!`.
     let cli = Cli::parse();
     init_tracing(cli.log_format, cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -30,7 +30,7 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
             )
         })?;
     let out = args.out.display();
-    println!(
+    outln!(
         "restored backup {} ({} from {}, taken {}) to {out}: {} keys, CRC-64 and structure verified",
         m.id,
         size(report.rdb_bytes),
@@ -39,34 +39,30 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         report.summary.total_keys()
     );
     if !m.source.point_in_time {
-        println!("note: this is a scan-mode backup, not a point-in-time snapshot");
+        outln!("note: this is a scan-mode backup, not a point-in-time snapshot");
     }
-    println!();
-    println!("Next steps to load it into Redis:");
-    println!(
-        "  1. Stop Redis (e.g. `redis-cli SHUTDOWN NOSAVE` or `systemctl stop redis-server`),"
-    );
-    println!("     NOSAVE so it does not overwrite the file on the way down.");
-    println!(
+    outln!();
+    outln!("Next steps to load it into Redis:");
+    outln!("  1. Stop Redis (e.g. `redis-cli SHUTDOWN NOSAVE` or `systemctl stop redis-server`),");
+    outln!("     NOSAVE so it does not overwrite the file on the way down.");
+    outln!(
         "  2. Check `appendonly`: with `appendonly yes` Redis loads the AOF and IGNORES dump.rdb."
     );
-    println!(
+    outln!(
         "     Either start once with `appendonly no`, then run `CONFIG SET appendonly yes` (Redis"
     );
-    println!("     rewrites the AOF from the loaded data), or move the appendonlydir aside first.");
-    println!(
+    outln!("     rewrites the AOF from the loaded data), or move the appendonlydir aside first.");
+    outln!(
         "  3. Put the file where `CONFIG GET dir` / `dbfilename` point (usually dump.rdb), e.g."
     );
-    println!(
-        "     `mv {out} /var/lib/redis/dump.rdb && chown redis:redis /var/lib/redis/dump.rdb`."
-    );
-    println!("  4. Start Redis and compare `INFO keyspace` with what the backup holds:");
+    outln!("     `mv {out} /var/lib/redis/dump.rdb && chown redis:redis /var/lib/redis/dump.rdb`.");
+    outln!("  4. Start Redis and compare `INFO keyspace` with what the backup holds:");
     for (db, s) in &report.summary.databases {
-        println!("       db{db}:keys={},expires={}", s.keys, s.expires);
+        outln!("       db{db}:keys={},expires={}", s.keys, s.expires);
     }
     if report.summary.databases.is_empty() {
-        println!("       (no keys)");
+        outln!("       (no keys)");
     }
-    println!("     Keys with an expiry that passed since the backup are dropped on load.");
+    outln!("     Keys with an expiry that passed since the backup are dropped on load.");
     Ok(ExitCode::SUCCESS)
 }

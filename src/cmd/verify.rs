@@ -16,14 +16,14 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         vec![vault.resolve(&args.backup).await?]
     };
     if manifests.is_empty() {
-        println!("no backups in {} to verify", vault.store().describe());
+        outln!("no backups in {} to verify", vault.store().describe());
         return Ok(ExitCode::SUCCESS);
     }
     let mut failed = 0;
     for m in &manifests {
         let key = load_key(&args.key)?;
         match reader::verify(&vault, m, key).await {
-            Ok(r) => println!(
+            Ok(r) => outln!(
                 "OK      {}  {} RDB, {} keys, CRC and structure valid, SHA-256 matches",
                 m.id,
                 size(r.rdb_bytes),
@@ -31,7 +31,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             ),
             Err(e) => {
                 failed += 1;
-                println!("FAILED  {}  {e}", m.id);
+                outln!("FAILED  {}  {e}", m.id);
             }
         }
     }

@@ -1,4 +1,7 @@
 //! Tests every [`Store`] must pass; each backend's tests call [`run_all`].
+//! Test support: panics (with the reason) on the first failure.
+
+#![allow(missing_docs)]
 
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
@@ -6,7 +9,7 @@ use tokio::io::AsyncReadExt;
 use super::{Store, StoreError, UploadOptions};
 
 /// Runs every conformance check against an empty store.
-pub(crate) async fn run_all(store: &dyn Store) {
+pub async fn run_all(store: &dyn Store) {
     put_get_list_delete(store).await;
     overwrite_is_refused(store).await;
     multipart_complete_and_abort(store).await;
@@ -21,7 +24,7 @@ async fn read_all(store: &dyn Store, key: &str) -> Vec<u8> {
     v
 }
 
-pub(crate) async fn put_get_list_delete(store: &dyn Store) {
+pub async fn put_get_list_delete(store: &dyn Store) {
     store
         .put("t1/a/x", Bytes::from_static(b"hello"))
         .await
@@ -46,7 +49,7 @@ pub(crate) async fn put_get_list_delete(store: &dyn Store) {
     assert!(store.list("t1/").await.unwrap().is_empty());
 }
 
-pub(crate) async fn overwrite_is_refused(store: &dyn Store) {
+pub async fn overwrite_is_refused(store: &dyn Store) {
     store.put("t2/x", Bytes::from_static(b"one")).await.unwrap();
     let e = store
         .put("t2/x", Bytes::from_static(b"two"))
@@ -57,7 +60,7 @@ pub(crate) async fn overwrite_is_refused(store: &dyn Store) {
     store.delete("t2/x").await.unwrap();
 }
 
-pub(crate) async fn multipart_complete_and_abort(store: &dyn Store) {
+pub async fn multipart_complete_and_abort(store: &dyn Store) {
     let mut up = store
         .put_multipart("t3/big", UploadOptions::default())
         .await
@@ -90,7 +93,7 @@ pub(crate) async fn multipart_complete_and_abort(store: &dyn Store) {
     store.delete("t3/big").await.unwrap();
 }
 
-pub(crate) async fn missing_objects(store: &dyn Store) {
+pub async fn missing_objects(store: &dyn Store) {
     assert!(matches!(
         store.get("t4/none").await,
         Err(StoreError::NotFound { .. })
@@ -102,7 +105,7 @@ pub(crate) async fn missing_objects(store: &dyn Store) {
     assert!(store.list("t4/").await.unwrap().is_empty());
 }
 
-pub(crate) async fn list_many_in_order(store: &dyn Store) {
+pub async fn list_many_in_order(store: &dyn Store) {
     for i in 0..2500 {
         store
             .put(&format!("t5/{:02}/{i:05}", i % 7), Bytes::new())

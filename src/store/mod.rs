@@ -20,8 +20,10 @@ use crate::cli::VaultArgs;
 pub mod local;
 pub mod s3;
 
-#[cfg(test)]
-pub(crate) mod conformance;
+/// Checks every store must pass; public so the S3 integration tests can run
+/// them against a real server. Test support, not an API.
+#[doc(hidden)]
+pub mod conformance;
 
 /// A readable object body.
 pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;

@@ -3,4 +3,5 @@
 pub mod backup_restore;
 pub mod failures;
 pub mod proxy;
+pub mod s3;
 pub mod util;

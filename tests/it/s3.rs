@@ -1,0 +1,619 @@
+//! The S3 vault against real S3-compatible servers: s3s-fs (checks SigV4
+//! signatures) and moto's server (implements ListMultipartUploads), with an
+//! HTTP fault proxy in front for 500s and cut connections.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use replvault::cli::VaultArgs;
+use replvault::store::Store;
+use replvault::store::s3::S3Store;
+
+use super::util::*;
+
+const ACCESS_KEY: &str = "AKIAREPLVAULTTEST";
+const SECRET_KEY: &str = "replvault-secret-do-not-print";
+
+fn wait_port(port: u16, child: &mut Child, what: &str) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("{what} exited at start: {st}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what} did not start listening on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// An S3-compatible server process with one bucket, killed on drop.
+pub struct S3Server {
+    pub port: u16,
+    pub bucket: String,
+    /// s3s-fs's storage root (None for moto).
+    pub root: Option<tempfile::TempDir>,
+    child: Child,
+}
+
+impl S3Server {
+    /// s3s-fs on a temp dir; buckets are directories.
+    pub fn s3s_fs() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let bucket = "replvault-test".to_string();
+        std::fs::create_dir(root.path().join(&bucket)).unwrap();
+        let port = free_port();
+        let mut child = Command::new("s3s-fs")
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s3s-fs must be installed (scripts/test.sh installs it)");
+        wait_port(port, &mut child, "s3s-fs");
+        S3Server {
+            port,
+            bucket,
+            root: Some(root),
+            child,
+        }
+    }
+
+    /// moto's S3 server, for what s3s-fs lacks (ListMultipartUploads).
+    pub fn moto() -> Self {
+        let port = free_port();
+        let mut child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with moto must be installed (scripts/test.sh installs it)");
+        wait_port(port, &mut child, "moto_server");
+        let bucket = "replvault-moto".to_string();
+        // moto accepts unsigned requests.
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
+        S3Server {
+            port,
+            bucket,
+            root: None,
+            child,
+        }
+    }
+
+    /// Environment for the replvault binary, pointing at `port` (the server
+    /// or a proxy in front of it).
+    pub fn env_via(&self, port: u16) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            (
+                "AWS_ENDPOINT_URL".into(),
+                format!("http://127.0.0.1:{port}"),
+            ),
+            ("REPLVAULT_S3_PATH_STYLE".into(), "true".into()),
+            // No ~/.aws lookups from the test machine.
+            ("AWS_CONFIG_FILE".into(), "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE".into(), "/dev/null".into()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ]
+    }
+
+    pub fn env(&self) -> Vec<(String, String)> {
+        self.env_via(self.port)
+    }
+
+    pub fn vault(&self, prefix: &str) -> String {
+        format!("s3://{}/{prefix}", self.bucket)
+    }
+
+    /// A store handle for direct checks (sets the process environment:
+    /// nextest runs each test in its own process).
+    pub async fn store(&self, prefix: &str) -> S3Store {
+        for (k, v) in self.env() {
+            // SAFETY: each test runs in its own process (nextest), and this
+            // runs before any other thread reads the environment.
+            unsafe { std::env::set_var(k, v) };
+        }
+        S3Store::open(&format!("{}/{prefix}", self.bucket), &vault_args(true))
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn vault_args(path_style: bool) -> VaultArgs {
+    VaultArgs {
+        vault: String::new(),
+        s3_path_style: path_style,
+        s3_storage_class: None,
+        s3_sse: None,
+        s3_sse_kms_key_id: None,
+        s3_part_size: None,
+        s3_equal_parts: false,
+        s3_concurrency: 4,
+        s3_max_attempts: 3,
+        s3_list_page_size: None,
+    }
+}
+
+fn run(args: &[&str], env: &[(String, String)]) -> std::process::Output {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    replvault_env(args, &env)
+}
+
+/// What the HTTP proxy does with one request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Action {
+    Forward,
+    /// Answer `500 InternalError` without forwarding.
+    Error500,
+    /// Close the connection without answering.
+    Cut,
+}
+
+type Rule = Box<dyn Fn(&str) -> Action + Send + Sync>;
+
+/// An HTTP/1.1 proxy that decides per request (by its request line)
+/// whether to forward, fail or cut it. It adds `Connection: close` to each
+/// forwarded request so every request arrives on a new connection.
+pub struct HttpFaultProxy {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    pub log: Arc<Mutex<Vec<(String, Action)>>>,
+}
+
+impl HttpFaultProxy {
+    pub fn start(upstream: u16, rule: impl Fn(&str) -> Action + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let rule: Arc<Rule> = Arc::new(Box::new(rule));
+        let (stop2, log2) = (stop.clone(), log.clone());
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let (rule, log) = (rule.clone(), log2.clone());
+                        std::thread::spawn(move || handle(client, upstream, &rule, &log));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        HttpFaultProxy { port, stop, log }
+    }
+
+    pub fn count(&self, a: Action) -> usize {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, x)| *x == a)
+            .count()
+    }
+}
+
+impl Drop for HttpFaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn handle(client: TcpStream, upstream: u16, rule: &Rule, log: &Mutex<Vec<(String, Action)>>) {
+    client.set_nonblocking(false).unwrap();
+    let mut reader = BufReader::new(client.try_clone().unwrap());
+    let mut head = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        match reader.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if line == b"\r\n" {
+            break;
+        }
+        head.push(String::from_utf8_lossy(&line).trim_end().to_string());
+    }
+    let Some(request_line) = head.first().cloned() else {
+        return;
+    };
+    let action = rule(&request_line);
+    log.lock().unwrap().push((request_line, action));
+    let mut client = client;
+    match action {
+        Action::Cut => {
+            let _ = client.shutdown(Shutdown::Both);
+        }
+        Action::Error500 => {
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code><Message>injected by the test proxy</Message></Error>";
+            let _ = write!(
+                client,
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = client.shutdown(Shutdown::Both);
+        }
+        Action::Forward => {
+            let mut server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+            let mut out = String::new();
+            for h in &head {
+                if !h.to_ascii_lowercase().starts_with("connection:") {
+                    out.push_str(h);
+                    out.push_str("\r\n");
+                }
+            }
+            out.push_str("Connection: close\r\n\r\n");
+            server.write_all(out.as_bytes()).unwrap();
+            // What the reader buffered past the head belongs to the body.
+            server.write_all(reader.buffer()).unwrap();
+            let mut s2 = server.try_clone().unwrap();
+            let mut c2 = reader.into_inner();
+            let up = std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c2, &mut s2);
+            });
+            let _ = std::io::copy(&mut server, &mut client);
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = server.shutdown(Shutdown::Both);
+            let _ = up.join();
+        }
+    }
+}
+
+/// Adds ~`mib` MiB of random (incompressible) values, so the stored
+/// object spans several parts.
+fn add_random_mib(server: &RedisServer, mib: usize) {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in 0..mib {
+        let mut v = vec![0u8; 1 << 20];
+        for b in v.iter_mut() {
+            // xorshift: fast, deterministic, incompressible enough for zstd.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        let key = format!("random:{i}");
+        server.cmd_bin(&[b"SET", key.as_bytes(), &v]);
+    }
+}
+
+fn backup_args<'a>(server_url: &'a str, vault: &'a str, key: &'a str) -> Vec<&'a str> {
+    vec![
+        "backup",
+        "--redis",
+        server_url,
+        "--vault",
+        vault,
+        "--key-file",
+        key,
+        "--no-progress",
+    ]
+}
+
+fn restore_and_compare(source: &RedisServer, vault: &str, key: &Path, env: &[(String, String)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dump.rdb");
+    ok(run(
+        &[
+            "restore",
+            "latest",
+            "--vault",
+            vault,
+            "--key-file",
+            key.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        env,
+    ));
+    let restored = RedisServer::start_with_rdb(&out);
+    assert_eq!(restored.digest(), source.digest());
+}
+
+#[test]
+fn s3_backup_list_verify_restore_same_digest() {
+    let s3 = S3Server::s3s_fs();
+    let redis = RedisServer::start();
+    fill_every_type(&redis);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = s3.vault("team/redis-a");
+    let env = s3.env();
+    let url = redis.url();
+    let out = ok(run(&backup_args(&url, &vault, key.to_str().unwrap()), &env));
+    assert!(out.contains("complete"), "{out}");
+    let list = ok(run(&["list", "--vault", &vault, "--json"], &env));
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    ok(run(
+        &[
+            "verify",
+            "latest",
+            "--vault",
+            &vault,
+            "--key-file",
+            key.to_str().unwrap(),
+        ],
+        &env,
+    ));
+    restore_and_compare(&redis, &vault, &key, &env);
+    // Objects live under the prefix, and nothing else is in the bucket.
+    let root = s3.root.as_ref().unwrap().path().join(&s3.bucket);
+    let files: Vec<String> = files_under(&root)
+        .into_iter()
+        .filter(|f| !f.contains(".upload_id-") && !f.starts_with('.'))
+        .collect();
+    assert!(
+        files.iter().all(|f| f.starts_with("team/redis-a/backups/")),
+        "{files:?}"
+    );
+    // The stored object holds no plaintext from the dataset.
+    let data = files.iter().find(|f| f.ends_with("/data")).unwrap();
+    let bytes = std::fs::read(root.join(data)).unwrap();
+    assert!(
+        !bytes.windows(8).any(|w| w == b"redis-ve"),
+        "plaintext RDB aux field in the stored object"
+    );
+}
+
+#[test]
+fn s3_multipart_upload_and_parallel_ranged_restore() {
+    let s3 = S3Server::s3s_fs();
+    let redis = RedisServer::start();
+    fill_every_type(&redis);
+    add_random_mib(&redis, 24);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = s3.vault("");
+    let mut env = s3.env();
+    env.push(("RUST_LOG".into(), "replvault=debug".into()));
+    let url = redis.url();
+    let mut args = backup_args(&url, &vault, key.to_str().unwrap());
+    args.extend(["--s3-part-size", "5MiB"]);
+    let o = run(&args, &env);
+    let log = stderr(&o);
+    ok(o);
+    let parts: u32 = log
+        .lines()
+        .find(|l| l.contains("multipart upload complete"))
+        .and_then(|l| l.split("parts=").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no multipart completion in the log:\n{log}"));
+    assert!(parts >= 4, "{parts} parts");
+    // More than 16 MiB stored: restore reads it as parallel ranges.
+    let list = ok(run(&["list", "--vault", &vault, "--json"], &env));
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert!(v[0]["stored"]["bytes"].as_u64().unwrap() > 16 << 20);
+    restore_and_compare(&redis, &vault, &key, &env);
+    // No upload state left on the server.
+    let root = s3.root.as_ref().unwrap().path();
+    let left: Vec<String> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".upload_id-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn s3_list_paginates() {
+    let s3 = S3Server::s3s_fs();
+    let redis = RedisServer::start();
+    redis.cmd(&["SET", "k", "v"]);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = s3.vault("p");
+    let env = s3.env();
+    let url = redis.url();
+    for _ in 0..4 {
+        ok(run(&backup_args(&url, &vault, key.to_str().unwrap()), &env));
+        // Ids have one-second resolution plus a random suffix; keep them
+        // distinct and ordered.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let mut small = env.clone();
+    small.push(("REPLVAULT_S3_LIST_PAGE_SIZE".into(), "3".into()));
+    let paged = ok(run(&["list", "--vault", &vault, "--json"], &small));
+    let v: serde_json::Value = serde_json::from_str(&paged).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 4, "{paged}");
+    let ids: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted);
+}
+
+#[test]
+fn s3_store_conformance() {
+    let s3 = S3Server::s3s_fs();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = s3.store("conformance").await;
+        replvault::store::conformance::run_all(&store).await;
+    });
+}
+
+#[test]
+fn s3_transient_failures_are_retried() {
+    let s3 = S3Server::s3s_fs();
+    let redis = RedisServer::start();
+    fill_every_type(&redis);
+    add_random_mib(&redis, 12);
+    // Each part's first attempt fails (500, or a cut connection on
+    // alternate parts), and so does the first PUT of the manifest.
+    let seen: Arc<Mutex<std::collections::HashSet<String>>> = Default::default();
+    let n = Arc::new(AtomicU32::new(0));
+    let proxy = HttpFaultProxy::start(s3.port, move |line| {
+        let target = line.split(' ').nth(1).unwrap_or("").to_string();
+        let first = seen.lock().unwrap().insert(target.clone());
+        let is_part = line.starts_with("PUT") && target.contains("partNumber=");
+        let is_manifest = line.starts_with("PUT") && target.contains("manifest.json");
+        if first && (is_part || is_manifest) {
+            if n.fetch_add(1, Ordering::Relaxed) % 2 == 0 {
+                Action::Error500
+            } else {
+                Action::Cut
+            }
+        } else {
+            Action::Forward
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = s3.vault("flaky");
+    let env = s3.env_via(proxy.port);
+    let url = redis.url();
+    let mut args = backup_args(&url, &vault, key.to_str().unwrap());
+    args.extend(["--s3-part-size", "5MiB"]);
+    ok(run(&args, &env));
+    assert!(
+        proxy.count(Action::Error500) >= 2,
+        "{:?}",
+        proxy.log.lock().unwrap()
+    );
+    assert!(
+        proxy.count(Action::Cut) >= 1,
+        "{:?}",
+        proxy.log.lock().unwrap()
+    );
+    restore_and_compare(&redis, &vault, &key, &s3.env());
+}
+
+#[test]
+fn s3_upload_that_keeps_failing_leaves_no_manifest_and_no_open_upload() {
+    let s3 = S3Server::moto();
+    let redis = RedisServer::start();
+    fill_every_type(&redis);
+    add_random_mib(&redis, 12);
+    // Part 2 never gets through; everything else does (so the abort does).
+    let proxy = HttpFaultProxy::start(s3.port, |line| {
+        if line.starts_with("PUT") && line.contains("partNumber=2&")
+            || line.contains("partNumber=2 ")
+        {
+            Action::Error500
+        } else {
+            Action::Forward
+        }
+    });
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = s3.vault("failing");
+    let mut env = s3.env_via(proxy.port);
+    env.push(("REPLVAULT_S3_MAX_ATTEMPTS".into(), "3".into()));
+    let url = redis.url();
+    let mut args = backup_args(&url, &vault, key.to_str().unwrap());
+    args.extend(["--s3-part-size", "5MiB"]);
+    let o = run(&args, &env);
+    let all = stderr(&o);
+    let err = fails(o);
+    assert!(err.contains("upload part"), "{err}");
+    assert!(!all.contains(SECRET_KEY), "secret in the output: {all}");
+    assert_eq!(proxy.count(Action::Error500), 3, "one part, three attempts");
+    // Nothing listed, nothing stored, no multipart upload left open.
+    let list = ok(run(&["list", "--vault", &vault, "--json"], &s3.env()));
+    assert_eq!(list.trim(), "[]");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = s3.store("failing").await;
+        assert_eq!(store.list("").await.unwrap(), vec![]);
+        let pending = store.list_pending_uploads().await.unwrap();
+        assert!(pending.is_empty(), "open uploads left: {pending:?}");
+        // The check above can see an open upload: make one, then abort it.
+        let mut up = store
+            .put_multipart("probe", Default::default())
+            .await
+            .unwrap();
+        up.write(bytes::Bytes::from(vec![7u8; 9 << 20]))
+            .await
+            .unwrap();
+        let pending = store.list_pending_uploads().await.unwrap();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!(pending[0].key, "probe");
+        up.abort().await.unwrap();
+        assert!(store.list_pending_uploads().await.unwrap().is_empty());
+    });
+}
+
+#[test]
+fn s3_errors_are_clear_and_keep_secrets() {
+    let s3 = S3Server::s3s_fs();
+    let redis = RedisServer::start();
+    redis.cmd(&["SET", "k", "v"]);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let url = redis.url();
+    let k = key.to_str().unwrap();
+
+    // A bucket that does not exist.
+    let o = run(&backup_args(&url, "s3://no-such-bucket/x", k), &s3.env());
+    let all = stderr(&o);
+    let err = fails(o);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!all.contains(SECRET_KEY));
+
+    // Wrong secret: the server checks the signature.
+    let mut env = s3.env();
+    for (name, v) in env.iter_mut() {
+        if name == "AWS_SECRET_ACCESS_KEY" {
+            *v = "wrong-secret-also-not-printed".into();
+        }
+    }
+    let vault = s3.vault("x");
+    let o = run(&backup_args(&url, &vault, k), &env);
+    let all = stderr(&o);
+    let err = fails(o);
+    assert!(err.contains("credentials"), "{err}");
+    assert!(!all.contains("wrong-secret-also-not-printed"), "{all}");
+
+    // Nothing listening at the endpoint.
+    let dead = free_port();
+    let mut env = s3.env_via(dead);
+    env.push(("REPLVAULT_S3_MAX_ATTEMPTS".into(), "2".into()));
+    let err = fails(run(&["list", "--vault", &vault], &env));
+    assert!(err.contains("cannot reach the S3 endpoint"), "{err}");
+
+    // No credentials at all.
+    let env: Vec<(String, String)> = s3
+        .env()
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("AWS_ACCESS") && !k.starts_with("AWS_SECRET"))
+        .collect();
+    let err = fails(run(&["list", "--vault", &vault], &env));
+    assert!(err.contains("credentials"), "{err}");
+}
