@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::backup::take_backup;
 use crate::cli::BackupArgs;
-use crate::cmd::common::{load_key, open_vault, size};
+use crate::cmd::common::{load_backup_key, open_vault, size};
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
@@ -37,12 +37,7 @@ pub async fn shutdown_signal() {
 
 /// Runs `replvault backup`.
 pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
-    let key = load_key(&args.key)?;
-    if key.is_none() && !args.write.no_encryption {
-        anyhow::bail!(
-            "no encryption key: pass --key-file (create one with `replvault keygen --out FILE`) or --no-encryption to store the backup unencrypted"
-        );
-    }
+    let key = load_backup_key(&args.key, &args.write)?;
     let vault = open_vault(&args.vault).await?;
     let progress = Arc::new(AtomicU64::new(0));
     let show = !args.write.no_progress && std::io::stderr().is_terminal();

@@ -4,7 +4,7 @@
 use anyhow::Context;
 
 use crate::catalog::Vault;
-use crate::cli::{KeyArgs, VaultArgs};
+use crate::cli::{KeyArgs, VaultArgs, WriteArgs};
 use crate::crypto::MasterKey;
 
 /// Opens the vault a `--vault` value names.
@@ -19,6 +19,18 @@ pub fn load_key(args: &KeyArgs) -> anyhow::Result<Option<MasterKey>> {
         .as_deref()
         .map(|p| MasterKey::load(p).with_context(|| "cannot use the encryption key".to_string()))
         .transpose()
+}
+
+/// The key a backup writes with: required unless `--no-encryption`, so
+/// plaintext is never stored by accident.
+pub fn load_backup_key(key: &KeyArgs, write: &WriteArgs) -> anyhow::Result<Option<MasterKey>> {
+    let k = load_key(key)?;
+    if k.is_none() && !write.no_encryption {
+        anyhow::bail!(
+            "no encryption key: pass --key-file (create one with `replvault keygen --out FILE`) or --no-encryption to store the backup unencrypted"
+        );
+    }
+    Ok(k)
 }
 
 /// `1.2 GiB`-style sizes.

@@ -35,7 +35,27 @@ pub fn main() -> ExitCode {
     // SIGPIPE stays ignored (Rust's default): a peer closing a socket must
     // be an error we report, not a silent death. A closed stdout is handled
     // by `outln!`.
-    let cli = Cli::parse();
+    // `--config FILE`: its keys become environment defaults, before any
+    // thread exists (setting the environment is only sound then).
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(path) = crate::daemon::config::config_path(&argv) {
+        match crate::daemon::config::env_from_file(&path) {
+            Ok(vars) => {
+                for (k, v) in vars {
+                    if std::env::var_os(&k).is_none() {
+                        // SAFETY: single-threaded here: no runtime, no
+                        // threads started yet.
+                        unsafe { std::env::set_var(k, v) };
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let cli = Cli::parse_from(argv);
     init_tracing(cli.log_format, cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,2 +1,141 @@
-//! `replvault run`: scheduled backups, retention, `/metrics`, `/healthz`.
-// SKELETON: helper O implements this module.
+//! `replvault run`: backups on a schedule, one at a time, with retries,
+//! retention after each success, `/metrics` and `/healthz`, and a clean
+//! exit on SIGTERM (a backup in flight is aborted and its debris removed).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::backup::{BackupError, take_backup};
+use crate::catalog::Vault;
+use crate::cli::RunArgs;
+use crate::crypto::MasterKey;
+
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod schedule;
+
+pub use metrics::State;
+pub use schedule::Schedule;
+
+/// State shared with the HTTP endpoints.
+#[derive(Debug)]
+pub struct Shared {
+    state: Mutex<State>,
+    progress: Arc<AtomicU64>,
+    unhealthy_after: Duration,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data: keep serving it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Prometheus text.
+    pub fn render(&self) -> String {
+        self.lock().render(self.progress.load(Ordering::Relaxed))
+    }
+
+    /// Health verdict and its reason.
+    pub fn health(&self) -> (bool, String) {
+        self.lock().health(Utc::now(), self.unhealthy_after)
+    }
+}
+
+/// Runs the daemon until `shutdown` resolves.
+pub async fn run(
+    args: RunArgs,
+    vault: Vault,
+    key: Option<MasterKey>,
+    schedule: Schedule,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State::new(Utc::now())),
+        progress: Arc::new(AtomicU64::new(0)),
+        unhealthy_after: args.unhealthy_after,
+    });
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        c.cancel();
+    });
+    let server = match args.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for /metrics: {e}"))?;
+            tracing::info!(%addr, "serving /metrics and /healthz");
+            Some(tokio::spawn(http::serve(listener, shared.clone())))
+        }
+        None => None,
+    };
+    // The vault's newest backup counts as the last success, so a restart
+    // neither reports unhealthy nor backs up again at once.
+    match vault.list().await {
+        Ok(list) => shared.lock().last_success = list.last().map(|m| m.finished_at),
+        Err(e) => tracing::warn!(error = %e, "cannot list the vault at start"),
+    }
+    let last = shared.lock().last_success;
+    let mut next = schedule.first(last, Utc::now());
+    let mut failures = 0u32;
+    loop {
+        shared.lock().next_run = Some(next);
+        let wait =
+            (next - Utc::now()).to_std().unwrap_or(Duration::ZERO) + schedule::jitter(args.jitter);
+        tracing::info!(at = %next, wait = ?wait, "next backup");
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = cancel.cancelled() => break,
+        }
+        shared.progress.store(0, Ordering::Relaxed);
+        shared.lock().in_progress = true;
+        let result = take_backup(
+            &args.backup.source,
+            &args.backup.write,
+            &vault,
+            key.as_ref(),
+            shared.progress.clone(),
+            cancel.clone().cancelled_owned(),
+        )
+        .await;
+        let now = Utc::now();
+        match result {
+            Ok(m) => {
+                failures = 0;
+                tracing::info!(
+                    id = %m.id,
+                    rdb_bytes = m.rdb.bytes,
+                    stored_bytes = m.stored.bytes,
+                    keys = m.summary.total_keys(),
+                    duration_secs = m.duration_secs,
+                    "backup complete"
+                );
+                shared.lock().success(&m);
+                next = schedule.after(now);
+            }
+            Err(e) => {
+                shared.lock().failure(&e, now);
+                if matches!(e, BackupError::Interrupted) || cancel.is_cancelled() {
+                    tracing::info!("backup interrupted by shutdown; nothing was committed");
+                    break;
+                }
+                failures += 1;
+                next = schedule::retry_at(failures, now, schedule.after(now));
+                tracing::error!(error = %e, failures, retry_at = %next, "backup failed");
+            }
+        }
+    }
+    if let Some(s) = server {
+        s.abort();
+    }
+    Ok(())
+}

@@ -153,20 +153,11 @@ fn sigterm_during_a_backup_leaves_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
-    unsafe_kill(child.id(), 15);
+    send_signal(child.id(), "TERM");
     let out = child.wait_with_output().unwrap();
     let e = fails(out);
     assert!(e.contains("interrupted"), "{e}");
     s.assert_empty();
-}
-
-fn unsafe_kill(pid: u32, sig: i32) {
-    let ok = std::process::Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(ok.success());
 }
 
 fn backed_up() -> (RedisServer, Setup) {

@@ -1,6 +1,7 @@
 //! Integration test modules.
 
 pub mod backup_restore;
+pub mod daemon;
 pub mod failures;
 pub mod proxy;
 pub mod s3;
