@@ -225,7 +225,8 @@ def main():
                                str(s3root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         s3env = dict(os.environ, AWS_ACCESS_KEY_ID="benchkey", AWS_SECRET_ACCESS_KEY="benchsecret",
                      AWS_REGION="us-east-1", AWS_ENDPOINT_URL=f"http://127.0.0.1:{s3port}",
-                     REPLVAULT_S3_PATH_STYLE="true")
+                     REPLVAULT_S3_PATH_STYLE="true", AWS_EC2_METADATA_DISABLED="true",
+                     AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
         time.sleep(0.5)
 
     rows = []
@@ -261,6 +262,12 @@ def main():
                                                 "--key-file", str(key), "--no-progress"], env=s3env)
                         restored = work / "restored.rdb"
                         restored.unlink(missing_ok=True)
+                        if s3 is not None:
+                            runs["s3_restore"] = timed([rv, "restore", "latest", "--vault", "s3://bench/b",
+                                                        "--key-file", str(key), "--out", str(restored)],
+                                                       env=s3env)
+                            restored.unlink(missing_ok=True)
+                            shutil.rmtree(work / "s3" / "bench" / "b", ignore_errors=True)
                         runs["restore"] = timed([rv, "restore", "latest", "--vault", str(vault),
                                                  "--key-file", str(key), "--out", str(restored)])
                         restored.unlink(missing_ok=True)
@@ -303,8 +310,9 @@ def main():
 def print_table(rows):
     print()
     print("| dataset | GiB | rdbcompression | RDB MB | floor s | local s (x floor) | s3 s (x floor) "
-          "| usual s (x local) | restore MB/s | verify MB/s | local RSS MiB | s3 RSS MiB | stored/RDB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| usual s (x local) | restore MB/s | verify MB/s | s3 restore MB/s | local RSS MiB | s3 RSS MiB "
+          "| restore RSS MiB | usual RSS MiB | stored/RDB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for c in rows:
         f = c["floor"]["wall"]
         mb = c["rdb_bytes"] / 1e6
@@ -317,10 +325,12 @@ def print_table(rows):
 
         usual = (f'{c["usual"]["wall"]:.1f} ({c["usual"]["wall"] / c["local"]["wall"]:.1f}x)'
                  if "usual" in c else "-")
+        s3r = f'{mb / c["s3_restore"]["wall"]:.0f}' if "s3_restore" in c else "-"
         print(f'| {c["dataset"]} | {c["gib"]} | {c["rdbcompression"]} | {mb:.0f} | {f:.2f} | '
               f'{ratio("local", f)} | {ratio("s3", f)} | {usual} | '
-              f'{mb / c["restore"]["wall"]:.0f} | {mb / c["verify"]["wall"]:.0f} | '
-              f'{rss("local")} | {rss("s3")} | {c["stored_bytes"] / c["rdb_bytes"]:.3f} |')
+              f'{mb / c["restore"]["wall"]:.0f} | {mb / c["verify"]["wall"]:.0f} | {s3r} | '
+              f'{rss("local")} | {rss("s3")} | {rss("restore")} | {rss("usual")} | '
+              f'{c["stored_bytes"] / c["rdb_bytes"]:.3f} |')
 
 
 if __name__ == "__main__":

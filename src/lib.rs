@@ -11,6 +11,7 @@
 //! - [`crypto`]: keys and the STREAM construction over AES-256-GCM.
 //! - [`store`]: object stores behind one trait: local directory and S3.
 //! - [`daemon`]: scheduled backups, metrics and health endpoints.
+//! - [`retention`]: which backups to keep, and pruning a vault.
 
 pub mod backup;
 pub mod catalog;
@@ -18,5 +19,6 @@ pub mod cli;
 pub mod cmd;
 pub mod crypto;
 pub mod daemon;
+pub mod retention;
 pub mod source;
 pub mod store;

@@ -1,12 +1,76 @@
-//! `replvault prune`.
-// SKELETON: to be implemented.
+//! `replvault prune`: applies a retention policy to a vault and prints what
+//! it keeps, deletes and why.
 
 use std::process::ExitCode;
 
+use chrono::Utc;
+
 use crate::cli::PruneArgs;
+use crate::cmd::common::open_vault;
+use crate::retention::{self, Policy, Report};
 
 /// Runs `replvault prune`.
 pub async fn run(args: PruneArgs) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("`replvault prune` is not implemented yet")
+    let policy = Policy::from_args(&args.retention);
+    if policy.is_empty() {
+        anyhow::bail!(
+            "no retention rule: pass at least one of --keep-last, --keep-within, --keep-daily, --keep-weekly, --keep-monthly"
+        );
+    }
+    let vault = open_vault(&args.vault).await?;
+    let report = retention::prune(
+        &vault,
+        &policy,
+        args.retention.incomplete_grace,
+        args.dry_run,
+        Utc::now(),
+    )
+    .await?;
+    print(&report);
+    if report.failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        anyhow::bail!(
+            "{} deletion(s) failed: {}",
+            report.failed.len(),
+            report
+                .failed
+                .iter()
+                .map(|(what, e)| format!("{what}: {e}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    }
+}
+
+fn print(r: &Report) {
+    let verb = if r.dry_run { "would delete" } else { "delete" };
+    for d in &r.decisions {
+        if d.kept() {
+            let why: Vec<String> = d.keep.iter().map(ToString::to_string).collect();
+            outln!("keep   {}  ({})", d.id, why.join(", "));
+        } else {
+            outln!("{verb} {}  (outside the policy)", d.id);
+        }
+    }
+    for (id, age) in &r.leftovers {
+        outln!("{verb} {id}  (incomplete: no manifest, {age} old)");
+    }
+    for key in &r.aborted_uploads {
+        let v = if r.dry_run { "would abort" } else { "abort" };
+        outln!("{v} pending upload of {key}");
+    }
+    let kept = r.decisions.iter().filter(|d| d.kept()).count();
+    outln!(
+        "{}: kept {kept}, {} {} backup(s) and {} incomplete leftover(s){}",
+        if r.dry_run { "dry run" } else { "pruned" },
+        if r.dry_run { "would delete" } else { "deleted" },
+        r.deleted().count(),
+        r.leftovers.len(),
+        if r.aborted_uploads.is_empty() {
+            String::new()
+        } else {
+            format!(", aborted {} pending upload(s)", r.aborted_uploads.len())
+        }
+    );
 }

@@ -12,8 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backup::{BackupError, take_backup};
 use crate::catalog::Vault;
+use crate::cli::RetentionArgs;
 use crate::cli::RunArgs;
 use crate::crypto::MasterKey;
+use crate::retention::{self, Policy};
 
 pub mod config;
 pub mod http;
@@ -84,6 +86,7 @@ pub async fn run(
         Ok(list) => shared.lock().last_success = list.last().map(|m| m.finished_at),
         Err(e) => tracing::warn!(error = %e, "cannot list the vault at start"),
     }
+    let policy = Policy::from_args(&args.retention);
     let last = shared.lock().last_success;
     let mut next = schedule.first(last, Utc::now());
     let mut failures = 0u32;
@@ -121,6 +124,9 @@ pub async fn run(
                 );
                 shared.lock().success(&m);
                 next = schedule.after(now);
+                if !policy.is_empty() {
+                    apply_retention(&vault, &policy, &args.retention, &shared).await;
+                }
             }
             Err(e) => {
                 shared.lock().failure(&e, now);
@@ -138,4 +144,26 @@ pub async fn run(
         s.abort();
     }
     Ok(())
+}
+
+/// Prunes after a successful backup; failures are logged, not fatal (the
+/// next run tries again).
+async fn apply_retention(vault: &Vault, policy: &Policy, args: &RetentionArgs, shared: &Shared) {
+    match retention::prune(vault, policy, args.incomplete_grace, false, Utc::now()).await {
+        Ok(r) => {
+            let deleted: Vec<&str> = r.deleted().map(|d| d.id.as_str()).collect();
+            shared.lock().pruned += deleted.len() as u64;
+            tracing::info!(
+                kept = r.decisions.len() - deleted.len(),
+                deleted = ?deleted,
+                leftovers = r.leftovers.len(),
+                aborted_uploads = r.aborted_uploads.len(),
+                "retention applied"
+            );
+            for (what, e) in &r.failed {
+                tracing::warn!(%what, error = %e, "retention could not delete");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "retention failed"),
+    }
 }

@@ -129,6 +129,30 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Deletes an object; deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Uploads started but neither completed nor aborted (S3 multipart
+    /// uploads whose parts are stored, and billed, until aborted). Stores
+    /// without such state have none.
+    async fn pending_uploads(&self) -> Result<Vec<PendingUpload>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Aborts a pending upload.
+    async fn abort_pending_upload(&self, upload: &PendingUpload) -> Result<(), StoreError> {
+        let _ = upload;
+        Ok(())
+    }
+}
+
+/// An upload that was started and never completed or aborted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// Object key relative to the store root.
+    pub key: String,
+    /// The store's upload id.
+    pub upload_id: String,
+    /// When it was started.
+    pub initiated: Option<DateTime<Utc>>,
 }
 
 /// A streaming upload in progress.

@@ -32,12 +32,12 @@ use aws_sdk_s3::types::{
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use bytes::{Bytes, BytesMut};
-use chrono::{DateTime, Utc};
+use chrono::DateTime;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{ObjectMeta, ObjectReader, Store, StoreError, Upload, UploadOptions};
+use super::{ObjectMeta, ObjectReader, PendingUpload, Store, StoreError, Upload, UploadOptions};
 use crate::cli::VaultArgs;
 
 /// S3's smallest allowed part (all but the last).
@@ -102,17 +102,6 @@ impl fmt::Debug for S3Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.s.describe)
     }
-}
-
-/// An open multipart upload, as `ListMultipartUploads` reports it.
-#[derive(Clone, Debug)]
-pub struct PendingUpload {
-    /// Object key relative to the vault.
-    pub key: String,
-    /// The upload id.
-    pub upload_id: String,
-    /// When it was started.
-    pub initiated: Option<DateTime<Utc>>,
 }
 
 impl S3Store {
@@ -248,50 +237,6 @@ impl S3Store {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         map_error(&self.s, op, key, e)
-    }
-
-    /// Open multipart uploads under the vault prefix: failed or running
-    /// uploads whose parts are stored (and billed) until aborted.
-    pub async fn list_pending_uploads(&self) -> Result<Vec<PendingUpload>, StoreError> {
-        let mut out = Vec::new();
-        let mut key_marker = None;
-        let mut id_marker = None;
-        loop {
-            let r = self
-                .client
-                .list_multipart_uploads()
-                .bucket(&self.s.bucket)
-                .prefix(self.full_key(""))
-                .set_key_marker(key_marker.take())
-                .set_upload_id_marker(id_marker.take())
-                .send()
-                .await
-                .map_err(|e| self.err("list multipart uploads", "", e))?;
-            for u in r.uploads() {
-                if let (Some(k), Some(id)) = (u.key(), u.upload_id()) {
-                    out.push(PendingUpload {
-                        key: self.rel_key(k).to_string(),
-                        upload_id: id.to_string(),
-                        initiated: u
-                            .initiated()
-                            .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
-                    });
-                }
-            }
-            if r.is_truncated() != Some(true) {
-                return Ok(out);
-            }
-            key_marker = r.next_key_marker().map(str::to_string);
-            id_marker = r.next_upload_id_marker().map(str::to_string);
-            if key_marker.is_none() && id_marker.is_none() {
-                return Ok(out);
-            }
-        }
-    }
-
-    /// Aborts an open multipart upload.
-    pub async fn abort_pending_upload(&self, u: &PendingUpload) -> Result<(), StoreError> {
-        abort_upload(&self.client, &self.s, &self.full_key(&u.key), &u.upload_id).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
@@ -573,6 +518,50 @@ impl Store for S3Store {
                 other => Err(other),
             },
         }
+    }
+
+    /// Open multipart uploads under the vault prefix: failed or running
+    /// uploads whose parts are stored (and billed) until aborted.
+    async fn pending_uploads(&self) -> Result<Vec<PendingUpload>, StoreError> {
+        let mut out = Vec::new();
+        let mut key_marker = None;
+        let mut id_marker = None;
+        loop {
+            let r = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.s.bucket)
+                .prefix(self.full_key(""))
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| self.err("list multipart uploads", "", e))?;
+            for u in r.uploads() {
+                if let (Some(k), Some(id)) = (u.key(), u.upload_id()) {
+                    out.push(PendingUpload {
+                        key: self.rel_key(k).to_string(),
+                        upload_id: id.to_string(),
+                        initiated: u
+                            .initiated()
+                            .and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                    });
+                }
+            }
+            if r.is_truncated() != Some(true) {
+                return Ok(out);
+            }
+            key_marker = r.next_key_marker().map(str::to_string);
+            id_marker = r.next_upload_id_marker().map(str::to_string);
+            if key_marker.is_none() && id_marker.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Aborts an open multipart upload.
+    async fn abort_pending_upload(&self, u: &PendingUpload) -> Result<(), StoreError> {
+        abort_upload(&self.client, &self.s, &self.full_key(&u.key), &u.upload_id).await
     }
 }
 

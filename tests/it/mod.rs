@@ -4,5 +4,6 @@ pub mod backup_restore;
 pub mod daemon;
 pub mod failures;
 pub mod proxy;
+pub mod prune;
 pub mod s3;
 pub mod util;

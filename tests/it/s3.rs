@@ -552,7 +552,7 @@ fn s3_upload_that_keeps_failing_leaves_no_manifest_and_no_open_upload() {
     rt.block_on(async {
         let store = s3.store("failing").await;
         assert_eq!(store.list("").await.unwrap(), vec![]);
-        let pending = store.list_pending_uploads().await.unwrap();
+        let pending = store.pending_uploads().await.unwrap();
         assert!(pending.is_empty(), "open uploads left: {pending:?}");
         // The check above can see an open upload: make one, then abort it.
         let mut up = store
@@ -562,11 +562,11 @@ fn s3_upload_that_keeps_failing_leaves_no_manifest_and_no_open_upload() {
         up.write(bytes::Bytes::from(vec![7u8; 9 << 20]))
             .await
             .unwrap();
-        let pending = store.list_pending_uploads().await.unwrap();
+        let pending = store.pending_uploads().await.unwrap();
         assert_eq!(pending.len(), 1, "{pending:?}");
         assert_eq!(pending[0].key, "probe");
         up.abort().await.unwrap();
-        assert!(store.list_pending_uploads().await.unwrap().is_empty());
+        assert!(store.pending_uploads().await.unwrap().is_empty());
     });
 }
 
@@ -616,4 +616,78 @@ fn s3_errors_are_clear_and_keep_secrets() {
         .collect();
     let err = fails(run(&["list", "--vault", &vault], &env));
     assert!(err.contains("credentials"), "{err}");
+}
+
+#[test]
+fn s3_prune_removes_old_backups_leftovers_and_pending_uploads() {
+    let s3 = S3Server::moto();
+    let redis = RedisServer::start();
+    redis.cmd(&["SET", "k", "v"]);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = s3.vault("pr");
+    let env = s3.env();
+    let url = redis.url();
+    for _ in 0..3 {
+        ok(run(&backup_args(&url, &vault, key.to_str().unwrap()), &env));
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(s3.store("pr"));
+    rt.block_on(async {
+        // A failed backup's data object, and an upload that was never
+        // completed nor aborted (a killed process).
+        store
+            .put(
+                "backups/20200101T000000Z-dead/data",
+                bytes::Bytes::from_static(b"partial"),
+            )
+            .await
+            .unwrap();
+        let mut up = store
+            .put_multipart("backups/20200101T000000Z-beef/data", Default::default())
+            .await
+            .unwrap();
+        up.write(bytes::Bytes::from(vec![1u8; 9 << 20]))
+            .await
+            .unwrap();
+        std::mem::forget(up);
+        assert_eq!(store.pending_uploads().await.unwrap().len(), 1);
+    });
+    let out = ok(run(
+        &[
+            "prune",
+            "--vault",
+            &vault,
+            "--keep-last",
+            "1",
+            "--incomplete-grace",
+            "0s",
+        ],
+        &env,
+    ));
+    assert!(
+        out.contains(
+            "deleted 2 backup(s) and 1 incomplete leftover(s), aborted 1 pending upload(s)"
+        ),
+        "{out}"
+    );
+    let list = ok(run(&["list", "--vault", &vault, "--json"], &env));
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    rt.block_on(async {
+        assert!(store.pending_uploads().await.unwrap().is_empty());
+        let keys: Vec<String> = store
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert!(
+            keys.iter()
+                .all(|k| k.starts_with(&format!("backups/{}/", v[0]["id"].as_str().unwrap())))
+        );
+    });
 }

@@ -1,0 +1,173 @@
+//! `replvault prune` on a real local vault: backups of a real redis-server,
+//! plus copies of one with older timestamps, and incomplete leftovers.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::util::*;
+
+/// Copies backup `src_id` in `vault` as a backup started at `at` (RFC 3339).
+fn clone_backup(vault: &Path, src_id: &str, at: &str) -> String {
+    let t = chrono::DateTime::parse_from_rfc3339(at)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let id = format!(
+        "{}-{:04x}",
+        t.format("%Y%m%dT%H%M%SZ"),
+        t.timestamp() as u16
+    );
+    let from = vault.join("backups").join(src_id);
+    let to = vault.join("backups").join(&id);
+    std::fs::create_dir_all(&to).unwrap();
+    std::fs::copy(from.join("data"), to.join("data")).unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(from.join("manifest.json")).unwrap()).unwrap();
+    m["id"] = id.clone().into();
+    m["started_at"] = at.into();
+    m["finished_at"] = at.into();
+    m["stored"]["key"] = format!("backups/{id}/data").into();
+    std::fs::write(to.join("manifest.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    id
+}
+
+fn ids(vault: &Path) -> Vec<String> {
+    let list = ok(replvault(&[
+        "list",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn touch_old(path: &Path, ago: &str) {
+    let st = Command::new("touch")
+        .args(["-d", ago])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn prune_applies_the_policy_and_keeps_what_it_must() {
+    let redis = RedisServer::start();
+    fill_every_type(&redis);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let v = vault.to_str().unwrap();
+    let k = key.to_str().unwrap();
+    ok(replvault(&[
+        "backup",
+        "--redis",
+        &redis.url(),
+        "--vault",
+        v,
+        "--key-file",
+        k,
+    ]));
+    let real = ids(&vault).pop().unwrap();
+    // Older backups: two on 2026-11-01, one each on 2026-10-15 and 2026-09-03.
+    let nov_late = clone_backup(&vault, &real, "2026-11-01T18:00:00Z");
+    let nov_early = clone_backup(&vault, &real, "2026-11-01T06:00:00Z");
+    let oct = clone_backup(&vault, &real, "2026-10-15T12:00:00Z");
+    let sep = clone_backup(&vault, &real, "2026-09-03T12:00:00Z");
+    assert_eq!(ids(&vault).len(), 5);
+
+    // Incomplete leftovers: an old one (removed) and a fresh one (kept: it
+    // may be a backup in progress).
+    let old_inc = vault.join("backups/20260101T000000Z-dead");
+    std::fs::create_dir_all(&old_inc).unwrap();
+    std::fs::write(old_inc.join("data"), b"partial").unwrap();
+    touch_old(&old_inc.join("data"), "3 days ago");
+    let fresh_inc = vault.join("backups/20991231T000000Z-beef");
+    std::fs::create_dir_all(&fresh_inc).unwrap();
+    std::fs::write(fresh_inc.join("data"), b"partial").unwrap();
+
+    // No rule: refused.
+    let err = fails(replvault(&["prune", "--vault", v]));
+    assert!(err.contains("no retention rule"), "{err}");
+
+    // Dry run: the plan, nothing deleted.
+    let policy = ["--keep-last", "1", "--keep-monthly", "2"];
+    let mut dry = vec!["prune", "--vault", v, "--dry-run"];
+    dry.extend(policy);
+    let out = ok(replvault(&dry));
+    assert!(
+        out.contains(&format!("keep   {real}  (newest backup, last 1, monthly ")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("keep   {oct}  (monthly 2026-10)")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("would delete {nov_late}  (outside the policy)")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("would delete {nov_early}")), "{out}");
+    assert!(out.contains(&format!("would delete {sep}")), "{out}");
+    assert!(
+        out.contains("would delete 20260101T000000Z-dead  (incomplete"),
+        "{out}"
+    );
+    assert!(!out.contains("20991231T000000Z-beef"), "{out}");
+    assert_eq!(ids(&vault).len(), 5);
+    assert!(old_inc.join("data").exists());
+
+    // For real.
+    let mut real_run = vec!["prune", "--vault", v];
+    real_run.extend(policy);
+    let out = ok(replvault(&real_run));
+    assert!(
+        out.contains("pruned: kept 2, deleted 3 backup(s) and 1 incomplete leftover(s)"),
+        "{out}"
+    );
+    let mut left = ids(&vault);
+    left.sort();
+    let mut want = vec![real.clone(), oct.clone()];
+    want.sort();
+    assert_eq!(left, want);
+    for gone in [&nov_early, &nov_late, &sep] {
+        assert!(
+            !vault
+                .join("backups")
+                .join(gone)
+                .join("manifest.json")
+                .exists()
+        );
+        assert!(!vault.join("backups").join(gone).join("data").exists());
+    }
+    assert!(!old_inc.join("data").exists());
+    assert!(fresh_inc.join("data").exists());
+
+    // What is left still restores.
+    let out_file = work.path().join("dump.rdb");
+    ok(replvault(&[
+        "restore",
+        "latest",
+        "--vault",
+        v,
+        "--key-file",
+        k,
+        "--out",
+        out_file.to_str().unwrap(),
+    ]));
+    let restored = RedisServer::start_with_rdb(&out_file);
+    assert_eq!(restored.digest(), redis.digest());
+
+    // The newest backup survives even a policy that matches nothing.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = ok(replvault(&["prune", "--vault", v, "--keep-within", "1s"]));
+    assert!(
+        out.contains(&format!("keep   {real}  (newest backup)")),
+        "{out}"
+    );
+    assert_eq!(ids(&vault), [real]);
+}
