@@ -15,9 +15,11 @@
 //! - [`rdb`]: streaming structural scanner for RDB files (Redis and Valkey),
 //!   with bounded memory, and the summary it produces.
 //! - [`crc64`]: CRC-64/Jones, the checksum Redis puts in the RDB trailer.
+//! - [`dump`]: `DUMP` payloads, and writing an RDB from them (scan mode).
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod crc64;
+pub mod dump;
 pub mod payload;
 pub mod rdb;
 pub mod replica;

@@ -1,4 +1,5 @@
-//! Where RDB bytes come from: the replication socket (TCP or TLS).
+//! Where RDB bytes come from: the replication socket (TCP or TLS), or, for
+//! servers that refuse replication, a SCAN + DUMP walk written as an RDB.
 //!
 //! Every source ends as an [`RdbSource`]: what we know about the server,
 //! and a channel of raw RDB chunks that the vault writer consumes.
@@ -15,6 +16,7 @@ use crate::cli::{Mode, SourceArgs};
 
 pub mod conn;
 pub mod replica;
+pub mod scan;
 pub mod url;
 
 pub use conn::{ConnectOptions, Connection, connect};
@@ -74,11 +76,9 @@ pub enum SourceError {
     /// The payload ended early.
     #[error("the RDB transfer was cut: {0}")]
     Payload(PayloadError),
-    /// Scan mode is not available in this version.
-    #[error(
-        "--mode scan (SCAN + DUMP for servers that refuse SYNC/PSYNC) is not implemented yet in this version"
-    )]
-    ScanUnavailable,
+    /// Scan mode could not read the keyspace.
+    #[error("scan mode: {0}")]
+    ScanRefused(String),
 }
 
 /// A running source of RDB bytes.
@@ -106,11 +106,16 @@ pub async fn open(args: &SourceArgs) -> Result<RdbSource, SourceError> {
         tls_cert_file: args.tls_cert_file.clone(),
         tls_key_file: args.tls_key_file.clone(),
     };
+    let scan_opts = scan::ScanOptions {
+        count: args.scan_count,
+        rate: args.scan_rate,
+        idle_timeout: args.idle_timeout,
+    };
     if args.mode == Mode::Scan {
-        return Err(SourceError::ScanUnavailable);
+        return scan::start(connect(&target, &opts).await?, &target, &scan_opts).await;
     }
     let conn = connect(&target, &opts).await?;
-    replica::start(
+    let replica = replica::start(
         conn,
         &target,
         &replica::ReplicaOptions {
@@ -118,5 +123,17 @@ pub async fn open(args: &SourceArgs) -> Result<RdbSource, SourceError> {
             force_sync: false,
         },
     )
-    .await
+    .await;
+    match replica {
+        Err(SourceError::Handshake(
+            e @ (HandshakeError::SyncRefused(_) | HandshakeError::NoPermission { .. }),
+        )) if args.mode == Mode::Auto => {
+            tracing::warn!(
+                reason = %e,
+                "replication refused: falling back to scan mode (SCAN + DUMP; not a point-in-time snapshot)"
+            );
+            scan::start(connect(&target, &opts).await?, &target, &scan_opts).await
+        }
+        other => other,
+    }
 }

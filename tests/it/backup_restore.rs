@@ -7,7 +7,7 @@ use std::process::Command;
 use super::util::*;
 
 /// Backs `src` up through `url`, restores, and checks the digest.
-fn round_trip(src: &RedisServer, url: &str, extra: &[&str]) -> serde_json::Value {
+pub fn round_trip(src: &RedisServer, url: &str, extra: &[&str]) -> serde_json::Value {
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = work.path().join("vault");

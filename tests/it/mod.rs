@@ -6,4 +6,5 @@ pub mod failures;
 pub mod proxy;
 pub mod prune;
 pub mod s3;
+pub mod scan;
 pub mod util;

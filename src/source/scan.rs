@@ -1,0 +1,460 @@
+//! Scan mode, for servers that refuse SYNC/PSYNC: walk every database with
+//! `SCAN`, fetch each key with `DUMP` and `PTTL` (pipelined per batch), and
+//! write a real RDB file from the payloads (`replvault_protocol::dump`),
+//! streamed into the same [`RdbSource`] channel as the replication path.
+//!
+//! Not a point-in-time snapshot: keys are read at different moments. Keys
+//! that vanish during the walk are skipped; keys `SCAN` reports twice (it may,
+//! while the server resizes a table) are written once, which costs 16 bytes
+//! of memory per key of the largest database.
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use replvault_protocol::dump::{Dump, DumpError, RdbWriter};
+use replvault_protocol::replica::HandshakeError;
+use replvault_protocol::resp::{self, Frame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::conn::Connection;
+use super::url::RedisTarget;
+use super::{RdbSource, SourceError};
+use crate::catalog::SourceInfo;
+
+/// RDB bytes per chunk sent to the vault writer.
+const FLUSH: usize = 256 * 1024;
+/// Chunks buffered between the walk and the vault writer.
+const DEPTH: usize = 16;
+
+/// Options for scan mode.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    /// Keys per `SCAN` call (and per pipelined batch).
+    pub count: u32,
+    /// At most this many keys per second (0 = unlimited).
+    pub rate: u64,
+    /// Fail when the server answers nothing for this long.
+    pub idle_timeout: Duration,
+}
+
+/// A RESP client over one connection, with pipelining.
+struct Client {
+    conn: Connection,
+    buf: BytesMut,
+    out: Vec<u8>,
+    idle: Duration,
+}
+
+impl Client {
+    fn queue(&mut self, args: &[&[u8]]) {
+        resp::encode_command(args, &mut self.out);
+    }
+
+    async fn flush(&mut self) -> Result<(), SourceError> {
+        self.conn
+            .write_all(&self.out)
+            .await
+            .map_err(|source| SourceError::Io { bytes: 0, source })?;
+        self.out.clear();
+        Ok(())
+    }
+
+    async fn read(&mut self, command: &str) -> Result<Frame, SourceError> {
+        loop {
+            match resp::decode(&self.buf) {
+                Ok(Some((frame, used))) => {
+                    let _ = self.buf.split_to(used);
+                    return Ok(frame);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(HandshakeError::Protocol {
+                        command: command.to_string(),
+                        reply: format!("{e:?}"),
+                    }
+                    .into());
+                }
+            }
+            self.buf.reserve(64 * 1024);
+            let n = match tokio::time::timeout(self.idle, self.conn.read_buf(&mut self.buf)).await {
+                Err(_) => {
+                    return Err(SourceError::IdleTimeout {
+                        after: self.idle,
+                        bytes: 0,
+                    });
+                }
+                Ok(Err(source)) => return Err(SourceError::Io { bytes: 0, source }),
+                Ok(Ok(n)) => n,
+            };
+            if n == 0 {
+                return Err(HandshakeError::Closed(command.to_string()).into());
+            }
+        }
+    }
+
+    async fn call(&mut self, args: &[&[u8]]) -> Result<Frame, SourceError> {
+        self.queue(args);
+        self.flush().await?;
+        let name = String::from_utf8_lossy(args.first().copied().unwrap_or_default()).into_owned();
+        self.read(&name).await
+    }
+}
+
+/// Maps an error reply to a clear error.
+fn refused(command: &str, msg: &str) -> SourceError {
+    let upper = msg.to_ascii_uppercase();
+    let e = if upper.starts_with("NOAUTH") {
+        HandshakeError::AuthRequired
+    } else if upper.starts_with("WRONGPASS") || command == "AUTH" {
+        HandshakeError::AuthFailed(msg.to_string())
+    } else if upper.starts_with("LOADING") {
+        HandshakeError::Loading
+    } else if upper.starts_with("NOPERM") {
+        return SourceError::ScanRefused(format!(
+            "the server denied `{command}` ({msg}): scan mode needs `+scan +dump +pttl +select +info +ping`, and `+function|dump` where functions exist"
+        ));
+    } else {
+        HandshakeError::Server {
+            command: command.to_string(),
+            message: msg.to_string(),
+        }
+    };
+    e.into()
+}
+
+fn expect_ok(command: &str, f: Frame) -> Result<Frame, SourceError> {
+    match f {
+        Frame::Error(msg) => Err(refused(command, &msg)),
+        other => Ok(other),
+    }
+}
+
+/// `INFO` sections as key/value pairs.
+fn parse_info(f: &Frame) -> BTreeMap<String, String> {
+    f.as_text()
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// Databases with keys, from `INFO keyspace`: (db, keys, expires).
+fn keyspace(info: &BTreeMap<String, String>) -> Vec<(u64, u64, u64)> {
+    let mut out: Vec<(u64, u64, u64)> = info
+        .iter()
+        .filter_map(|(k, v)| {
+            let db = k.strip_prefix("db")?.parse().ok()?;
+            let mut keys = 0;
+            let mut expires = 0;
+            for kv in v.split(',') {
+                match kv.split_once('=') {
+                    Some(("keys", n)) => keys = n.parse().ok()?,
+                    Some(("expires", n)) => expires = n.parse().ok()?,
+                    _ => {}
+                }
+            }
+            Some((db, keys, expires))
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The RDB version a server of `redis_version` writes (and its DUMP uses).
+pub fn rdb_version_for(redis_version: &str) -> u32 {
+    let mut it = redis_version
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    match (major, minor) {
+        (8.., _) | (7, 4..) => 12,
+        (7, 2..) => 11,
+        (7, _) => 10,
+        (5 | 6, _) => 9,
+        (4, _) => 8,
+        (3, 2..) => 7,
+        _ => 6,
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Authenticates, reads what the RDB header needs, and starts the walk.
+pub async fn start(
+    conn: Connection,
+    target: &RedisTarget,
+    opts: &ScanOptions,
+) -> Result<RdbSource, SourceError> {
+    let mut c = Client {
+        conn,
+        buf: BytesMut::new(),
+        out: Vec::new(),
+        idle: opts.idle_timeout,
+    };
+    if let Some(pw) = &target.password {
+        let f = match &target.username {
+            Some(u) => c.call(&[b"AUTH", u.as_bytes(), pw.as_bytes()]).await?,
+            None => c.call(&[b"AUTH", pw.as_bytes()]).await?,
+        };
+        expect_ok("AUTH", f)?;
+    }
+    let server = parse_info(&expect_ok("INFO", c.call(&[b"INFO", b"server"]).await?)?);
+    let memory = parse_info(&expect_ok("INFO", c.call(&[b"INFO", b"memory"]).await?)?);
+    let dbs = keyspace(&parse_info(&expect_ok(
+        "INFO",
+        c.call(&[b"INFO", b"keyspace"]).await?,
+    )?));
+    let cluster = parse_info(&expect_ok("INFO", c.call(&[b"INFO", b"cluster"]).await?)?);
+    if cluster.get("cluster_enabled").map(String::as_str) == Some("1") {
+        tracing::warn!(
+            "cluster mode: scan mode backs up only the keys of this node; back up every master"
+        );
+    }
+    let redis_version = server.get("redis_version").cloned().unwrap_or_default();
+    let name = server
+        .get("server_name")
+        .cloned()
+        .unwrap_or_else(|| "redis".into());
+    let info = SourceInfo {
+        address: target.redacted(),
+        mode: "scan".into(),
+        server: Some(name.clone()),
+        version: Some(
+            server
+                .get("valkey_version")
+                .cloned()
+                .unwrap_or_else(|| redis_version.clone()),
+        ),
+        replid: None,
+        offset: None,
+        point_in_time: false,
+    };
+    tracing::info!(
+        address = %info.address,
+        databases = dbs.len(),
+        keys = dbs.iter().map(|d| d.1).sum::<u64>(),
+        "scan mode: walking the keyspace with SCAN + DUMP (not a point-in-time snapshot)"
+    );
+    let version = rdb_version_for(&redis_version);
+    let aux = vec![
+        ("redis-ver".to_string(), redis_version),
+        ("redis-bits".to_string(), "64".to_string()),
+        ("ctime".to_string(), (now_ms() / 1000).to_string()),
+        (
+            "used-mem".to_string(),
+            memory.get("used_memory").cloned().unwrap_or_default(),
+        ),
+        ("replvault-mode".to_string(), "scan".to_string()),
+    ];
+    let (tx, rx) = mpsc::channel(DEPTH);
+    let opts = opts.clone();
+    tokio::spawn(async move {
+        if let Err(e) = walk(c, version, aux, dbs, &opts, &tx).await {
+            let _ = tx.send(Err(e)).await;
+        }
+    });
+    Ok(RdbSource {
+        info,
+        size_hint: None,
+        chunks: rx,
+    })
+}
+
+/// Sends the buffered RDB bytes; false when the consumer went away.
+async fn send(out: &mut Vec<u8>, tx: &mpsc::Sender<Result<Bytes, SourceError>>) -> bool {
+    let chunk = Bytes::from(std::mem::replace(out, Vec::with_capacity(FLUSH * 2)));
+    tx.send(Ok(chunk)).await.is_ok()
+}
+
+fn bad_payload(what: &str, e: DumpError) -> SourceError {
+    SourceError::ScanRefused(format!("{what}: {e}"))
+}
+
+async fn walk(
+    mut c: Client,
+    version: u32,
+    aux: Vec<(String, String)>,
+    dbs: Vec<(u64, u64, u64)>,
+    opts: &ScanOptions,
+    tx: &mpsc::Sender<Result<Bytes, SourceError>>,
+) -> Result<(), SourceError> {
+    let mut out = Vec::with_capacity(FLUSH * 2);
+    let mut w = RdbWriter::new(version, &mut out);
+    for (k, v) in &aux {
+        w.aux(&mut out, k, v);
+    }
+    // Functions first, as Redis writes them.
+    match c.call(&[b"FUNCTION", b"DUMP"]).await? {
+        Frame::Bulk(p) => {
+            let d = Dump::parse(&p).map_err(|e| bad_payload("FUNCTION DUMP", e))?;
+            w.functions(&mut out, &d)
+                .map_err(|e| bad_payload("FUNCTION DUMP", e))?;
+        }
+        Frame::Null => {}
+        Frame::Error(msg) if msg.to_ascii_uppercase().contains("UNKNOWN") => {
+            // Before Redis 7 there are no functions to copy.
+        }
+        Frame::Error(msg) => return Err(refused("FUNCTION DUMP", &msg)),
+        other => {
+            return Err(HandshakeError::Protocol {
+                command: "FUNCTION DUMP".into(),
+                reply: format!("{other:?}"),
+            }
+            .into());
+        }
+    }
+    let start = Instant::now();
+    let mut done: u64 = 0;
+    let mut vanished: u64 = 0;
+    let hashers = (RandomState::new(), RandomState::new());
+    for (db, keys, expires) in dbs {
+        expect_ok(
+            "SELECT",
+            c.call(&[b"SELECT", db.to_string().as_bytes()]).await?,
+        )?;
+        w.select_db(&mut out, db, keys, expires);
+        let mut seen: HashSet<u128> = HashSet::new();
+        let mut cursor = b"0".to_vec();
+        let count = opts.count.max(1).to_string();
+        loop {
+            let reply = expect_ok(
+                "SCAN",
+                c.call(&[b"SCAN", &cursor, b"COUNT", count.as_bytes()])
+                    .await?,
+            )?;
+            let (next, batch) = match reply {
+                Frame::Array(mut parts) if parts.len() == 2 => {
+                    let keys = parts.pop();
+                    let next = parts.pop();
+                    match (next, keys) {
+                        (Some(Frame::Bulk(n)), Some(Frame::Array(k))) => (n, k),
+                        (n, k) => {
+                            return Err(HandshakeError::Protocol {
+                                command: "SCAN".into(),
+                                reply: format!("{n:?} {k:?}"),
+                            }
+                            .into());
+                        }
+                    }
+                }
+                other => {
+                    return Err(HandshakeError::Protocol {
+                        command: "SCAN".into(),
+                        reply: format!("{other:?}"),
+                    }
+                    .into());
+                }
+            };
+            let batch: Vec<Vec<u8>> = batch
+                .into_iter()
+                .filter_map(|f| match f {
+                    Frame::Bulk(k) => Some(k),
+                    _ => None,
+                })
+                .filter(|k| {
+                    let h = (u128::from(hashers.0.hash_one(k)) << 64)
+                        | u128::from(hashers.1.hash_one(k));
+                    seen.insert(h)
+                })
+                .collect();
+            for k in &batch {
+                c.queue(&[b"DUMP", k]);
+                c.queue(&[b"PTTL", k]);
+            }
+            c.flush().await?;
+            for k in &batch {
+                let dump = c.read("DUMP").await?;
+                let ttl = c.read("PTTL").await?;
+                let now = now_ms();
+                let payload = match expect_ok("DUMP", dump)? {
+                    Frame::Bulk(p) => p,
+                    // Deleted since SCAN saw it.
+                    _ => {
+                        vanished += 1;
+                        continue;
+                    }
+                };
+                let expire_at = match expect_ok("PTTL", ttl)? {
+                    Frame::Integer(-2) => {
+                        vanished += 1;
+                        continue;
+                    }
+                    Frame::Integer(ms) if ms >= 0 => Some(now + ms),
+                    _ => None,
+                };
+                let key_name = || String::from_utf8_lossy(k).into_owned();
+                let d = Dump::parse(&payload).map_err(|e| {
+                    bad_payload(&format!("DUMP of key {:?} in db {db}", key_name()), e)
+                })?;
+                w.key(&mut out, k, &d, expire_at).map_err(|e| {
+                    bad_payload(&format!("DUMP of key {:?} in db {db}", key_name()), e)
+                })?;
+                done += 1;
+                if out.len() >= FLUSH && !send(&mut out, tx).await {
+                    return Ok(());
+                }
+            }
+            if opts.rate > 0 {
+                let due = Duration::from_secs_f64(done as f64 / opts.rate as f64);
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            if next == b"0" {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    let bytes = w.finish(&mut out);
+    if !send(&mut out, tx).await {
+        return Ok(());
+    }
+    tracing::info!(
+        keys = done,
+        vanished,
+        rdb_bytes = bytes,
+        secs = start.elapsed().as_secs_f64(),
+        "scan mode: walk complete"
+    );
+    let _ = c.conn.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rdb_versions_by_server_version() {
+        assert_eq!(rdb_version_for("7.0.15"), 10);
+        assert_eq!(rdb_version_for("7.2.4"), 11);
+        assert_eq!(rdb_version_for("7.4.1"), 12);
+        assert_eq!(rdb_version_for("8.2.3"), 12);
+        assert_eq!(rdb_version_for("6.2.14"), 9);
+        assert_eq!(rdb_version_for("3.2.6"), 7);
+        assert_eq!(rdb_version_for(""), 6);
+    }
+
+    #[test]
+    fn keyspace_lines_parse() {
+        let info: BTreeMap<String, String> = [
+            ("db0", "keys=10,expires=2,avg_ttl=0"),
+            ("db15", "keys=1,expires=0,avg_ttl=0,subexpiry=0"),
+            ("other", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(keyspace(&info), [(0, 10, 2), (15, 1, 0)]);
+    }
+}

@@ -1,0 +1,209 @@
+//! Scan mode (SCAN + DUMP written as an RDB) against real servers that
+//! refuse replication: auto fallback, explicit `--mode scan` with a
+//! least-privilege ACL user, and keys vanishing during the walk.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::backup_restore::round_trip;
+use super::util::*;
+
+fn no_replication_server() -> RedisServer {
+    let conf = tempfile::tempdir().unwrap();
+    let path = conf.path().join("redis.conf");
+    std::fs::write(
+        &path,
+        "rename-command SYNC \"\"\nrename-command PSYNC \"\"\n",
+    )
+    .unwrap();
+    let s = RedisServer::start_with(&[path.to_str().unwrap()]);
+    // The config file is read at start; the directory can go.
+    drop(conf);
+    s
+}
+
+#[test]
+fn auto_mode_falls_back_to_scan_and_restores_the_same_data() {
+    let src = no_replication_server();
+    fill_every_type(&src);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let o = replvault(&[
+        "backup",
+        "--redis",
+        &src.url(),
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    let log = stderr(&o);
+    ok(o);
+    assert_eq!(log.matches("falling back to scan mode").count(), 1, "{log}");
+
+    // The full round trip: same DEBUG DIGEST and keyspace in a fresh server.
+    let m = round_trip(&src, &src.url(), &[]);
+    assert_eq!(m["source"]["mode"], "scan", "{m}");
+    assert_eq!(m["source"]["point_in_time"], false, "{m}");
+    assert_eq!(m["summary"]["aux"]["replvault-mode"], "scan", "{m}");
+    assert!(
+        !m["summary"]["functions"].as_array().unwrap().is_empty(),
+        "{m}"
+    );
+
+    // Sync mode says why it cannot work, and what to do.
+    let err = fails(replvault(&[
+        "backup",
+        "--mode",
+        "sync",
+        "--redis",
+        &src.url(),
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]));
+    assert!(
+        err.contains("refuses SYNC/PSYNC") && err.contains("--mode scan"),
+        "{err}"
+    );
+}
+
+#[test]
+fn scan_mode_with_a_least_privilege_user() {
+    let src = RedisServer::start();
+    fill_every_type(&src);
+    let r = src.cmd(&[
+        "ACL",
+        "SETUSER",
+        "scanner",
+        "on",
+        ">scan-secret",
+        "+scan",
+        "+dump",
+        "+pttl",
+        "+select",
+        "+info",
+        "+ping",
+        "+function|dump",
+        "%R~*",
+    ]);
+    assert_eq!(r.text(), "OK");
+    let url = format!("redis://scanner:scan-secret@127.0.0.1:{}", src.port);
+    let m = round_trip(&src, &url, &["--mode", "scan", "--scan-count", "7"]);
+    assert_eq!(m["source"]["mode"], "scan");
+
+    // Without DUMP the error names what the user needs.
+    src.cmd(&["ACL", "SETUSER", "scanner", "-dump"]);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let err = fails(replvault(&[
+        "backup",
+        "--mode",
+        "scan",
+        "--redis",
+        &url,
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]));
+    assert!(err.contains("+dump"), "{err}");
+    assert!(!err.contains("scan-secret"), "{err}");
+    assert_eq!(files_under(&vault), Vec::<String>::new());
+}
+
+#[test]
+fn keys_deleted_and_expiring_during_the_walk() {
+    let src = no_replication_server();
+    fill_every_type(&src);
+    // 20,000 plain keys; a quarter expire within a second.
+    let port = src.port.to_string();
+    let mut script = String::new();
+    for i in 0..20_000 {
+        script.push_str(&format!("SET churn:{i} value-{i}\n"));
+        if i % 4 == 0 {
+            script.push_str(&format!("PEXPIRE churn:{i} {}\n", 200 + (i % 800)));
+        }
+    }
+    let mut child = std::process::Command::new("redis-cli")
+        .args(["-p", &port])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let before: u64 = src.cmd(&["DBSIZE"]).text().parse().unwrap();
+
+    // Meanwhile another client deletes keys.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stop2, port2) = (stop.clone(), src.port);
+    let deleter = std::thread::spawn(move || {
+        let mut n = 0;
+        let mut i = 1;
+        while !stop2.load(Ordering::Relaxed) && i < 20_000 {
+            let st = std::process::Command::new("redis-cli")
+                .args(["-p", &port2.to_string(), "DEL"])
+                .args((0..50).map(|j| format!("churn:{}", i + j * 2)))
+                .stdout(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success());
+            n += 50;
+            i += 101;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        n
+    });
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    ok(replvault(&[
+        "backup",
+        "--redis",
+        &src.url(),
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--scan-count",
+        "50",
+        "--scan-rate",
+        "20000",
+    ]));
+    stop.store(true, Ordering::Relaxed);
+    let deleted = deleter.join().unwrap();
+    assert!(deleted > 0);
+    let dump = work.path().join("dump.rdb");
+    ok(replvault(&[
+        "restore",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--out",
+        dump.to_str().unwrap(),
+    ]));
+    let copy = RedisServer::start_with_rdb(&dump);
+    let after: u64 = copy.cmd(&["DBSIZE"]).text().parse().unwrap();
+    assert!(after <= before, "{after} > {before}");
+    assert!(
+        after >= before - 5_000 - deleted as u64,
+        "{after} {before} {deleted}"
+    );
+    // What is there is intact: the every-type keys in db 0 survived.
+    assert_eq!(
+        copy.cmd(&["XLEN", "stream:s"]).text(),
+        src.cmd(&["XLEN", "stream:s"]).text()
+    );
+}
