@@ -16,14 +16,14 @@
 //! below 80 or `REDIS` with one above 79 (`rdbIsVersionAccepted`).
 
 use super::{LEN, STR, ScanErrorKind, Task, redis_type};
-use Task::{Fixed, Len, Repeat};
+use Task::{Fixed, Len};
 
 /// Newest Valkey RDB version accepted (Valkey 9.0 and 9.1 write 80). 81
 /// (Valkey 9.2, unreleased when this was written) adds a type not modelled.
 pub const MAX_VALKEY_RDB_VERSION: u32 = 80;
 
 /// Oldest version Valkey writes with the `VALKEY` magic.
-pub const MIN_VALKEY_RDB_VERSION: u32 = 80;
+pub(super) const MIN_VALKEY_RDB_VERSION: u32 = 80;
 
 /// Newest Redis RDB version accepted.
 pub const MAX_REDIS_RDB_VERSION: u32 = 12;
