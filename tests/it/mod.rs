@@ -7,3 +7,4 @@ pub mod proxy;
 pub mod prune;
 pub mod s3;
 pub mod util;
+pub mod versions;
