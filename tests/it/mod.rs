@@ -8,3 +8,4 @@ pub mod prune;
 pub mod s3;
 pub mod scan;
 pub mod util;
+pub mod versions;

@@ -24,6 +24,18 @@ pub fn redis_server_bin() -> String {
     std::env::var("REPLVAULT_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into())
 }
 
+/// The major version `bin --version` reports (`v=7.0.15` gives 7).
+pub fn server_major_version(bin: &str) -> u32 {
+    let out = Command::new(bin)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{bin}: {e} (scripts/test.sh installs the servers)"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_once("v=")
+        .and_then(|(_, v)| v.split('.').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{bin} --version: {text}"))
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -99,6 +111,12 @@ impl RedisServer {
 
     /// Starts a server in `dir` (which may hold a dump.rdb to load).
     pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Self {
+        Self::start_bin_in(&redis_server_bin(), dir, extra)
+    }
+
+    /// Starts `bin` (a redis-server or valkey-server of any version from
+    /// 6.0 on) in `dir`.
+    pub fn start_bin_in(bin: &str, dir: tempfile::TempDir, extra: &[&str]) -> Self {
         let port = free_port();
         let mut args: Vec<String> = vec![];
         // A config file first, if the caller passes one.
@@ -122,19 +140,21 @@ impl RedisServer {
             "no",
             "--repl-diskless-sync-delay",
             "0",
-            "--enable-debug-command",
-            "yes",
         ] {
             args.push(a.to_string());
         }
+        // DEBUG is allowed by default before 7.0, which rejects the option.
+        if server_major_version(bin) >= 7 {
+            args.extend(["--enable-debug-command".into(), "yes".into()]);
+        }
         args.extend(rest.iter().map(|s| s.to_string()));
         let log = std::fs::File::create(dir.path().join("redis.log")).unwrap();
-        let child = Command::new(redis_server_bin())
+        let child = Command::new(bin)
             .args(&args)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("redis-server must be installed (scripts/test.sh installs it)");
+            .unwrap_or_else(|e| panic!("{bin}: {e} (scripts/test.sh installs the servers)"));
         let password = rest
             .windows(2)
             .find(|w| w[0] == "--requirepass")

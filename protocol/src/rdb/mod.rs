@@ -14,6 +14,7 @@
 //! [`BLOB_CHECK_LIMIT`] and validated entry by entry.
 
 mod blob;
+mod dialect;
 mod lzf;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::crc64::Crc64;
 use blob::BlobKind;
+use dialect::Dialect;
+pub use dialect::{MAX_REDIS_RDB_VERSION, MAX_VALKEY_RDB_VERSION};
 use lzf::Lzf;
 
 /// Encoded blobs up to this size are collected and checked entry by entry;
@@ -31,9 +34,6 @@ pub const BLOB_CHECK_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Aux values and function code kept for the summary are cut to this length.
 const CAPTURE_LIMIT: usize = 4096;
-
-/// Newest Redis RDB version accepted.
-pub const MAX_REDIS_RDB_VERSION: u32 = 12;
 
 /// What a scan learned about an RDB file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,7 +296,8 @@ const STREAM3_BODY: &[Task] = &[
     ])),
 ];
 
-/// Name and body of each Redis value type.
+/// Name and body of each Redis value type (Valkey shares 0 to 21; see
+/// [`dialect`] for where they part).
 fn redis_type(code: u8) -> Option<(&'static str, &'static [Task])> {
     Some(match code {
         0 => ("string", &[STR]),
@@ -348,6 +349,8 @@ pub struct Scanner {
     finished: bool,
     failed: Option<(u64, String)>,
     summary: Summary,
+    /// Type and opcode table, from the magic.
+    dialect: Dialect,
     db: u64,
     pending_expire: bool,
     /// String content being collected for a use that needs it.
@@ -609,16 +612,14 @@ impl Scanner {
             .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| ScanErrorKind::BadMagic(String::from_utf8_lossy(head).into_owned()))?;
-        let supported = match magic {
-            "REDIS" => (1..=MAX_REDIS_RDB_VERSION).contains(&version),
-            _ => false,
-        };
-        if !supported {
+        let dialect = Dialect::from_magic(magic).unwrap_or_default();
+        if !dialect.accepts(version) {
             return Err(ScanErrorKind::UnsupportedVersion {
                 magic: magic.to_string(),
                 version,
             });
         }
+        self.dialect = dialect;
         self.summary.magic = magic.to_string();
         self.summary.rdb_version = version;
         Ok(Run::Done(9))
@@ -628,6 +629,7 @@ impl Scanner {
         let Some(&op) = d.first() else {
             return Ok(Run::NeedMore);
         };
+        let dialect_op = self.dialect.opcode(op);
         let push = |s: &mut Self, body: &[Task]| {
             s.tasks.push(Record);
             s.tasks.extend(body.iter().rev().copied());
@@ -663,8 +665,10 @@ impl Scanner {
             }
             0xF5 => push(self, &[Str(StrUse::Function)]),
             0xF4 => push(self, &[LEN, LEN, LEN]),
+            // Opcodes only one dialect has (Valkey's slot import).
+            _ if dialect_op.is_some() => push(self, dialect_op.unwrap_or_default()),
             code => {
-                let (name, body) = redis_type(code).ok_or(ScanErrorKind::UnknownType(code))?;
+                let (name, body) = self.dialect.value_type(code, self.summary.rdb_version)?;
                 let db = self.summary.databases.entry(self.db).or_default();
                 db.keys += 1;
                 if std::mem::take(&mut self.pending_expire) {
@@ -676,7 +680,7 @@ impl Scanner {
                 self.tasks.push(STR); // the key
             }
         }
-        if op >= 0xF4 && op != 0xFC && op != 0xFD && self.pending_expire {
+        if (op >= 0xF4 || dialect_op.is_some()) && op != 0xFC && op != 0xFD && self.pending_expire {
             return Err(ScanErrorKind::Invalid(
                 "expire time not followed by a key".into(),
             ));

@@ -1,7 +1,8 @@
 //! The replica side of the replication handshake, as a state machine.
 //!
 //! Sequence: optional `AUTH`, `REPLCONF listening-port`, `REPLCONF capa eof
-//! capa psync2`, `REPLCONF rdb-only 1` (where accepted), then `PSYNC ? -1`,
+//! capa psync2`, optional `REPLCONF version` (Valkey; Redis refuses it, which
+//! is tolerated), `REPLCONF rdb-only 1` (where accepted), then `PSYNC ? -1`,
 //! falling back to `SYNC` when PSYNC is refused. Lone `\n` keepalives are
 //! skipped. Ends when the payload header (`$<len>` or `$EOF:<mark>`) is read.
 //!
@@ -17,6 +18,15 @@ use std::fmt;
 use crate::payload::Framing;
 use crate::resp::encode_command;
 
+/// The version to announce with `REPLCONF version`. A Valkey 9+ primary
+/// sends the newest RDB format the replica's version reads (Valkey's
+/// `RDB_VERSION_MAP`), and without one RDB 11, in which it cannot store hash
+/// fields with TTLs: it fails the sync ("Can't store key in RDB version
+/// 11"). 9.0.0 is the version whose format (RDB 80) is the newest
+/// [`crate::rdb::MAX_VALKEY_RDB_VERSION`] reads; announcing a newer one
+/// would let a 9.2 primary send RDB 81.
+pub const ANNOUNCED_VALKEY_VERSION: &str = "9.0.0";
+
 /// What the handshake sends.
 #[derive(Clone, Default)]
 pub struct Config {
@@ -30,6 +40,8 @@ pub struct Config {
     pub rdb_only: bool,
     /// Start with `SYNC` instead of `PSYNC ? -1`.
     pub force_sync: bool,
+    /// Send `REPLCONF version <this>` (see [`ANNOUNCED_VALKEY_VERSION`]).
+    pub announce_version: Option<String>,
 }
 
 impl fmt::Debug for Config {
@@ -41,6 +53,7 @@ impl fmt::Debug for Config {
             .field("listening_port", &self.listening_port)
             .field("rdb_only", &self.rdb_only)
             .field("force_sync", &self.force_sync)
+            .field("announce_version", &self.announce_version)
             .finish()
     }
 }
@@ -130,6 +143,7 @@ enum Step {
     Auth,
     ListeningPort,
     Capa,
+    Version,
     RdbOnly,
     Psync,
     Sync,
@@ -141,6 +155,7 @@ impl Step {
             Step::Auth => "AUTH",
             Step::ListeningPort => "REPLCONF listening-port",
             Step::Capa => "REPLCONF capa",
+            Step::Version => "REPLCONF version",
             Step::RdbOnly => "REPLCONF rdb-only",
             Step::Psync => "PSYNC",
             Step::Sync => "SYNC",
@@ -182,6 +197,9 @@ impl Handshake {
         }
         steps.push_back(Step::ListeningPort);
         steps.push_back(Step::Capa);
+        if config.announce_version.is_some() {
+            steps.push_back(Step::Version);
+        }
         if config.rdb_only {
             steps.push_back(Step::RdbOnly);
         }
@@ -226,6 +244,10 @@ impl Handshake {
                 &[b"REPLCONF", b"capa", b"eof", b"capa", b"psync2"],
                 &mut out,
             ),
+            Step::Version => {
+                let v = self.config.announce_version.as_deref().unwrap_or_default();
+                encode_command(&[b"REPLCONF", b"version", v.as_bytes()], &mut out)
+            }
             Step::RdbOnly => encode_command(&[b"REPLCONF", b"rdb-only", b"1"], &mut out),
             Step::Psync => encode_command(&[b"PSYNC", b"?", b"-1"], &mut out),
             Step::Sync => encode_command(&[b"SYNC"], &mut out),
@@ -293,9 +315,15 @@ impl Handshake {
                 let msg = String::from_utf8_lossy(&line[1..]).into_owned();
                 let upper = msg.to_ascii_uppercase();
                 match step {
-                    Step::RdbOnly => {
+                    // Optional: Redis has no `version`, old servers no `rdb-only`.
+                    Step::RdbOnly | Step::Version => {
+                        let option = if step == Step::Version {
+                            "version"
+                        } else {
+                            "rdb-only"
+                        };
                         self.events.push_back(Event::OptionRefused {
-                            option: "rdb-only".into(),
+                            option: option.into(),
                             message: msg,
                         });
                         self.state = State::Send;
