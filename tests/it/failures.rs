@@ -85,7 +85,19 @@ fn sync_and_psync_renamed_away() {
     .unwrap();
     let src = RedisServer::start_with(&[path.to_str().unwrap()]);
     let s = setup();
-    let e = fails(s.backup(&src.url()));
+    // Auto mode would fall back to scan mode (tests/it/scan.rs): ask for
+    // replication only.
+    let e = fails(replvault(&[
+        "backup",
+        "--mode",
+        "sync",
+        "--redis",
+        &src.url(),
+        "--vault",
+        s.v(),
+        "--key-file",
+        s.k(),
+    ]));
     assert!(e.contains("refuses SYNC/PSYNC"), "{e}");
     s.assert_empty();
 }

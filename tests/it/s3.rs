@@ -401,6 +401,8 @@ fn s3_multipart_upload_and_parallel_ranged_restore() {
     let url = redis.url();
     let mut args = backup_args(&url, &vault, key.to_str().unwrap());
     args.extend(["--s3-part-size", "5MiB"]);
+    // What backups usually ask of S3: accepted on every request.
+    args.extend(["--s3-storage-class", "STANDARD_IA", "--s3-sse", "AES256"]);
     let o = run(&args, &env);
     let log = stderr(&o);
     ok(o);
@@ -539,6 +541,8 @@ fn s3_upload_that_keeps_failing_leaves_no_manifest_and_no_open_upload() {
     let url = redis.url();
     let mut args = backup_args(&url, &vault, key.to_str().unwrap());
     args.extend(["--s3-part-size", "5MiB"]);
+    // What backups usually ask of S3: accepted on every request.
+    args.extend(["--s3-storage-class", "STANDARD_IA", "--s3-sse", "AES256"]);
     let o = run(&args, &env);
     let all = stderr(&o);
     let err = fails(o);
