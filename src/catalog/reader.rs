@@ -71,7 +71,48 @@ fn check_key(m: &Manifest, key: Option<&MasterKey>) -> Result<(), VaultError> {
     }
 }
 
+/// Decompressed bytes are handed from the decoding thread to the checking
+/// thread in chunks of about this size.
+const CHUNK: usize = 1 << 20;
+/// Chunks in flight between the two threads.
+const DEPTH: usize = 4;
+
+/// The decoder's output: forwards decompressed bytes to the checker thread.
+struct Forward {
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl Forward {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK * 2));
+        self.tx
+            .send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "checker stopped"))
+    }
+}
+
+impl Write for Forward {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
 /// Reads backup `m` through every check; writes the RDB to `file` if given.
+///
+/// Two threads: one reads, hashes, decrypts and decompresses; the other
+/// scans and writes the file, so neither waits for the other's CPU work.
 async fn read(
     vault: &Vault,
     m: &Manifest,
@@ -81,31 +122,42 @@ async fn read(
     check_key(m, key.as_ref())?;
     let stream = vault.store().get_stream(&m.stored.key).await?;
     let mut bridge = SyncIoBridge::new(stream);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
+    let checker_thread = std::thread::Builder::new()
+        .name("replvault-check".into())
+        .spawn(move || {
+            let mut c = Checker {
+                scanner: Some(Scanner::new()),
+                error: None,
+                file: file.map(|f| BufWriter::with_capacity(1 << 20, f)),
+                file_error: None,
+                bytes: 0,
+            };
+            for chunk in rx {
+                if c.write_all(&chunk).is_err() {
+                    // Dropping the receiver stops the decoder.
+                    break;
+                }
+            }
+            c
+        })
+        .map_err(|e| VaultError::Pipeline(format!("cannot start the check thread: {e}")))?;
     let m2 = m.clone();
-    let (checker, stored, sha) = tokio::task::spawn_blocking(move || -> Result<_, VaultError> {
-        let checker = Checker {
-            scanner: Some(Scanner::new()),
-            error: None,
-            file: file.map(|f| BufWriter::with_capacity(1 << 20, f)),
-            file_error: None,
-            bytes: 0,
-        };
-        let mut z = zstd::stream::write::Decoder::new(checker)
-            .map_err(|e| VaultError::Pipeline(e.to_string()))?;
+    let decoded = tokio::task::spawn_blocking(move || -> Result<(u64, String), VaultError> {
+        let mut z = zstd::stream::write::Decoder::new(Forward {
+            tx,
+            buf: Vec::with_capacity(CHUNK * 2),
+        })
+        .map_err(|e| VaultError::Pipeline(e.to_string()))?;
         let mut dec = Decryptor::new(key);
         let mut sha = digest::Context::new(&digest::SHA256);
         let mut buf = vec![0u8; 1 << 20];
         let mut plain = Vec::with_capacity(1 << 21);
         let mut stored = 0u64;
-        let fail = |z: &mut zstd::stream::write::Decoder<'static, Checker>,
-                    e: std::io::Error|
-         -> VaultError {
-            let c = z.get_mut();
-            if let Some(se) = c.error.take() {
-                return VaultError::Corrupt(se);
-            }
-            if let Some(fe) = &c.file_error {
-                return disk_error(fe, m2.rdb.bytes);
+        let fail = |e: std::io::Error| -> VaultError {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                // The checker stopped: its own error is reported.
+                return VaultError::Aborted;
             }
             VaultError::Mismatch {
                 id: m2.id.clone(),
@@ -129,16 +181,27 @@ async fn read(
             sha.update(&buf[..n]);
             plain.clear();
             dec.push(&buf[..n], &mut plain)?;
-            z.write_all(&plain).map_err(|e| fail(&mut z, e))?;
+            z.write_all(&plain).map_err(fail)?;
         }
         plain.clear();
         dec.finish(&mut plain)?;
-        z.write_all(&plain).map_err(|e| fail(&mut z, e))?;
-        z.flush().map_err(|e| fail(&mut z, e))?;
-        Ok((z.into_inner(), stored, hex::encode(sha.finish().as_ref())))
+        z.write_all(&plain).map_err(fail)?;
+        z.flush().map_err(fail)?;
+        Ok((stored, hex::encode(sha.finish().as_ref())))
     })
     .await
-    .map_err(|e| VaultError::Pipeline(e.to_string()))??;
+    .map_err(|e| VaultError::Pipeline(e.to_string()));
+    let mut checker = checker_thread
+        .join()
+        .map_err(|_| VaultError::Pipeline("the check thread panicked".into()))?;
+    // The checker's own failure explains a stopped decoder best.
+    if let Some(se) = checker.error.take() {
+        return Err(VaultError::Corrupt(se));
+    }
+    if let Some(fe) = &checker.file_error {
+        return Err(disk_error(fe, m.rdb.bytes));
+    }
+    let (stored, sha) = decoded??;
 
     let Checker {
         scanner,

@@ -301,3 +301,57 @@ fn inspect_reports_bad_files_with_an_offset() {
         assert!(e.contains("byte"), "{name}: {e}");
     }
 }
+
+/// A tmpfs mount that is unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn new(size: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "mounting a small tmpfs needs root (the test command runs as root)"
+        );
+        SmallDisk { dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn full_disk_at_restore_is_clear_and_leaves_nothing() {
+    let src = dataset();
+    // Incompressible bulk, so the RDB is far larger than the disk.
+    let v: Vec<u8> = (0..2_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    src.cmd_bin(&[b"SET", b"bulk", &v]);
+    let s = setup();
+    ok(s.backup(&src.url()));
+    let disk = SmallDisk::new("512k");
+    let out = disk.dir.path().join("dump.rdb");
+    let e = fails(replvault(&[
+        "restore",
+        "--vault",
+        s.v(),
+        "--key-file",
+        s.k(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(e.contains("no space left on device"), "{e}");
+    assert_eq!(files_under(disk.dir.path()), Vec::<String>::new());
+}
