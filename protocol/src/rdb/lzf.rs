@@ -8,6 +8,18 @@
 /// Farthest back an LZF back-reference reaches.
 const WINDOW: usize = 8192;
 
+/// What the decoder keeps of its output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// Nothing: only lengths and back-reference bounds are checked, which
+    /// is all a plain string value needs (and the fast path).
+    Nothing,
+    /// The last [`WINDOW`] bytes or more.
+    Window,
+    /// Everything (the caller validates it afterwards, bounding its size).
+    All,
+}
+
 /// Decoder state for one compressed string.
 #[derive(Debug)]
 pub(crate) struct Lzf {
@@ -15,10 +27,11 @@ pub(crate) struct Lzf {
     pub(crate) in_left: u64,
     /// Decompressed bytes still expected.
     pub(crate) out_left: u64,
-    /// Recent output (window), or all output when `keep_all`.
+    /// Output produced so far.
+    produced: u64,
+    /// Recent output (window), or all output, per `keep`.
     pub(crate) out: Vec<u8>,
-    /// Keep the whole output (the caller validates it afterwards).
-    pub(crate) keep_all: bool,
+    keep: Keep,
 }
 
 /// Result of one decoding step.
@@ -30,12 +43,21 @@ pub(crate) enum Step {
 }
 
 impl Lzf {
-    pub(crate) fn new(clen: u64, len: u64, keep_all: bool) -> Self {
+    pub(crate) fn new(clen: u64, len: u64, keep: Keep) -> Self {
+        // One 3-byte back-reference yields at most 264 bytes, so a declared
+        // length beyond that ratio is an error found while decoding: never
+        // reserve more than the input could produce.
+        let cap = match keep {
+            Keep::Nothing => 0,
+            Keep::Window => len.min(16 * WINDOW as u64),
+            Keep::All => len.min(clen.saturating_mul(90)),
+        };
         Lzf {
             in_left: clen,
             out_left: len,
-            out: Vec::new(),
-            keep_all,
+            produced: 0,
+            out: Vec::with_capacity(usize::try_from(cap).unwrap_or(0)),
+            keep,
         }
     }
 
@@ -61,7 +83,10 @@ impl Lzf {
                 if n as u64 > self.out_left {
                     return Err("LZF output longer than the declared length".into());
                 }
-                self.out.extend_from_slice(lit);
+                if self.keep != Keep::Nothing {
+                    self.out.extend_from_slice(lit);
+                }
+                self.produced += n as u64;
                 self.out_left -= n as u64;
                 self.in_left -= (1 + n) as u64;
                 p += 1 + n;
@@ -85,23 +110,30 @@ impl Lzf {
                 };
                 let back = ((ctrl & 0x1F) << 8) + low as usize + 1;
                 let n = len + 2;
-                if back > self.out.len() {
+                if back as u64 > self.produced {
                     return Err("LZF back-reference before the start of the output".into());
                 }
                 if n as u64 > self.out_left {
                     return Err("LZF output longer than the declared length".into());
                 }
-                let start = self.out.len() - back;
-                // Overlapping copies repeat the pattern, so copy bytewise.
-                for i in 0..n {
-                    let b = self.out[start + i];
-                    self.out.push(b);
+                if self.keep != Keep::Nothing {
+                    let start = self.out.len() - back;
+                    if back >= n {
+                        self.out.extend_from_within(start..start + n);
+                    } else {
+                        // Overlapping copies repeat the pattern: bytewise.
+                        for i in 0..n {
+                            let b = self.out[start + i];
+                            self.out.push(b);
+                        }
+                    }
                 }
+                self.produced += n as u64;
                 self.out_left -= n as u64;
                 self.in_left -= need as u64;
                 p += need;
             }
-            if !self.keep_all && self.out.len() > 8 * WINDOW {
+            if self.keep == Keep::Window && self.out.len() > 8 * WINDOW {
                 let cut = self.out.len() - WINDOW;
                 self.out.drain(..cut);
             }

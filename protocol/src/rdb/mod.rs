@@ -674,7 +674,13 @@ impl Scanner {
                 if std::mem::take(&mut self.pending_expire) {
                     db.expires += 1;
                 }
-                *self.summary.types.entry(name.to_string()).or_default() += 1;
+                // Counted without allocating for every key.
+                match self.summary.types.get_mut(name) {
+                    Some(c) => *c += 1,
+                    None => {
+                        self.summary.types.insert(name.to_string(), 1);
+                    }
+                }
                 self.tasks.push(Record);
                 self.tasks.extend(body.iter().rev().copied());
                 self.tasks.push(STR); // the key
@@ -769,9 +775,11 @@ impl Scanner {
                 }
                 self.check_content_len(usage, ulen)?;
                 let keep = match usage {
-                    StrUse::Plain => false,
-                    StrUse::Blob(_) => !self.blob_unchecked,
-                    _ => ulen <= 1 << 20,
+                    StrUse::Plain => lzf::Keep::Nothing,
+                    StrUse::Blob(_) if !self.blob_unchecked => lzf::Keep::All,
+                    StrUse::Blob(_) => lzf::Keep::Window,
+                    _ if ulen <= 1 << 20 => lzf::Keep::All,
+                    _ => lzf::Keep::Window,
                 };
                 self.lzf = Some(Lzf::new(clen, ulen, keep));
                 self.tasks.push(LzfBody { usage });
