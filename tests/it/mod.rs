@@ -2,6 +2,7 @@
 
 pub mod backup_restore;
 pub mod daemon;
+pub mod deploy;
 pub mod failures;
 pub mod proxy;
 pub mod prune;

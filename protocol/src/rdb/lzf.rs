@@ -144,3 +144,12 @@ impl Lzf {
         Ok(Step::Consumed(p))
     }
 }
+
+/// True when `input` is exactly one valid LZF stream decoding to `out_len`
+/// bytes (checked without producing the output).
+pub(crate) fn check_complete(input: &[u8], out_len: u64) -> bool {
+    let mut l = Lzf::new(input.len() as u64, out_len, Keep::Nothing);
+    matches!(l.step(input), Ok(Step::Consumed(n)) if n == input.len())
+        && l.in_left == 0
+        && l.out_left == 0
+}

@@ -681,6 +681,17 @@ impl Scanner {
                         self.summary.types.insert(name.to_string(), 1);
                     }
                 }
+                // Fast path for the commonest record, a string key and a
+                // string value wholly in this chunk: checked in place, no
+                // tasks. Anything else (or any doubt) takes the task path,
+                // which also reports errors at their exact offset.
+                if code == 0
+                    && let Some(k) = plain_string(&d[1..])
+                    && let Some(v) = plain_string(&d[1 + k..])
+                {
+                    self.tasks.push(Record);
+                    return Ok(Run::Done(1 + k + v));
+                }
                 self.tasks.push(Record);
                 self.tasks.extend(body.iter().rev().copied());
                 self.tasks.push(STR); // the key
@@ -878,6 +889,32 @@ enum LenValue {
     /// An integer-encoded string of this many bytes.
     Int(usize),
     Lzf,
+}
+
+/// Checks one plain string (raw, integer or LZF) wholly inside `d`; its
+/// length in bytes, or `None` when it is incomplete or invalid (the caller
+/// then takes the slow path, which says what is wrong and where).
+fn plain_string(d: &[u8]) -> Option<usize> {
+    let (len, n) = read_len(d).ok()??;
+    match len {
+        LenValue::Len(l) => {
+            let end = n.checked_add(usize::try_from(l).ok()?)?;
+            (end <= d.len()).then_some(end)
+        }
+        LenValue::Int(bytes) => (n + bytes <= d.len()).then_some(n + bytes),
+        LenValue::Lzf => {
+            let (LenValue::Len(clen), n2) = read_len(&d[n..]).ok()?? else {
+                return None;
+            };
+            let (LenValue::Len(ulen), n3) = read_len(&d[n + n2..]).ok()?? else {
+                return None;
+            };
+            let start = n + n2 + n3;
+            let end = start.checked_add(usize::try_from(clen).ok()?)?;
+            let body = d.get(start..end)?;
+            (clen > 0 && lzf::check_complete(body, ulen)).then_some(end)
+        }
+    }
 }
 
 /// Reads an RDB length; `None` when `d` is too short.

@@ -1,0 +1,80 @@
+//! Scanner throughput on real RDB files: CRC-64 alone, then the full
+//! streaming scan (CRC + structure), fed in 256 KiB chunks as the replica
+//! driver does. Best of three runs per file, in MB/s (10^6 bytes).
+//!
+//! `bench/scanner.sh` makes large RDB files with a real redis-server and runs
+//! this; by hand: `cargo bench -p replvault-protocol --bench scan_throughput
+//! -- FILE.rdb...`.
+
+use std::time::Instant;
+
+use replvault_protocol::crc64::Crc64;
+use replvault_protocol::rdb::Scanner;
+
+const CHUNK: usize = 256 * 1024;
+
+fn best_of_3(mut f: impl FnMut()) -> f64 {
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let files: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if files.is_empty() {
+        eprintln!("usage: scan_throughput FILE.rdb... (bench/scanner.sh makes them)");
+        return;
+    }
+    println!("| file | MB | CRC-64 only MB/s | scan (CRC + structure) MB/s | keys |");
+    println!("|---|---|---|---|---|");
+    for path in files {
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) => {
+                eprintln!("{path}: {e}");
+                std::process::exit(1);
+            }
+        };
+        let mb = data.len() as f64 / 1e6;
+        let crc = best_of_3(|| {
+            let mut c = Crc64::new();
+            for piece in data.chunks(CHUNK) {
+                c.update(piece);
+            }
+            std::hint::black_box(c.value());
+        });
+        let mut keys = 0;
+        let scan = best_of_3(|| {
+            let mut s = Scanner::new();
+            for piece in data.chunks(CHUNK) {
+                if let Err(e) = s.feed(piece) {
+                    eprintln!("{path}: {e}");
+                    std::process::exit(1);
+                }
+            }
+            match s.finish() {
+                Ok(sum) => keys = sum.total_keys(),
+                Err(e) => {
+                    eprintln!("{path}: {e}");
+                    std::process::exit(1);
+                }
+            }
+        });
+        let name = std::path::Path::new(&path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or(path.clone());
+        println!(
+            "| {name} | {mb:.0} | {:.0} | {:.0} | {keys} |",
+            mb / crc,
+            mb / scan
+        );
+    }
+}
