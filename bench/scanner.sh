@@ -27,8 +27,8 @@ class R:  # what bench.fill_* need
 PY
   for comp in yes no; do
     redis-cli -p "$port" config set rdbcompression "$comp" >/dev/null
-    redis-cli -p "$port" config set dbfilename "$dataset-$comp.rdb" >/dev/null
     redis-cli -p "$port" save >/dev/null
+    mv "$work/dump.rdb" "$work/$dataset-$comp.rdb"
     files+=("$work/$dataset-$comp.rdb")
   done
 done

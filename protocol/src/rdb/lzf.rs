@@ -44,13 +44,13 @@ pub(crate) enum Step {
 
 impl Lzf {
     pub(crate) fn new(clen: u64, len: u64, keep: Keep) -> Self {
-        // One 3-byte back-reference yields at most 264 bytes, so a declared
-        // length beyond that ratio is an error found while decoding: never
-        // reserve more than the input could produce.
+        // Reserve what is likely needed, but never trust a declared length
+        // with more than 1 MiB up front: the output then grows only as
+        // real input produces it.
         let cap = match keep {
             Keep::Nothing => 0,
             Keep::Window => len.min(16 * WINDOW as u64),
-            Keep::All => len.min(clen.saturating_mul(90)),
+            Keep::All => len.min(clen.saturating_mul(4)).min(1 << 20),
         };
         Lzf {
             in_left: clen,
@@ -121,10 +121,13 @@ impl Lzf {
                     if back >= n {
                         self.out.extend_from_within(start..start + n);
                     } else {
-                        // Overlapping copies repeat the pattern: bytewise.
-                        for i in 0..n {
-                            let b = self.out[start + i];
-                            self.out.push(b);
+                        // An overlapping copy repeats the last `back` bytes:
+                        // copy whole periods from `start`, doubling each time.
+                        let mut done = 0;
+                        while done < n {
+                            let m = (back + done).min(n - done);
+                            self.out.extend_from_within(start..start + m);
+                            done += m;
                         }
                     }
                 }
@@ -152,4 +155,74 @@ pub(crate) fn check_complete(input: &[u8], out_len: u64) -> bool {
     matches!(l.step(input), Ok(Step::Consumed(n)) if n == input.len())
         && l.in_left == 0
         && l.out_left == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reference decoder: LZF as liblzf defines it, bytewise.
+    fn naive(input: &[u8]) -> Vec<u8> {
+        let mut out: Vec<u8> = Vec::new();
+        let mut p = 0;
+        while p < input.len() {
+            let ctrl = input[p] as usize;
+            p += 1;
+            if ctrl < 32 {
+                out.extend_from_slice(&input[p..p + ctrl + 1]);
+                p += ctrl + 1;
+            } else {
+                let mut len = ctrl >> 5;
+                if len == 7 {
+                    len += input[p] as usize;
+                    p += 1;
+                }
+                let back = ((ctrl & 0x1f) << 8) + input[p] as usize + 1;
+                p += 1;
+                let start = out.len() - back;
+                for i in 0..len + 2 {
+                    let b = out[start + i];
+                    out.push(b);
+                }
+            }
+        }
+        out
+    }
+
+    fn backref(len: usize, back: usize) -> Vec<u8> {
+        let (l, b) = (len - 2, back - 1);
+        if l < 7 {
+            vec![((l << 5) | (b >> 8)) as u8, b as u8]
+        } else {
+            vec![((7 << 5) | (b >> 8)) as u8, (l - 7) as u8, b as u8]
+        }
+    }
+
+    #[test]
+    fn overlapping_and_plain_back_references_match_the_reference() {
+        for back in [1usize, 2, 3, 5, 8, 31] {
+            for len in [2usize, 3, 8, 9, 40, 100, 264] {
+                let mut input = vec![31u8];
+                input.extend((0..32u8).map(|i| i.wrapping_mul(37)));
+                input.extend(backref(len, back));
+                input.extend([2, b'a', b'b', b'c']);
+                input.extend(backref(len, back));
+                let want = naive(&input);
+                for keep in [Keep::All, Keep::Window, Keep::Nothing] {
+                    let mut l = Lzf::new(input.len() as u64, want.len() as u64, keep);
+                    assert!(matches!(l.step(&input), Ok(Step::Consumed(n)) if n == input.len()));
+                    assert_eq!(l.out_left, 0);
+                    if keep == Keep::All {
+                        assert_eq!(l.out, want, "back {back} len {len}");
+                    }
+                }
+                assert!(check_complete(&input, want.len() as u64));
+                assert!(!check_complete(&input, want.len() as u64 + 1));
+            }
+        }
+        // A reference before the start of the output is refused.
+        let mut bad = vec![0u8, b'x'];
+        bad.extend(backref(3, 2));
+        assert!(!check_complete(&bad, 4));
+    }
 }
