@@ -68,39 +68,46 @@ impl Lzf {
 
     /// Decodes instructions from `input` until it runs out or the string ends.
     pub(crate) fn step(&mut self, input: &[u8]) -> Result<Step, String> {
+        // Only this string's bytes; when all of them are here, an
+        // instruction cut short is an error rather than a wait for more.
+        let avail = usize::try_from(self.in_left).unwrap_or(usize::MAX);
+        let all_here = input.len() >= avail;
+        let input = &input[..input.len().min(avail)];
+        let (keep, window) = (self.keep != Keep::Nothing, self.keep == Keep::Window);
+        // Locals, not fields, in the hot loop.
         let mut p = 0;
-        while self.in_left > 0 {
-            let Some(&ctrl) = input.get(p) else { break };
+        let mut produced = self.produced;
+        let mut out_left = self.out_left;
+        let res: Result<(), &str> = loop {
+            let Some(&ctrl) = input.get(p) else {
+                break Ok(());
+            };
             let ctrl = ctrl as usize;
             if ctrl < 32 {
                 let n = ctrl + 1;
-                if (1 + n) as u64 > self.in_left {
-                    return Err("LZF literal runs past the compressed length".into());
-                }
                 let Some(lit) = input.get(p + 1..p + 1 + n) else {
-                    break;
+                    if all_here {
+                        break Err("LZF literal runs past the compressed length");
+                    }
+                    break Ok(());
                 };
-                if n as u64 > self.out_left {
-                    return Err("LZF output longer than the declared length".into());
+                if n as u64 > out_left {
+                    break Err("LZF output longer than the declared length");
                 }
-                if self.keep != Keep::Nothing {
+                if keep {
                     self.out.extend_from_slice(lit);
                 }
-                self.produced += n as u64;
-                self.out_left -= n as u64;
-                self.in_left -= (1 + n) as u64;
+                produced += n as u64;
+                out_left -= n as u64;
                 p += 1 + n;
             } else {
                 let mut len = ctrl >> 5;
-                let mut need = 2;
-                if len == 7 {
-                    need = 3;
-                }
-                if need as u64 > self.in_left {
-                    return Err("LZF back-reference runs past the compressed length".into());
-                }
+                let need = if len == 7 { 3 } else { 2 };
                 let Some(ops) = input.get(p + 1..p + need) else {
-                    break;
+                    if all_here {
+                        break Err("LZF back-reference runs past the compressed length");
+                    }
+                    break Ok(());
                 };
                 let low = if len == 7 {
                     len += ops[0] as usize;
@@ -110,13 +117,13 @@ impl Lzf {
                 };
                 let back = ((ctrl & 0x1F) << 8) + low as usize + 1;
                 let n = len + 2;
-                if back as u64 > self.produced {
-                    return Err("LZF back-reference before the start of the output".into());
+                if back as u64 > produced {
+                    break Err("LZF back-reference before the start of the output");
                 }
-                if n as u64 > self.out_left {
-                    return Err("LZF output longer than the declared length".into());
+                if n as u64 > out_left {
+                    break Err("LZF output longer than the declared length");
                 }
-                if self.keep != Keep::Nothing {
+                if keep {
                     let start = self.out.len() - back;
                     if back >= n {
                         self.out.extend_from_within(start..start + n);
@@ -131,16 +138,19 @@ impl Lzf {
                         }
                     }
                 }
-                self.produced += n as u64;
-                self.out_left -= n as u64;
-                self.in_left -= need as u64;
+                produced += n as u64;
+                out_left -= n as u64;
                 p += need;
             }
-            if self.keep == Keep::Window && self.out.len() > 8 * WINDOW {
+            if window && self.out.len() > 8 * WINDOW {
                 let cut = self.out.len() - WINDOW;
                 self.out.drain(..cut);
             }
-        }
+        };
+        self.produced = produced;
+        self.out_left = out_left;
+        self.in_left -= p as u64;
+        res.map_err(str::to_string)?;
         if p == 0 && self.in_left > 0 {
             return Ok(Step::NeedMore);
         }
