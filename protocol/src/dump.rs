@@ -52,8 +52,9 @@ pub enum DumpError {
     },
     /// The payload's RDB version is newer than this replvault knows.
     #[error(
-        "DUMP payload has RDB version {0}, newer than this replvault supports ({max}): upgrade replvault",
-        max = crate::rdb::MAX_REDIS_RDB_VERSION
+        "DUMP payload has RDB version {0}, which this replvault does not support (Redis up to {redis}, Valkey up to {valkey}): upgrade replvault",
+        redis = crate::rdb::MAX_REDIS_RDB_VERSION,
+        valkey = crate::rdb::MAX_VALKEY_RDB_VERSION
     )]
     Unsupported(u16),
 }
@@ -84,7 +85,11 @@ impl<'a> Dump<'a> {
         }
         let (value, ver) = body.split_at(body.len() - 2);
         let rdb_version = u16::from_le_bytes([ver[0], ver[1]]);
-        if u32::from(rdb_version) > crate::rdb::MAX_REDIS_RDB_VERSION {
+        let v = u32::from(rdb_version);
+        // Redis numbers its formats 1..=12; Valkey 9 started its own at 80.
+        if v > crate::rdb::MAX_REDIS_RDB_VERSION
+            && !(80..=crate::rdb::MAX_VALKEY_RDB_VERSION).contains(&v)
+        {
             return Err(DumpError::Unsupported(rdb_version));
         }
         Ok(Dump { value, rdb_version })
@@ -121,16 +126,20 @@ pub struct RdbWriter {
 }
 
 impl RdbWriter {
-    /// Starts a Redis RDB of `version`, appending the magic to `out`.
+    /// Starts an RDB of `version`, appending the magic to `out`: `REDIS`
+    /// and four digits, or `VALKEY` and three for Valkey's formats (80+).
     pub fn new(version: u32, out: &mut Vec<u8>) -> Self {
         let mut w = RdbWriter {
             version,
             crc: Crc64::new(),
             bytes: 0,
         };
-        w.emit(out, |o| {
-            o.extend_from_slice(format!("REDIS{version:04}").as_bytes())
-        });
+        let magic = if version >= 80 {
+            format!("VALKEY{version:03}")
+        } else {
+            format!("REDIS{version:04}")
+        };
+        w.emit(out, |o| o.extend_from_slice(magic.as_bytes()));
         w
     }
 
@@ -268,6 +277,10 @@ mod tests {
         assert_eq!(Dump::parse(&empty).unwrap().value, b"");
         let newer = make_payload(b"\x00\x01x", 99);
         assert_eq!(Dump::parse(&newer), Err(DumpError::Unsupported(99)));
+        let between = make_payload(b"\x00\x01x", 13);
+        assert_eq!(Dump::parse(&between), Err(DumpError::Unsupported(13)));
+        let valkey = make_payload(b"\x00\x01x", 80);
+        assert_eq!(Dump::parse(&valkey).unwrap().rdb_version, 80);
     }
 
     #[test]

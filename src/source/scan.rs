@@ -181,6 +181,13 @@ pub fn rdb_version_for(redis_version: &str) -> u32 {
     }
 }
 
+/// Valkey 9 and later write their own RDB format (80); older Valkey
+/// writes Redis's, which `rdb_version_for` of its `redis_version` gives.
+pub fn valkey_rdb_version_for(valkey_version: &str) -> Option<u32> {
+    let major: u32 = valkey_version.split('.').next()?.parse().ok()?;
+    (major >= 9).then_some(80)
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -244,9 +251,18 @@ pub async fn start(
         keys = dbs.iter().map(|d| d.1).sum::<u64>(),
         "scan mode: walking the keyspace with SCAN + DUMP (not a point-in-time snapshot)"
     );
-    let version = rdb_version_for(&redis_version);
+    let valkey_version = server.get("valkey_version").cloned();
+    let version = valkey_version
+        .as_deref()
+        .and_then(valkey_rdb_version_for)
+        .unwrap_or_else(|| rdb_version_for(&redis_version));
+    // The version field the server's own RDB files carry.
+    let ver_aux = match valkey_version {
+        Some(v) if version >= 80 => ("valkey-ver".to_string(), v),
+        _ => ("redis-ver".to_string(), redis_version),
+    };
     let aux = vec![
-        ("redis-ver".to_string(), redis_version),
+        ver_aux,
         ("redis-bits".to_string(), "64".to_string()),
         ("ctime".to_string(), (now_ms() / 1000).to_string()),
         (
@@ -443,6 +459,8 @@ mod tests {
         assert_eq!(rdb_version_for("6.2.14"), 9);
         assert_eq!(rdb_version_for("3.2.6"), 7);
         assert_eq!(rdb_version_for(""), 6);
+        assert_eq!(valkey_rdb_version_for("9.1.2"), Some(80));
+        assert_eq!(valkey_rdb_version_for("8.1.8"), None);
     }
 
     #[test]

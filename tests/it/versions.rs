@@ -30,21 +30,29 @@ fn server_bin(name: &str) -> String {
 
 /// Round trip through `bin`; returns the manifest.
 fn round_trip(bin: &str, extra: &[&str]) -> serde_json::Value {
+    round_trip_with(bin, extra, &[])
+}
+
+/// Round trip through `bin`, passing `backup_args` to the backup.
+fn round_trip_with(bin: &str, extra: &[&str], backup_args: &[&str]) -> serde_json::Value {
     let src = RedisServer::start_bin_in(bin, tempfile::tempdir().unwrap(), extra);
     fill_every_type(&src);
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = work.path().join("vault");
     let (vault_s, key_s) = (vault.to_str().unwrap(), key.to_str().unwrap());
-    let out = ok(replvault(&[
+    let url = src.url();
+    let mut args = vec![
         "backup",
         "--redis",
-        &src.url(),
+        &url,
         "--vault",
         vault_s,
         "--key-file",
         key_s,
-    ]));
+    ];
+    args.extend_from_slice(backup_args);
+    let out = ok(replvault(&args));
     assert!(out.contains("complete"), "{out}");
     let list: serde_json::Value =
         serde_json::from_str(&ok(replvault(&["list", "--vault", vault_s, "--json"]))).unwrap();
@@ -119,4 +127,19 @@ fn redis_6_round_trips() {
     let m = round_trip(&server_bin("redis-server-6.2.14"), &[]);
     assert_eq!(format_of(&m), ("REDIS", 9));
     assert_eq!(m["summary"]["types"]["stream"], 1, "{m}");
+}
+
+#[test]
+fn valkey_9_scan_mode_writes_valkeys_format() {
+    let m = round_trip_with(&server_bin("valkey-server-9.1.2"), &[], &["--mode", "scan"]);
+    assert_eq!(m["source"]["mode"], "scan");
+    assert_eq!(format_of(&m), ("VALKEY", 80));
+    assert!(m["summary"]["aux"]["valkey-ver"].as_str().is_some(), "{m}");
+}
+
+#[test]
+fn redis_8_scan_mode_round_trips() {
+    let m = round_trip_with(&server_bin("redis-server-8.2.3"), &[], &["--mode", "scan"]);
+    assert_eq!(m["source"]["mode"], "scan");
+    assert_eq!(format_of(&m), ("REDIS", 12));
 }
