@@ -201,14 +201,7 @@ impl S3Store {
         {
             Ok(_) => Ok(()),
             Err(e) => Err(match self.err("open bucket", &self.s.bucket, e) {
-                StoreError::NotFound { store, .. } => StoreError::Backend {
-                    store,
-                    message: format!(
-                        "bucket {:?} does not exist: check the --vault name, AWS_REGION and AWS_ENDPOINT_URL",
-                        self.s.bucket
-                    ),
-                    source: None,
-                },
+                StoreError::NotFound { .. } => no_bucket(&self.s),
                 other => other,
             }),
         }
@@ -239,6 +232,22 @@ impl S3Store {
         map_error(&self.s, op, key, e)
     }
 
+    /// GetObject of `key`, or of a byte range of it.
+    async fn get_object(
+        &self,
+        key: &str,
+        range: Option<String>,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
+        self.client
+            .get_object()
+            .bucket(&self.s.bucket)
+            .key(self.full_key(key))
+            .set_range(range)
+            .send()
+            .await
+            .map_err(|e| self.err("get", key, e))
+    }
+
     async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
         match self
             .client
@@ -254,6 +263,17 @@ impl S3Store {
                 other => Err(other),
             },
         }
+    }
+}
+
+fn no_bucket(s: &Settings) -> StoreError {
+    StoreError::Backend {
+        store: s.describe.clone(),
+        message: format!(
+            "bucket {:?} does not exist: check the --vault name, AWS_REGION and AWS_ENDPOINT_URL",
+            s.bucket
+        ),
+        source: None,
     }
 }
 
@@ -284,14 +304,7 @@ where
         (Some("PreconditionFailed"), _) | (_, Some(412)) => {
             StoreError::AlreadyExists { store, key }
         }
-        (Some("NoSuchBucket"), _) => StoreError::Backend {
-            store,
-            message: format!(
-                "bucket {:?} does not exist: check the --vault name, AWS_REGION and AWS_ENDPOINT_URL",
-                s.bucket
-            ),
-            source: None,
-        },
+        (Some("NoSuchBucket"), _) => no_bucket(s),
         (Some("InvalidAccessKeyId" | "SignatureDoesNotMatch"), _) => denied(format!(
             "the S3 server refuses the credentials ({}): check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE",
             code.as_deref().unwrap_or_default()
@@ -429,14 +442,7 @@ impl Store for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        let r = self
-            .client
-            .get_object()
-            .bucket(&self.s.bucket)
-            .key(self.full_key(key))
-            .send()
-            .await
-            .map_err(|e| self.err("get", key, e))?;
+        let r = self.get_object(key, None).await?;
         let body = r.body.collect().await.map_err(|e| StoreError::Backend {
             store: self.describe(),
             message: format!("reading {key} failed: {e}"),
@@ -451,14 +457,7 @@ impl Store for S3Store {
             key: key.to_string(),
         })?;
         if size <= 2 * RANGE || self.s.concurrency == 1 {
-            let r = self
-                .client
-                .get_object()
-                .bucket(&self.s.bucket)
-                .key(self.full_key(key))
-                .send()
-                .await
-                .map_err(|e| self.err("get", key, e))?;
+            let r = self.get_object(key, None).await?;
             return Ok(Box::pin(r.body.into_async_read()));
         }
         let (tx, rx) = mpsc::channel(2);
@@ -613,19 +612,11 @@ async fn fetch_range(
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
         }
+        // The SDK already retried what can be retried before the body.
         let r = store
-            .client
-            .get_object()
-            .bucket(&store.s.bucket)
-            .key(store.full_key(key))
-            .range(format!("bytes={start}-{}", end - 1))
-            .send()
-            .await;
-        let r = match r {
-            Ok(r) => r,
-            // The SDK already retried what can be retried.
-            Err(e) => return Err(std::io::Error::other(store.err("get", key, e))),
-        };
+            .get_object(key, Some(format!("bytes={start}-{}", end - 1)))
+            .await
+            .map_err(std::io::Error::other)?;
         match r.body.collect().await {
             Ok(b) => {
                 let b = b.into_bytes();
