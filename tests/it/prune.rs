@@ -30,6 +30,19 @@ fn clone_backup(vault: &Path, src_id: &str, at: &str) -> String {
     id
 }
 
+/// RFC 3339 time on `day` at `hour`:00 UTC, `back` calendar months before
+/// the current one, so the test means the same whatever month it runs in.
+fn months_ago(back: u32, day: u32, hour: u32) -> String {
+    use chrono::Datelike;
+    let now = chrono::Utc::now();
+    let months = now.year() * 12 + now.month0() as i32 - back as i32;
+    format!(
+        "{:04}-{:02}-{day:02}T{hour:02}:00:00Z",
+        months.div_euclid(12),
+        months.rem_euclid(12) + 1
+    )
+}
+
 fn ids(vault: &Path) -> Vec<String> {
     let list = ok(replvault(&[
         "list",
@@ -73,11 +86,13 @@ fn prune_applies_the_policy_and_keeps_what_it_must() {
         k,
     ]));
     let real = ids(&vault).pop().unwrap();
-    // Older backups: two on 2026-11-01, one each on 2026-10-15 and 2026-09-03.
-    let nov_late = clone_backup(&vault, &real, "2026-11-01T18:00:00Z");
-    let nov_early = clone_backup(&vault, &real, "2026-11-01T06:00:00Z");
-    let oct = clone_backup(&vault, &real, "2026-10-15T12:00:00Z");
-    let sep = clone_backup(&vault, &real, "2026-09-03T12:00:00Z");
+    // Older backups: two on the 1st of last month, one in each of the two
+    // months before it.
+    let (m1, m2) = (months_ago(1, 1, 0), months_ago(2, 1, 0));
+    let m1_late = clone_backup(&vault, &real, &months_ago(1, 1, 18));
+    let m1_early = clone_backup(&vault, &real, &months_ago(1, 1, 6));
+    let m2_mid = clone_backup(&vault, &real, &months_ago(2, 15, 12));
+    let m3_mid = clone_backup(&vault, &real, &months_ago(3, 3, 12));
     assert_eq!(ids(&vault).len(), 5);
 
     // Incomplete leftovers: an old one (removed) and a fresh one (kept: it
@@ -94,8 +109,9 @@ fn prune_applies_the_policy_and_keeps_what_it_must() {
     let err = fails(replvault(&["prune", "--vault", v]));
     assert!(err.contains("no retention rule"), "{err}");
 
-    // Dry run: the plan, nothing deleted.
-    let policy = ["--keep-last", "1", "--keep-monthly", "2"];
+    // Dry run: the plan, nothing deleted. Three months: this one (the real
+    // backup), the newest of last month's two, and the month before.
+    let policy = ["--keep-last", "1", "--keep-monthly", "3"];
     let mut dry = vec!["prune", "--vault", v, "--dry-run"];
     dry.extend(policy);
     let out = ok(replvault(&dry));
@@ -104,15 +120,18 @@ fn prune_applies_the_policy_and_keeps_what_it_must() {
         "{out}"
     );
     assert!(
-        out.contains(&format!("keep   {oct}  (monthly 2026-10)")),
+        out.contains(&format!("keep   {m1_late}  (monthly {})", &m1[..7])),
         "{out}"
     );
     assert!(
-        out.contains(&format!("would delete {nov_late}  (outside the policy)")),
+        out.contains(&format!("keep   {m2_mid}  (monthly {})", &m2[..7])),
         "{out}"
     );
-    assert!(out.contains(&format!("would delete {nov_early}")), "{out}");
-    assert!(out.contains(&format!("would delete {sep}")), "{out}");
+    assert!(
+        out.contains(&format!("would delete {m1_early}  (outside the policy)")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("would delete {m3_mid}")), "{out}");
     assert!(
         out.contains("would delete 20260101T000000Z-dead  (incomplete"),
         "{out}"
@@ -126,15 +145,15 @@ fn prune_applies_the_policy_and_keeps_what_it_must() {
     real_run.extend(policy);
     let out = ok(replvault(&real_run));
     assert!(
-        out.contains("pruned: kept 2, deleted 3 backup(s) and 1 incomplete leftover(s)"),
+        out.contains("pruned: kept 3, deleted 2 backup(s) and 1 incomplete leftover(s)"),
         "{out}"
     );
     let mut left = ids(&vault);
     left.sort();
-    let mut want = vec![real.clone(), oct.clone()];
+    let mut want = vec![real.clone(), m1_late.clone(), m2_mid.clone()];
     want.sort();
     assert_eq!(left, want);
-    for gone in [&nov_early, &nov_late, &sep] {
+    for gone in [&m1_early, &m3_mid] {
         assert!(
             !vault
                 .join("backups")
