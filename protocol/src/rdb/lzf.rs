@@ -167,6 +167,104 @@ pub(crate) fn check_complete(input: &[u8], out_len: u64) -> bool {
         && l.out_left == 0
 }
 
+/// Most output one input byte can produce: a 3-byte back-reference
+/// yields at most 264 bytes.
+const MAX_EXPANSION: u64 = 88;
+
+/// Slack past the output's end so short copies can be fixed-size.
+const SLACK: usize = 32;
+
+/// Decodes `input`, one whole LZF stream held in memory, into exactly
+/// `out_len` bytes, appended to `out` (cleared first).
+///
+/// The fast path for compressed blobs that arrive within one chunk: the
+/// output is sized once (bounded by what `input` can expand to, so a lying
+/// length cannot make it allocate), and literals and back-references are
+/// copied with fixed-size moves into slack past the end rather than one
+/// `memcpy` call each.
+pub(crate) fn decode_whole(input: &[u8], out_len: u64, out: &mut Vec<u8>) -> Result<(), String> {
+    if out_len > (input.len() as u64).saturating_mul(MAX_EXPANSION) {
+        return Err(format!(
+            "declares {out_len} bytes, more than {} compressed bytes can hold",
+            input.len()
+        ));
+    }
+    // Bounded just above by the input's length.
+    let len = out_len as usize;
+    out.clear();
+    out.resize(len + SLACK, 0);
+    let buf = &mut out[..];
+    let (mut p, mut o) = (0usize, 0usize);
+    let res = loop {
+        let Some(&ctrl) = input.get(p) else {
+            break if o == len {
+                Ok(())
+            } else {
+                Err(format!("decodes to {} bytes fewer than declared", len - o))
+            };
+        };
+        let ctrl = ctrl as usize;
+        if ctrl < 32 {
+            let n = ctrl + 1;
+            if p + 1 + n > input.len() {
+                break Err("LZF literal runs past the compressed length".into());
+            }
+            if n > len - o {
+                break Err("LZF output longer than the declared length".into());
+            }
+            if p + 1 + SLACK <= input.len() {
+                // n <= 32 = SLACK, and `buf` has SLACK bytes past `len`.
+                buf[o..o + SLACK].copy_from_slice(&input[p + 1..p + 1 + SLACK]);
+            } else {
+                buf[o..o + n].copy_from_slice(&input[p + 1..p + 1 + n]);
+            }
+            o += n;
+            p += 1 + n;
+        } else {
+            let mut n = ctrl >> 5;
+            let need = if n == 7 { 3 } else { 2 };
+            let Some(ops) = input.get(p + 1..p + need) else {
+                break Err("LZF back-reference runs past the compressed length".into());
+            };
+            let low = if n == 7 {
+                n += ops[0] as usize;
+                ops[1]
+            } else {
+                ops[0]
+            };
+            let back = ((ctrl & 0x1F) << 8) + low as usize + 1;
+            n += 2;
+            if back > o {
+                break Err("LZF back-reference before the start of the output".into());
+            }
+            if n > len - o {
+                break Err("LZF output longer than the declared length".into());
+            }
+            let start = o - back;
+            if back >= 16 && n <= 16 {
+                // Source and destination 16 bytes apart at least, and the
+                // destination has slack: one fixed-size move.
+                buf.copy_within(start..start + 16, o);
+            } else if back >= n {
+                buf.copy_within(start..start + n, o);
+            } else {
+                // Overlapping: repeat the last `back` bytes, a period (or
+                // a doubling run of them) at a time.
+                let mut done = 0;
+                while done < n {
+                    let m = (back + done).min(n - done);
+                    buf.copy_within(start..start + m, o + done);
+                    done += m;
+                }
+            }
+            o += n;
+            p += need;
+        }
+    };
+    out.truncate(len);
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +324,19 @@ mod tests {
                         assert_eq!(l.out, want, "back {back} len {len}");
                     }
                 }
+                let mut whole = Vec::new();
+                decode_whole(&input, want.len() as u64, &mut whole).unwrap();
+                assert_eq!(whole, want, "back {back} len {len}");
+                // A literal at the very end (no slack in the input).
+                let mut tail = input.clone();
+                tail.extend([0, b'z']);
+                let mut want_tail = want.clone();
+                want_tail.push(b'z');
+                decode_whole(&tail, want_tail.len() as u64, &mut whole).unwrap();
+                assert_eq!(whole, want_tail);
+                for wrong in [want.len() - 1, want.len() + 1] {
+                    assert!(decode_whole(&input, wrong as u64, &mut whole).is_err());
+                }
                 assert!(check_complete(&input, want.len() as u64));
                 assert!(!check_complete(&input, want.len() as u64 + 1));
             }
@@ -234,5 +345,12 @@ mod tests {
         let mut bad = vec![0u8, b'x'];
         bad.extend(backref(3, 2));
         assert!(!check_complete(&bad, 4));
+        assert!(decode_whole(&bad, 4, &mut Vec::new()).is_err());
+        // A declared length beyond what the input can expand to is refused
+        // before anything is allocated.
+        assert!(decode_whole(&[0, b'x'], 1 << 40, &mut Vec::new()).is_err());
+        // Cut instructions.
+        assert!(decode_whole(&[5, b'x'], 6, &mut Vec::new()).is_err());
+        assert!(decode_whole(&[0, b'x', 0xE0], 10, &mut Vec::new()).is_err());
     }
 }

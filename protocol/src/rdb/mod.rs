@@ -499,7 +499,22 @@ impl Scanner {
                 }
                 Ok(Run::Done(n))
             }
-            Repeat { left, body } => {
+            Repeat { mut left, body } => {
+                // Fast path: elements made only of plain strings and fixed
+                // fields (most collections) are checked in place while they
+                // lie wholly in this chunk, without a task per field.
+                let mut used = 0;
+                if body
+                    .iter()
+                    .all(|t| matches!(t, Str(StrUse::Plain) | Fixed(..)))
+                {
+                    while left > 0
+                        && let Some(n) = plain_element(body, &d[used..])
+                    {
+                        used += n;
+                        left -= 1;
+                    }
+                }
                 if left > 0 {
                     self.tasks.push(Repeat {
                         left: left - 1,
@@ -507,7 +522,7 @@ impl Scanner {
                     });
                     self.tasks.extend(body.iter().rev().copied());
                 }
-                Ok(Run::Done(0))
+                Ok(Run::Done(used))
             }
             Body { left, usage } => {
                 if d.is_empty() {
@@ -792,9 +807,20 @@ impl Scanner {
                     _ if ulen <= 1 << 20 => lzf::Keep::All,
                     _ => lzf::Keep::Window,
                 };
+                let start = n + n2 + n3;
+                // A blob wholly in this chunk is decoded in one go.
+                if keep == lzf::Keep::All
+                    && let Some(body) = usize::try_from(clen)
+                        .ok()
+                        .and_then(|c| d.get(start..start.checked_add(c)?))
+                {
+                    lzf::decode_whole(body, ulen, &mut self.collect).map_err(ScanErrorKind::Lzf)?;
+                    self.string_done(usage)?;
+                    return Ok(Run::Done(start + body.len()));
+                }
                 self.lzf = Some(Lzf::new(clen, ulen, keep));
                 self.tasks.push(LzfBody { usage });
-                Ok(Run::Done(n + n2 + n3))
+                Ok(Run::Done(start))
             }
             LenValue::Len(len) => {
                 self.check_content_len(usage, len)?;
@@ -917,7 +943,23 @@ fn plain_string(d: &[u8]) -> Option<usize> {
     }
 }
 
+/// Length of one collection element wholly inside `d` when `body` is only
+/// plain strings and fixed fields; `None` otherwise, or when incomplete or
+/// invalid (the task path then says what is wrong and where).
+fn plain_element(body: &[Task], d: &[u8]) -> Option<usize> {
+    let mut p = 0;
+    for t in body {
+        p += match *t {
+            Str(StrUse::Plain) => plain_string(&d[p..])?,
+            Fixed(n, _) if d.len() - p >= n as usize => n as usize,
+            _ => return None,
+        };
+    }
+    Some(p)
+}
+
 /// Reads an RDB length; `None` when `d` is too short.
+#[inline]
 fn read_len(d: &[u8]) -> Result<Option<(LenValue, usize)>, ScanErrorKind> {
     let Some(&first) = d.first() else {
         return Ok(None);
