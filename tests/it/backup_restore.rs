@@ -104,6 +104,22 @@ fn disk_based_sync_round_trip_every_type() {
 }
 
 #[test]
+fn lru_and_lfu_policies_with_expiring_keys() {
+    // Such servers write IDLE or FREQ between a key's expiry and the key.
+    for policy in ["allkeys-lru", "allkeys-lfu", "volatile-lfu"] {
+        let src = RedisServer::start_with(&["--maxmemory-policy", policy]);
+        fill_every_type(&src);
+        for i in 0..50 {
+            let k = format!("ttl:{policy}:{i}");
+            src.cmd(&["SET", &k, "v", "EX", "3600"]);
+        }
+        let expiring: u64 = src.keyspace().iter().map(|(_, _, e)| e).sum();
+        assert!(expiring >= 50, "{policy}: {expiring}");
+        round_trip(&src, &src.url(), &[]);
+    }
+}
+
+#[test]
 fn binary_keys_and_rdbcompression_off() {
     let src = RedisServer::start_with(&["--rdbcompression", "no"]);
     for i in 0..200u32 {

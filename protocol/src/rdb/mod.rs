@@ -712,7 +712,13 @@ impl Scanner {
                 self.tasks.push(STR); // the key
             }
         }
-        if (op >= 0xF4 || dialect_op.is_some()) && op != 0xFC && op != 0xFD && self.pending_expire {
+        // An expiry is followed by its key, or first by the key's LRU idle
+        // time or LFU frequency (a server with an LRU/LFU maxmemory-policy
+        // writes EXPIRETIME_MS, IDLE or FREQ, then the key).
+        if (op >= 0xF4 || dialect_op.is_some())
+            && !matches!(op, 0xF8 | 0xF9 | 0xFC | 0xFD)
+            && self.pending_expire
+        {
             return Err(ScanErrorKind::Invalid(
                 "expire time not followed by a key".into(),
             ));
