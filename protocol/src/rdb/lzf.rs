@@ -42,6 +42,44 @@ pub(crate) enum Step {
     NeedMore,
 }
 
+/// One LZF instruction, from its control byte (and one or two more).
+enum Op {
+    /// This many literal bytes follow the control byte.
+    Literal(usize),
+    /// Copy `n` bytes from `back` bytes behind the output's end; the
+    /// instruction is `size` bytes long.
+    Back { n: usize, back: usize, size: usize },
+}
+
+/// Messages for a stream that ends inside an instruction.
+const CUT_LITERAL: &str = "LZF literal runs past the compressed length";
+const CUT_BACKREF: &str = "LZF back-reference runs past the compressed length";
+
+/// Reads the instruction at the start of `input` (not empty); `None` when
+/// a back-reference is cut short. A literal's bytes are the caller's to
+/// check.
+#[inline(always)]
+fn op(input: &[u8]) -> Option<Op> {
+    let ctrl = *input.first()? as usize;
+    if ctrl < 32 {
+        return Some(Op::Literal(ctrl + 1));
+    }
+    let mut len = ctrl >> 5;
+    let size = if len == 7 { 3 } else { 2 };
+    let ops = input.get(1..size)?;
+    let low = if len == 7 {
+        len += ops[0] as usize;
+        ops[1]
+    } else {
+        ops[0]
+    };
+    Some(Op::Back {
+        n: len + 2,
+        back: ((ctrl & 0x1F) << 8) + low as usize + 1,
+        size,
+    })
+}
+
 impl Lzf {
     pub(crate) fn new(clen: u64, len: u64, keep: Keep) -> Self {
         // Reserve what is likely needed, but never trust a declared length
@@ -79,68 +117,53 @@ impl Lzf {
         let mut produced = self.produced;
         let mut out_left = self.out_left;
         let res: Result<(), &str> = loop {
-            let Some(&ctrl) = input.get(p) else {
+            if p == input.len() {
                 break Ok(());
-            };
-            let ctrl = ctrl as usize;
-            if ctrl < 32 {
-                let n = ctrl + 1;
-                let Some(lit) = input.get(p + 1..p + 1 + n) else {
-                    if all_here {
-                        break Err("LZF literal runs past the compressed length");
+            }
+            match op(&input[p..]) {
+                None if all_here => break Err(CUT_BACKREF),
+                None => break Ok(()),
+                Some(Op::Literal(n)) => {
+                    let Some(lit) = input.get(p + 1..p + 1 + n) else {
+                        break if all_here { Err(CUT_LITERAL) } else { Ok(()) };
+                    };
+                    if n as u64 > out_left {
+                        break Err("LZF output longer than the declared length");
                     }
-                    break Ok(());
-                };
-                if n as u64 > out_left {
-                    break Err("LZF output longer than the declared length");
-                }
-                if keep {
-                    self.out.extend_from_slice(lit);
-                }
-                produced += n as u64;
-                out_left -= n as u64;
-                p += 1 + n;
-            } else {
-                let mut len = ctrl >> 5;
-                let need = if len == 7 { 3 } else { 2 };
-                let Some(ops) = input.get(p + 1..p + need) else {
-                    if all_here {
-                        break Err("LZF back-reference runs past the compressed length");
+                    if keep {
+                        self.out.extend_from_slice(lit);
                     }
-                    break Ok(());
-                };
-                let low = if len == 7 {
-                    len += ops[0] as usize;
-                    ops[1]
-                } else {
-                    ops[0]
-                };
-                let back = ((ctrl & 0x1F) << 8) + low as usize + 1;
-                let n = len + 2;
-                if back as u64 > produced {
-                    break Err("LZF back-reference before the start of the output");
+                    produced += n as u64;
+                    out_left -= n as u64;
+                    p += 1 + n;
                 }
-                if n as u64 > out_left {
-                    break Err("LZF output longer than the declared length");
-                }
-                if keep {
-                    let start = self.out.len() - back;
-                    if back >= n {
-                        self.out.extend_from_within(start..start + n);
-                    } else {
-                        // An overlapping copy repeats the last `back` bytes:
-                        // copy whole periods from `start`, doubling each time.
-                        let mut done = 0;
-                        while done < n {
-                            let m = (back + done).min(n - done);
-                            self.out.extend_from_within(start..start + m);
-                            done += m;
+                Some(Op::Back { n, back, size }) => {
+                    if back as u64 > produced {
+                        break Err("LZF back-reference before the start of the output");
+                    }
+                    if n as u64 > out_left {
+                        break Err("LZF output longer than the declared length");
+                    }
+                    if keep {
+                        let start = self.out.len() - back;
+                        if back >= n {
+                            self.out.extend_from_within(start..start + n);
+                        } else {
+                            // An overlapping copy repeats the last `back`
+                            // bytes: copy whole periods from `start`,
+                            // doubling each time.
+                            let mut done = 0;
+                            while done < n {
+                                let m = (back + done).min(n - done);
+                                self.out.extend_from_within(start..start + m);
+                                done += m;
+                            }
                         }
                     }
+                    produced += n as u64;
+                    out_left -= n as u64;
+                    p += size;
                 }
-                produced += n as u64;
-                out_left -= n as u64;
-                p += need;
             }
             if window && self.out.len() > 8 * WINDOW {
                 let cut = self.out.len() - WINDOW;
@@ -196,69 +219,58 @@ pub(crate) fn decode_whole(input: &[u8], out_len: u64, out: &mut Vec<u8>) -> Res
     let buf = &mut out[..];
     let (mut p, mut o) = (0usize, 0usize);
     let res = loop {
-        let Some(&ctrl) = input.get(p) else {
+        if p == input.len() {
             break if o == len {
                 Ok(())
             } else {
                 Err(format!("decodes to {} bytes fewer than declared", len - o))
             };
-        };
-        let ctrl = ctrl as usize;
-        if ctrl < 32 {
-            let n = ctrl + 1;
-            if p + 1 + n > input.len() {
-                break Err("LZF literal runs past the compressed length".into());
-            }
-            if n > len - o {
-                break Err("LZF output longer than the declared length".into());
-            }
-            if p + 1 + SLACK <= input.len() {
-                // n <= 32 = SLACK, and `buf` has SLACK bytes past `len`.
-                buf[o..o + SLACK].copy_from_slice(&input[p + 1..p + 1 + SLACK]);
-            } else {
-                buf[o..o + n].copy_from_slice(&input[p + 1..p + 1 + n]);
-            }
-            o += n;
-            p += 1 + n;
-        } else {
-            let mut n = ctrl >> 5;
-            let need = if n == 7 { 3 } else { 2 };
-            let Some(ops) = input.get(p + 1..p + need) else {
-                break Err("LZF back-reference runs past the compressed length".into());
-            };
-            let low = if n == 7 {
-                n += ops[0] as usize;
-                ops[1]
-            } else {
-                ops[0]
-            };
-            let back = ((ctrl & 0x1F) << 8) + low as usize + 1;
-            n += 2;
-            if back > o {
-                break Err("LZF back-reference before the start of the output".into());
-            }
-            if n > len - o {
-                break Err("LZF output longer than the declared length".into());
-            }
-            let start = o - back;
-            if back >= 16 && n <= 16 {
-                // Source and destination 16 bytes apart at least, and the
-                // destination has slack: one fixed-size move.
-                buf.copy_within(start..start + 16, o);
-            } else if back >= n {
-                buf.copy_within(start..start + n, o);
-            } else {
-                // Overlapping: repeat the last `back` bytes, a period (or
-                // a doubling run of them) at a time.
-                let mut done = 0;
-                while done < n {
-                    let m = (back + done).min(n - done);
-                    buf.copy_within(start..start + m, o + done);
-                    done += m;
+        }
+        match op(&input[p..]) {
+            None => break Err(CUT_BACKREF.into()),
+            Some(Op::Literal(n)) => {
+                if p + 1 + n > input.len() {
+                    break Err(CUT_LITERAL.into());
                 }
+                if n > len - o {
+                    break Err("LZF output longer than the declared length".into());
+                }
+                if p + 1 + SLACK <= input.len() {
+                    // n <= 32 = SLACK, and `buf` has SLACK bytes past `len`.
+                    buf[o..o + SLACK].copy_from_slice(&input[p + 1..p + 1 + SLACK]);
+                } else {
+                    buf[o..o + n].copy_from_slice(&input[p + 1..p + 1 + n]);
+                }
+                o += n;
+                p += 1 + n;
             }
-            o += n;
-            p += need;
+            Some(Op::Back { n, back, size }) => {
+                if back > o {
+                    break Err("LZF back-reference before the start of the output".into());
+                }
+                if n > len - o {
+                    break Err("LZF output longer than the declared length".into());
+                }
+                let start = o - back;
+                if back >= 16 && n <= 16 {
+                    // Source and destination 16 bytes apart at least, and
+                    // the destination has slack: one fixed-size move.
+                    buf.copy_within(start..start + 16, o);
+                } else if back >= n {
+                    buf.copy_within(start..start + n, o);
+                } else {
+                    // Overlapping: repeat the last `back` bytes, a period
+                    // (or a doubling run of them) at a time.
+                    let mut done = 0;
+                    while done < n {
+                        let m = (back + done).min(n - done);
+                        buf.copy_within(start..start + m, o + done);
+                        done += m;
+                    }
+                }
+                o += n;
+                p += size;
+            }
         }
     };
     out.truncate(len);
