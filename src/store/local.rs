@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::{ObjectMeta, ObjectReader, Store, StoreError, Upload, UploadOptions};
+use super::{ObjectMeta, ObjectReader, PendingUpload, Store, StoreError, Upload, UploadOptions};
 use crate::crypto::keys::random_bytes;
 
 /// A vault in a local directory.
@@ -77,6 +77,73 @@ fn publish(staged: &Path, dest: &Path) -> std::io::Result<()> {
         fsync_dir(dir)?;
     }
     Ok(())
+}
+
+/// Files under `root` whose keys start with `prefix`, sorted: the objects,
+/// or with `staged` only the staged files a killed writer left behind
+/// (`.name.partial-*`, keyed by their own relative path).
+fn walk(
+    this: &LocalStore,
+    root: &Path,
+    prefix: &str,
+    staged: bool,
+) -> Result<Vec<ObjectMeta>, StoreError> {
+    let mut out = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(this.io("list", &rel, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| this.io("list", &rel, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let key = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let meta = entry.metadata().map_err(|e| this.io("stat", &key, e))?;
+            if name.starts_with('.') {
+                if staged && meta.is_file() && name.contains(".partial-") {
+                    out.push(ObjectMeta {
+                        key,
+                        size: meta.len(),
+                        last_modified: meta.modified().ok().map(DateTime::<Utc>::from),
+                    });
+                }
+                continue;
+            }
+            if meta.is_dir() {
+                // Only descend where the prefix can still match.
+                if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
+                    stack.push((entry.path(), key));
+                }
+            } else if !staged && key.starts_with(prefix) {
+                out.push(ObjectMeta {
+                    key,
+                    size: meta.len(),
+                    last_modified: meta.modified().ok().map(DateTime::<Utc>::from),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
+}
+
+/// The key a staged file was meant for: `a/.data.partial-x` -> `a/data`.
+fn staged_target(staged: &str) -> Option<String> {
+    let (dir, name) = match staged.rsplit_once('/') {
+        Some((d, n)) => (Some(d), n),
+        None => (None, staged),
+    };
+    let target = name.strip_prefix('.')?.rsplit_once(".partial-")?.0;
+    Some(match dir {
+        Some(d) => format!("{d}/{target}"),
+        None => target.to_string(),
+    })
 }
 
 #[async_trait]
@@ -178,48 +245,8 @@ impl Store for LocalStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        let root = self.root.clone();
-        let this = self.clone();
-        let prefix = prefix.to_string();
-        let res = tokio::task::spawn_blocking(move || -> Result<Vec<ObjectMeta>, StoreError> {
-            let mut out = Vec::new();
-            let mut stack = vec![(root.clone(), String::new())];
-            while let Some((dir, rel)) = stack.pop() {
-                let entries = match std::fs::read_dir(&dir) {
-                    Ok(e) => e,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(this.io("list", &rel, e)),
-                };
-                for entry in entries {
-                    let entry = entry.map_err(|e| this.io("list", &rel, e))?;
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    if name.starts_with('.') {
-                        continue;
-                    }
-                    let key = if rel.is_empty() {
-                        name
-                    } else {
-                        format!("{rel}/{name}")
-                    };
-                    let meta = entry.metadata().map_err(|e| this.io("stat", &key, e))?;
-                    if meta.is_dir() {
-                        // Only descend where the prefix can still match.
-                        if key.starts_with(&prefix) || prefix.starts_with(&format!("{key}/")) {
-                            stack.push((entry.path(), key));
-                        }
-                    } else if key.starts_with(&prefix) {
-                        out.push(ObjectMeta {
-                            key,
-                            size: meta.len(),
-                            last_modified: meta.modified().ok().map(DateTime::<Utc>::from),
-                        });
-                    }
-                }
-            }
-            out.sort_by(|a, b| a.key.cmp(&b.key));
-            Ok(out)
-        })
-        .await;
+        let (root, this, prefix) = (self.root.clone(), self.clone(), prefix.to_string());
+        let res = tokio::task::spawn_blocking(move || walk(&this, &root, &prefix, false)).await;
         res.map_err(|e| self.io("list", "(task)", std::io::Error::other(e)))?
     }
 
@@ -231,6 +258,52 @@ impl Store for LocalStore {
             Err(e) => return Err(self.io("delete", key, e)),
         }
         // Remove the backup's directory once empty; failure is harmless.
+        if let Some(dir) = path.parent()
+            && dir != self.root
+        {
+            let _ = tokio::fs::remove_dir(dir).await;
+        }
+        Ok(())
+    }
+
+    /// Staged files left by a writer that was killed (SIGKILL, a crash, a
+    /// power cut): the local store's unfinished uploads.
+    async fn pending_uploads(&self) -> Result<Vec<PendingUpload>, StoreError> {
+        let (root, this) = (self.root.clone(), self.clone());
+        let res = tokio::task::spawn_blocking(move || walk(&this, &root, "", true)).await;
+        let staged = res.map_err(|e| self.io("list", "(task)", std::io::Error::other(e)))??;
+        Ok(staged
+            .into_iter()
+            .filter_map(|o| {
+                Some(PendingUpload {
+                    key: staged_target(&o.key)?,
+                    upload_id: o.key,
+                    initiated: o.last_modified,
+                })
+            })
+            .collect())
+    }
+
+    async fn abort_pending_upload(&self, upload: &PendingUpload) -> Result<(), StoreError> {
+        // Only ever a staged file under the root.
+        let id = &upload.upload_id;
+        let staged_name = id.rsplit('/').next().unwrap_or(id);
+        if staged_target(id).is_none()
+            || !staged_name.starts_with('.')
+            || id.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(StoreError::Backend {
+                store: self.describe(),
+                message: format!("not a staged file: {id:?}"),
+                source: None,
+            });
+        }
+        let path = self.root.join(id);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.io("delete", id, e)),
+        }
         if let Some(dir) = path.parent()
             && dir != self.root
         {
@@ -324,6 +397,54 @@ impl Drop for LocalUpload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn staged_files_are_pending_uploads_and_only_they_can_be_aborted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path().to_path_buf()).unwrap();
+        store
+            .put("backups/b1/manifest.json", Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        std::fs::write(dir.path().join("backups/b1/.data.partial-00ff"), b"x").unwrap();
+        std::fs::create_dir_all(dir.path().join("backups/b2")).unwrap();
+        std::fs::write(dir.path().join("backups/b2/.data.partial-1234"), b"x").unwrap();
+        let pending = store.pending_uploads().await.unwrap();
+        let keys: Vec<_> = pending
+            .iter()
+            .map(|u| (u.key.as_str(), u.upload_id.as_str()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("backups/b1/data", "backups/b1/.data.partial-00ff"),
+                ("backups/b2/data", "backups/b2/.data.partial-1234")
+            ]
+        );
+        assert!(pending.iter().all(|u| u.initiated.is_some()));
+        // Staged files are not objects.
+        assert_eq!(store.list("backups/").await.unwrap().len(), 1);
+        for u in &pending {
+            store.abort_pending_upload(u).await.unwrap();
+        }
+        assert!(store.pending_uploads().await.unwrap().is_empty());
+        assert!(!dir.path().join("backups/b2").exists());
+        assert!(dir.path().join("backups/b1/manifest.json").exists());
+        // Anything but a staged file is refused.
+        for id in [
+            "backups/b1/manifest.json",
+            "../.x.partial-1",
+            "backups/../.x.partial-1",
+        ] {
+            let u = PendingUpload {
+                key: "k".into(),
+                upload_id: id.into(),
+                initiated: None,
+            };
+            assert!(store.abort_pending_upload(&u).await.is_err(), "{id}");
+        }
+        assert!(dir.path().join("backups/b1/manifest.json").exists());
+    }
 
     #[tokio::test]
     async fn local_store_passes_the_conformance_suite() {

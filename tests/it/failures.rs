@@ -172,6 +172,56 @@ fn sigterm_during_a_backup_leaves_nothing() {
     s.assert_empty();
 }
 
+#[test]
+fn a_killed_backup_is_never_listed_and_prune_removes_its_debris() {
+    let src = RedisServer::start();
+    src.cmd(&["DEBUG", "POPULATE", "200000", "key", "100"]);
+    let proxy = Proxy::start(src.port, Fault::Throttle(2_000_000));
+    let s = setup();
+    let mut child = replvault_spawn(&[
+        "backup",
+        "--redis",
+        &proxy.url(),
+        "--vault",
+        s.v(),
+        "--key-file",
+        s.k(),
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while files_under(&s.vault).is_empty() {
+        assert!(Instant::now() < deadline, "backup never started writing");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // No chance to clean up: the staged data file stays behind.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let debris = files_under(&s.vault);
+    assert!(
+        !debris.is_empty() && debris.iter().all(|f| f.contains(".partial-")),
+        "{debris:?}"
+    );
+    let list = ok(replvault(&["list", "--vault", s.v(), "--json"]));
+    assert_eq!(list.trim(), "[]", "{list}");
+    // Within the grace period it may be a backup in progress: kept.
+    let out = ok(replvault(&["prune", "--vault", s.v(), "--keep-last", "1"]));
+    assert!(!out.contains("abort"), "{out}");
+    assert_eq!(files_under(&s.vault), debris);
+    // Past it, removed, directory and all.
+    let out = ok(replvault(&[
+        "prune",
+        "--vault",
+        s.v(),
+        "--keep-last",
+        "1",
+        "--incomplete-grace",
+        "0s",
+    ]));
+    assert!(out.contains("abort pending upload of backups/"), "{out}");
+    assert!(out.contains("aborted 1 pending upload(s)"), "{out}");
+    s.assert_empty();
+}
+
 fn backed_up() -> (RedisServer, Setup) {
     let src = dataset();
     let s = setup();
