@@ -59,6 +59,9 @@ fn invalid_input_is_rejected() {
         b":abc\r\n",
         b"$3\r\nabcXY",
         b"#x\r\n",
+        // A map or attribute count whose doubling overflows.
+        b"%9223372036854775807\r\n",
+        b"|9223372036854775807\r\n",
     ] {
         assert!(matches!(decode(bad), Err(Error::Invalid { .. })), "{bad:?}");
     }

@@ -11,6 +11,8 @@ use croner::Cron;
 pub const RETRY_BASE: Duration = Duration::from_secs(30);
 /// Longest retry delay.
 pub const RETRY_MAX: Duration = Duration::from_secs(30 * 60);
+/// Longest `--every`.
+pub const MAX_EVERY: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// A backup schedule.
 #[derive(Debug, Clone)]
@@ -30,6 +32,9 @@ pub enum ScheduleError {
     /// `--every 0s`.
     #[error("--every must be longer than zero")]
     Zero,
+    /// An interval longer than [`MAX_EVERY`]: surely a typo.
+    #[error("--every {0} is longer than a year: pick a shorter interval")]
+    TooLong(String),
     /// A bad cron expression.
     #[error("invalid --cron expression {expr:?}: {reason}")]
     BadCron {
@@ -45,6 +50,9 @@ impl Schedule {
     pub fn new(every: Option<Duration>, cron: Option<&str>) -> Result<Self, ScheduleError> {
         match (every, cron) {
             (Some(d), _) if d.is_zero() => Err(ScheduleError::Zero),
+            (Some(d), _) if d > MAX_EVERY => Err(ScheduleError::TooLong(
+                humantime::format_duration(d).to_string(),
+            )),
             (Some(d), _) => Ok(Schedule::Every(d)),
             (None, Some(expr)) => Cron::from_str(expr)
                 .map(|c| Schedule::Cron(Box::new(c)))
@@ -62,7 +70,7 @@ impl Schedule {
     pub fn first(&self, last_success: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
         match self {
             Schedule::Every(d) => match last_success {
-                Some(t) => (t + to_chrono(*d)).max(now),
+                Some(t) => add(t, *d).max(now),
                 None => now,
             },
             Schedule::Cron(_) => self.after(now),
@@ -72,7 +80,7 @@ impl Schedule {
     /// The next run after `now`.
     pub fn after(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         match self {
-            Schedule::Every(d) => now + to_chrono(*d),
+            Schedule::Every(d) => add(now, *d),
             // No next occurrence only for impossible dates (Feb 30):
             // fall back to daily rather than spin.
             Schedule::Cron(c) => c
@@ -87,7 +95,7 @@ impl Schedule {
 pub fn retry_at(failures: u32, now: DateTime<Utc>, next_scheduled: DateTime<Utc>) -> DateTime<Utc> {
     let exp = failures.saturating_sub(1).min(16);
     let delay = RETRY_BASE.saturating_mul(1 << exp).min(RETRY_MAX);
-    (now + to_chrono(delay)).min(next_scheduled)
+    add(now, delay).min(next_scheduled)
 }
 
 /// A uniformly random delay in `[0, max]`.
@@ -103,8 +111,12 @@ pub fn jitter(max: Duration) -> Duration {
     max.mul_f64(frac)
 }
 
-fn to_chrono(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+/// `t + d`, saturating rather than panicking at the end of time.
+fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 #[cfg(test)]
@@ -146,6 +158,18 @@ mod tests {
             Schedule::new(None, None),
             Err(ScheduleError::Missing)
         ));
+        assert!(matches!(
+            Schedule::new(Some(Duration::ZERO), None),
+            Err(ScheduleError::Zero)
+        ));
+        assert!(matches!(
+            Schedule::new(Some(Duration::from_secs(300_000 * 365 * 86400)), None),
+            Err(ScheduleError::TooLong(_))
+        ));
+        assert_eq!(
+            add(Utc::now(), Duration::from_secs(u64::MAX)),
+            DateTime::<Utc>::MAX_UTC
+        );
         assert!(matches!(
             Schedule::new(Some(Duration::ZERO), None),
             Err(ScheduleError::Zero)

@@ -107,7 +107,8 @@ fn check_depth(src: &mut Cursor<&[u8]>, depth: usize) -> Result<(), Error> {
                 return Err(invalid(src, "negative aggregate length"));
             }
             let items = if kind == b'%' || kind == b'|' {
-                n * 2
+                n.checked_mul(2)
+                    .ok_or_else(|| invalid(src, "bad aggregate length"))?
             } else {
                 n
             };
