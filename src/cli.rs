@@ -333,9 +333,14 @@ pub struct RunArgs {
 /// `replvault keygen`.
 #[derive(Clone, Debug, Args)]
 pub struct KeygenArgs {
-    /// Where to write the key (must not exist).
+    /// Where to write the key (must not exist, unless --if-missing).
     #[arg(long)]
     pub out: PathBuf,
+    /// If --out already holds a valid key, leave it as it is and succeed
+    /// (for init containers and compose files that run keygen every start).
+    /// A file there that is not a key is still an error.
+    #[arg(long)]
+    pub if_missing: bool,
 }
 
 /// `replvault inspect`.

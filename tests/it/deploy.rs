@@ -165,13 +165,15 @@ fn kubernetes_sidecar() {
         args.iter().any(|a| a.starts_with("redis://127.0.0.1")),
         "{args:?}"
     );
+    // A failing probe on a sidecar would take Redis out of its Service or
+    // restart a backup in flight: alerts watch backups instead.
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert!(sidecar[probe].is_badvalue(), "no {probe} on purpose");
+    }
+    // The non-root user reads the root-owned Secret through its group.
     assert_eq!(
-        s(sidecar, &["readinessProbe", "httpGet", "path"]).as_str(),
-        Some("/healthz")
-    );
-    assert!(
-        sidecar["livenessProbe"].is_badvalue(),
-        "no liveness probe on purpose"
+        s(pod, &["securityContext", "fsGroup"]).as_i64(),
+        sidecar["securityContext"]["runAsUser"].as_i64()
     );
     let annotations = s(sts, &["spec", "template", "metadata", "annotations"]);
     assert_eq!(annotations["prometheus.io/port"].as_str(), Some("9187"));
@@ -181,7 +183,7 @@ fn kubernetes_sidecar() {
         .iter()
         .find(|v| v["name"].as_str() == Some("key"))
         .unwrap();
-    assert_eq!(key_volume["secret"]["defaultMode"].as_i64(), Some(0o400));
+    assert_eq!(key_volume["secret"]["defaultMode"].as_i64(), Some(0o440));
 }
 
 #[test]
@@ -202,6 +204,10 @@ fn kubernetes_cronjob() {
     assert_eq!(check_replvault_containers("cronjob.yaml", pod), 2);
     assert_eq!(strings(&pod["initContainers"][0]["args"])[0], "backup");
     assert_eq!(strings(&pod["containers"][0]["args"])[0], "prune");
+    assert_eq!(
+        s(pod, &["securityContext", "fsGroup"]).as_i64(),
+        Some(65532)
+    );
 }
 
 #[test]
@@ -234,6 +240,28 @@ fn compose_file() {
         &flags_of(&keygen[1..]).1,
         &[],
         "docker-compose.yml",
+    );
+    // Every `up` runs keygen: it must keep the key it made the first time.
+    assert!(keygen.iter().any(|a| a == "--if-missing"), "{keygen:?}");
+    // The key lives on the volume both services mount, at the directory
+    // the image creates for its non-root user.
+    let out = &keygen[keygen.iter().position(|a| a == "--out").unwrap() + 1];
+    let key_file = &args[args.iter().position(|a| a == "--key-file").unwrap() + 1];
+    assert_eq!(out, key_file);
+    for svc in ["keygen", "replvault"] {
+        let mounts = strings(&services[svc]["volumes"]);
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m.starts_with("keys:/var/lib/replvault")),
+            "{svc}: {mounts:?}"
+        );
+    }
+    assert!(out.starts_with("/var/lib/replvault/"), "{out}");
+    let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains("--chown=65532:65532 /data /var/lib/replvault"),
+        "the image must create /var/lib/replvault for its user"
     );
 }
 

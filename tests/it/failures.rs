@@ -405,3 +405,36 @@ fn full_disk_at_restore_is_clear_and_leaves_nothing() {
     assert!(e.contains("no space left on device"), "{e}");
     assert_eq!(files_under(disk.dir.path()), Vec::<String>::new());
 }
+
+#[test]
+fn keygen_never_overwrites_and_if_missing_keeps_a_valid_key() {
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let k = key.to_str().unwrap();
+    let before = std::fs::read(&key).unwrap();
+    let e = fails(replvault(&["keygen", "--out", k]));
+    assert!(e.contains(k), "{e}");
+    let out = ok(replvault(&["keygen", "--out", k, "--if-missing"]));
+    assert!(out.contains("left as it is"), "{out}");
+    assert_eq!(std::fs::read(&key).unwrap(), before);
+    // Not a key: refused, and untouched.
+    let junk = work.path().join("junk.key");
+    std::fs::write(&junk, b"not a key").unwrap();
+    let e = fails(replvault(&[
+        "keygen",
+        "--out",
+        junk.to_str().unwrap(),
+        "--if-missing",
+    ]));
+    assert!(e.contains("junk.key"), "{e}");
+    assert_eq!(std::fs::read(&junk).unwrap(), b"not a key");
+    // Missing: written.
+    let fresh = work.path().join("fresh.key");
+    let out = ok(replvault(&[
+        "keygen",
+        "--out",
+        fresh.to_str().unwrap(),
+        "--if-missing",
+    ]));
+    assert!(out.contains("wrote a new key"), "{out}");
+}
