@@ -19,6 +19,9 @@ command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 command -v redis-cli >/dev/null || need_pkgs+=(redis-tools)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 [ -x /usr/bin/time ] || need_pkgs+=(time)
+command -v python3 >/dev/null || need_pkgs+=(python3)
+# Stock Debian's python3 comes without pip (a pyenv or image Python has it).
+python3 -m pip --version >/dev/null 2>&1 || need_pkgs+=(python3-pip)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_pkgs[*]}"
   as_root apt-get update -qq
@@ -44,7 +47,9 @@ fi
 # (ListMultipartUploads).
 if ! python3 -c 'import moto.server, flask' 2>/dev/null; then
   say "installing moto (S3 test server with ListMultipartUploads) from PyPI"
-  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.*'
+  # Debian's own python3 refuses installs outside a venv (PEP 668).
+  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]==5.*' ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages 'moto[server]==5.*'
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest"

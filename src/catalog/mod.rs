@@ -168,6 +168,13 @@ impl Vault {
                 }
             }
         }
+        // Ids sort by the second they started in; within one second the
+        // random suffix would decide, so the manifest's start time does.
+        out.sort_by(|a, b| {
+            a.started_at
+                .cmp(&b.started_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         Ok(out)
     }
 

@@ -144,6 +144,70 @@ fn connection_cut_mid_transfer_fails_and_leaves_nothing() {
 }
 
 #[test]
+fn a_server_that_hangs_mid_transfer_hits_the_idle_timeout() {
+    let src = RedisServer::start();
+    src.cmd(&["DEBUG", "POPULATE", "200000", "key", "100"]);
+    let proxy = Proxy::start(src.port, Fault::StallAfter(100_000));
+    let s = setup();
+    let t = Instant::now();
+    let e = fails(replvault(&[
+        "backup",
+        "--redis",
+        &proxy.url(),
+        "--vault",
+        s.v(),
+        "--key-file",
+        s.k(),
+        "--idle-timeout",
+        "2s",
+    ]));
+    assert!(e.contains("no data from the server for 2s"), "{e}");
+    assert!(e.contains("--idle-timeout"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    s.assert_empty();
+}
+
+#[test]
+fn a_silent_endpoint_hits_the_timeouts() {
+    // Listening, never accepting: TCP connects (the kernel completes it),
+    // and then nothing ever answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let s = setup();
+    // TLS: the handshake counts against --connect-timeout.
+    let e = fails(replvault(&[
+        "backup",
+        "--redis",
+        &format!("rediss://127.0.0.1:{port}"),
+        "--vault",
+        s.v(),
+        "--key-file",
+        s.k(),
+        "--connect-timeout",
+        "1s",
+    ]));
+    assert!(e.contains("timed out after 1s"), "{e}");
+    assert!(e.contains("--connect-timeout"), "{e}");
+    // Plain TCP: no reply to the handshake counts against --idle-timeout.
+    let e = fails(replvault(&[
+        "backup",
+        "--redis",
+        &format!("redis://127.0.0.1:{port}"),
+        "--vault",
+        s.v(),
+        "--key-file",
+        s.k(),
+        "--idle-timeout",
+        "1s",
+        "--mode",
+        "sync",
+    ]));
+    assert!(e.contains("1s"), "{e}");
+    s.assert_empty();
+    drop(silent);
+}
+
+#[test]
 fn sigterm_during_a_backup_leaves_nothing() {
     let src = RedisServer::start();
     src.cmd(&["DEBUG", "POPULATE", "200000", "key", "100"]);
@@ -282,8 +346,17 @@ fn truncated_data_object_is_detected() {
     let (_src, s) = backed_up();
     let (_, data) = s.one_backup();
     let bytes = std::fs::read(&data).unwrap();
+    // docs/FORMAT.md: a 54-byte header, then segments of 65,536 bytes of
+    // ciphertext plus a 16-byte tag, the last one shorter and flagged.
+    let (header, segment) = (54, 65_536 + 16);
+    let segments = (bytes.len() - header).div_ceil(segment);
+    // Cut inside the last segment: it no longer authenticates.
     std::fs::write(&data, &bytes[..bytes.len() - 100]).unwrap();
-    restore_fails(&s, &s.key, "backup");
+    restore_fails(&s, &s.key, "segment");
+    // Cut exactly before the last segment: every segment left is intact,
+    // but none is flagged last.
+    std::fs::write(&data, &bytes[..header + (segments - 1) * segment]).unwrap();
+    restore_fails(&s, &s.key, "truncated");
 }
 
 #[test]
@@ -437,4 +510,106 @@ fn keygen_never_overwrites_and_if_missing_keeps_a_valid_key() {
         "--if-missing",
     ]));
     assert!(out.contains("wrote a new key"), "{out}");
+}
+
+#[test]
+fn verify_all_checks_every_backup_and_names_the_bad_one() {
+    let (src, s) = backed_up();
+    // Three backups, two of them possibly in the same second: listed in
+    // the order they were made all the same.
+    ok(s.backup(&src.url()));
+    ok(s.backup(&src.url()));
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(replvault(&["list", "--vault", s.v(), "--json"]))).unwrap();
+    let ids: Vec<String> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    let started: Vec<_> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| chrono::DateTime::parse_from_rfc3339(m["started_at"].as_str().unwrap()).unwrap())
+        .collect();
+    let mut sorted = started.clone();
+    sorted.sort();
+    assert_eq!(started, sorted);
+    let out = ok(replvault(&[
+        "verify",
+        "--all",
+        "--vault",
+        s.v(),
+        "--key-file",
+        s.k(),
+    ]));
+    assert_eq!(out.matches("OK ").count(), 3, "{out}");
+    // Tamper with the middle one: the others still verify, it is named.
+    let data = s.vault.join(format!("backups/{}/data", ids[1]));
+    let mut bytes = std::fs::read(&data).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&data, bytes).unwrap();
+    let o = replvault(&["verify", "--all", "--vault", s.v(), "--key-file", s.k()]);
+    let (out, e) = (stdout(&o), stderr(&o));
+    assert!(!o.status.success());
+    assert!(out.contains(&format!("FAILED  {}", ids[1])), "{out}");
+    for good in [&ids[0], &ids[2]] {
+        assert!(out.contains(&format!("OK      {good}")), "{out}");
+    }
+    assert!(e.contains("1 of 3 backups failed verification"), "{e}");
+}
+
+#[test]
+fn progress_on_a_terminal_structured_logs_otherwise() {
+    let src = RedisServer::start();
+    src.cmd(&["DEBUG", "POPULATE", "100000", "key", "100"]);
+    // Slow enough for a few progress ticks (every 250 ms).
+    let proxy = Proxy::start(src.port, Fault::Throttle(4_000_000));
+    let s = setup();
+    let bin = env!("CARGO_BIN_EXE_replvault");
+    // Under a pseudo-terminal (util-linux `script`): a progress line.
+    let cmd = format!(
+        "{bin} backup --redis {} --vault {} --key-file {}",
+        proxy.url(),
+        s.v(),
+        s.k()
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) must be installed");
+    let tty = stdout(&o);
+    assert!(o.status.success(), "{tty}");
+    assert!(tty.contains("received") && tty.contains("/s)"), "{tty}");
+    assert!(tty.contains("complete"), "{tty}");
+    // Not a terminal: no progress line; JSON logs on request.
+    let o = replvault(&[
+        "backup",
+        "--redis",
+        &proxy.url(),
+        "--vault",
+        s.v(),
+        "--key-file",
+        s.k(),
+        "--log-format",
+        "json",
+    ]);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{err}");
+    assert!(out.contains("complete"), "{out}");
+    assert!(!err.contains("received"), "{err}");
+    let logs: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|l| l["fields"]["message"] == "backup started"),
+        "{err}"
+    );
 }

@@ -19,6 +19,9 @@ pub enum Fault {
     CutAfter(u64),
     /// At most this many bytes per second.
     Throttle(u64),
+    /// Forward this many bytes, then nothing more, keeping the connection
+    /// open (a server that hangs mid-transfer).
+    StallAfter(u64),
 }
 
 pub struct Proxy {
@@ -68,7 +71,12 @@ impl Drop for Proxy {
 }
 
 fn pump(mut from: TcpStream, mut to: TcpStream, fault: Fault, stop: Arc<AtomicBool>) {
-    let mut buf = vec![0u8; 16 * 1024];
+    // A tick (50 ms) of a throttled rate fits in one read.
+    let size = match fault {
+        Fault::Throttle(rate) => (rate / 20).max(16 * 1024) as usize,
+        _ => 16 * 1024,
+    };
+    let mut buf = vec![0u8; size];
     let mut seen: u64 = 0;
     loop {
         if stop.load(Ordering::Relaxed) {
@@ -89,6 +97,14 @@ fn pump(mut from: TcpStream, mut to: TcpStream, fault: Fault, stop: Arc<AtomicBo
             Fault::CutAfter(limit) if seen + n as u64 >= limit => {
                 let keep = (limit - seen) as usize;
                 let _ = to.write_all(&buf[..keep]);
+                break;
+            }
+            Fault::StallAfter(limit) if seen + n as u64 >= limit => {
+                let keep = (limit - seen) as usize;
+                let _ = to.write_all(&buf[..keep]);
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 break;
             }
             Fault::Throttle(_) => std::thread::sleep(Duration::from_millis(50)),

@@ -575,6 +575,45 @@ fn s3_upload_that_keeps_failing_leaves_no_manifest_and_no_open_upload() {
 }
 
 #[test]
+fn s3_sigterm_mid_upload_aborts_the_multipart_upload() {
+    let s3 = S3Server::moto();
+    let redis = RedisServer::start();
+    add_random_mib(&redis, 24);
+    // A slow source keeps the upload open long enough to interrupt it.
+    let proxy = super::proxy::Proxy::start(redis.port, super::proxy::Fault::Throttle(3_000_000));
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = s3.vault("interrupted");
+    let url = proxy.url();
+    let mut args = backup_args(&url, &vault, key.to_str().unwrap());
+    args.extend(["--s3-part-size", "5MiB"]);
+    let mut child = replvault_spawn_env(&args, &s3.env());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = s3.store("interrupted").await;
+        // Wait for the multipart upload to exist (a part is on its way).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while store.pending_uploads().await.unwrap().is_empty() {
+            if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+                child.kill().ok();
+                let out = child.wait_with_output().unwrap();
+                panic!("the upload never started: {}", stderr(&out));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        send_signal(child.id(), "TERM");
+        let out = child.wait_with_output().unwrap();
+        let e = fails(out);
+        assert!(e.contains("interrupted"), "{e}");
+        let pending = store.pending_uploads().await.unwrap();
+        assert!(pending.is_empty(), "open uploads left: {pending:?}");
+        assert_eq!(store.list("").await.unwrap(), vec![]);
+    });
+    let list = ok(run(&["list", "--vault", &vault, "--json"], &s3.env()));
+    assert_eq!(list.trim(), "[]");
+}
+
+#[test]
 fn s3_errors_are_clear_and_keep_secrets() {
     let s3 = S3Server::s3s_fs();
     let redis = RedisServer::start();

@@ -319,10 +319,16 @@ pub fn replvault_env(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// Spawns the binary (for signal tests).
 pub fn replvault_spawn(args: &[&str]) -> Child {
+    replvault_spawn_env(args, &[])
+}
+
+/// Spawns the binary with only the given environment.
+pub fn replvault_spawn_env(args: &[&str], env: &[(String, String)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_replvault"))
         .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -162,13 +162,17 @@ pub enum ScanErrorKind {
 /// What a length is for once read.
 #[derive(Clone, Copy, Debug)]
 enum LenUse {
+    /// Read and dropped.
     Discard,
     /// Repeat the body this many times.
     Repeat(&'static [Task]),
-    /// Like `Repeat`, for a collection whose length must not be zero.
+    /// The database number of a SELECTDB.
     SelectDb,
+    /// A quicklist node's container: plain (1) or packed (2).
     QuicklistContainer,
+    /// A module aux field's "when" opcode (must be 2).
     ModuleWhenOpcode,
+    /// The next opcode of a module value.
     ModuleOpcode,
 }
 
