@@ -7,18 +7,22 @@ size (GiB of used_memory) and `rdbcompression` setting it times, under
 `/usr/bin/time -v` (wall, CPU, peak RSS):
 
   floor       redis-cli --rdb FILE
-  usual       bench/usual/backup.sh: BGSAVE, poll LASTSAVE, copy, gzip, Fernet
+  usual       bench/usual/backup.sh: BGSAVE, poll LASTSAVE every 2 s, copy, gzip -9,
+              Fernet, SHA-256, upload with boto3 (to s3s-fs when it is on PATH)
   local       replvault backup to a local vault
   s3          replvault backup to s3s-fs on loopback (when s3s-fs is on PATH)
   restore     replvault restore from the local vault
   verify      replvault verify of the local backup
+  scan        replvault backup --mode scan (SCAN + DUMP) to a local vault
 
-and the latency the source sees (redis-benchmark p50/p99) while idle, during
-BGSAVE and during a replvault backup. Results are printed as a Markdown table
+and, with --latency, what the source sees (redis-benchmark p50/p99) while
+idle, during BGSAVE and during a replvault backup. Floor, local and s3 run
+interleaved for --repeat rounds, restores and verifies --repeat times; each
+figure is the median run (peak RSS the highest of them). Results are printed as a Markdown table
 and appended as JSON lines to bench/results/<timestamp>.jsonl.
 
-Only the standard library; the usual script needs `cryptography` (installed
-into a venv under bench/.venv on first use).
+Only the standard library; the usual script needs `cryptography` and `boto3`
+(installed into a venv under bench/.venv on first use).
 """
 
 import argparse
@@ -162,6 +166,20 @@ def timed(cmd, env=None, cwd=None):
             "stdout": p.stdout, "stderr": err}
 
 
+def median(results):
+    """The run with the median wall time; peak RSS is the highest of all."""
+    ordered = sorted(results, key=lambda r: r["wall"])
+    mid = dict(ordered[len(ordered) // 2])
+    rss = [r["rss_kib"] for r in results if r["rss_kib"]]
+    mid["rss_kib"] = max(rss) if rss else None
+    mid["runs"] = len(results)
+    mid["walls"] = [round(r["wall"], 3) for r in results]
+    failed = [r for r in results if r["rc"]]
+    if failed:
+        mid["rc"], mid["stderr"] = failed[0]["rc"], failed[0]["stderr"]
+    return mid
+
+
 def latency(port, seconds, during=None):
     """redis-benchmark p50/p99 of GET/SET for `seconds`, optionally while
     `during` (a callable returning a Popen) runs."""
@@ -185,7 +203,8 @@ def ensure_usual_venv():
     py = venv / "bin" / "python3"
     if not py.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "cryptography"], check=True)
+    if subprocess.run([str(py), "-c", "import cryptography, boto3"], capture_output=True).returncode:
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "cryptography", "boto3"], check=True)
     return py
 
 
@@ -199,6 +218,9 @@ def main():
     ap.add_argument("--usual-max-gib", type=float, default=1.0,
                     help="run the usual script only up to this size (it holds the file in memory)")
     ap.add_argument("--latency", action="store_true", help="also measure source latency")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="rounds of floor/local/s3 backups, restores and verifies (median reported)")
+    ap.add_argument("--skip-scan", action="store_true", help="skip the scan-mode backup")
     ap.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
     args = ap.parse_args()
 
@@ -249,36 +271,58 @@ def main():
                         print(f"== {case}", flush=True)
                         url = f"redis://127.0.0.1:{r.port}"
                         floor_file = work / "floor.rdb"
-                        runs = {}
-                        runs["floor"] = timed(["redis-cli", "-p", str(r.port), "--rdb", str(floor_file)])
-                        rdb_bytes = floor_file.stat().st_size
-                        floor_file.unlink()
                         vault = work / "vault"
                         shutil.rmtree(vault, ignore_errors=True)
-                        runs["local"] = timed([rv, "backup", "--redis", url, "--vault", str(vault),
-                                               "--key-file", str(key), "--no-progress"])
-                        if s3 is not None:
-                            runs["s3"] = timed([rv, "backup", "--redis", url, "--vault", "s3://bench/b",
-                                                "--key-file", str(key), "--no-progress"], env=s3env)
+                        backup = [rv, "backup", "--redis", url, "--key-file", str(key), "--no-progress"]
+                        # Floor, local and S3 backups interleaved, `repeat`
+                        # rounds; each figure is the median round.
+                        rounds = {"floor": [], "local": [], "s3": []}
+                        for _ in range(args.repeat):
+                            rounds["floor"].append(timed(["redis-cli", "-p", str(r.port), "--rdb",
+                                                          str(floor_file)]))
+                            rdb_bytes = floor_file.stat().st_size
+                            floor_file.unlink()
+                            rounds["local"].append(timed([*backup, "--vault", str(vault)]))
+                            if s3 is not None:
+                                rounds["s3"].append(timed([*backup, "--vault", "s3://bench/b"], env=s3env))
+                        runs = {name: median(rs) for name, rs in rounds.items() if rs}
                         restored = work / "restored.rdb"
                         restored.unlink(missing_ok=True)
+
+                        def restore(vault_arg, env=None):
+                            res = []
+                            for _ in range(args.repeat):
+                                res.append(timed([rv, "restore", "latest", "--vault", vault_arg,
+                                                  "--key-file", str(key), "--out", str(restored)], env=env))
+                                restored.unlink(missing_ok=True)
+                            return median(res)
+
                         if s3 is not None:
-                            runs["s3_restore"] = timed([rv, "restore", "latest", "--vault", "s3://bench/b",
-                                                        "--key-file", str(key), "--out", str(restored)],
-                                                       env=s3env)
-                            restored.unlink(missing_ok=True)
+                            runs["s3_restore"] = restore("s3://bench/b", s3env)
                             shutil.rmtree(work / "s3" / "bench" / "b", ignore_errors=True)
-                        runs["restore"] = timed([rv, "restore", "latest", "--vault", str(vault),
-                                                 "--key-file", str(key), "--out", str(restored)])
-                        restored.unlink(missing_ok=True)
-                        runs["verify"] = timed([rv, "verify", "latest", "--vault", str(vault),
-                                                "--key-file", str(key)])
+                        runs["restore"] = restore(str(vault))
+                        runs["verify"] = median([timed([rv, "verify", "latest", "--vault", str(vault),
+                                                        "--key-file", str(key)])
+                                                 for _ in range(args.repeat)])
+                        # Scan mode (SCAN + DUMP) on the same dataset: keys/s.
+                        if not args.skip_scan:
+                            scan_vault = work / "scan-vault"
+                            shutil.rmtree(scan_vault, ignore_errors=True)
+                            runs["scan"] = timed([*backup, "--vault", str(scan_vault), "--mode", "scan"])
+                            listed = json.loads(subprocess.run(
+                                [rv, "list", "--vault", str(scan_vault), "--json"],
+                                capture_output=True, text=True, check=True).stdout)
+                            case["scan_rdb_bytes"] = listed[-1]["rdb"]["bytes"] if listed else None
+                            shutil.rmtree(scan_vault, ignore_errors=True)
                         if not args.skip_usual and size <= args.usual_max_gib:
                             py = ensure_usual_venv()
                             env = dict(os.environ, REDIS_PORT=str(r.port), PYTHON=str(py),
                                        OUT_DIR=str(work / "usual"))
+                            if s3 is not None:
+                                env |= {k: v for k, v in s3env.items() if k.startswith("AWS_")}
+                                env |= {"S3_ENDPOINT": s3env["AWS_ENDPOINT_URL"], "S3_BUCKET": "bench"}
                             runs["usual"] = timed(["bash", str(BENCH / "usual" / "backup.sh")], env=env)
-                        stored = sum(f.stat().st_size for f in vault.rglob("data"))
+                        stored = sum(f.stat().st_size for f in vault.rglob("data")) // args.repeat
                         case["rdb_bytes"] = rdb_bytes
                         case["stored_bytes"] = stored
                         for name, res in runs.items():
@@ -310,8 +354,8 @@ def main():
 def print_table(rows):
     print()
     print("| dataset | GiB | rdbcompression | RDB MB | floor s | local s (x floor) | s3 s (x floor) "
-          "| usual s (x local) | restore MB/s | verify MB/s | s3 restore MB/s | local RSS MiB | s3 RSS MiB "
-          "| restore RSS MiB | usual RSS MiB | stored/RDB |")
+          "| usual s (x local, x s3) | restore MB/s | verify MB/s | s3 restore MB/s | local RSS MiB "
+          "| s3 RSS MiB | restore RSS MiB | usual RSS MiB | stored/RDB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for c in rows:
         f = c["floor"]["wall"]
@@ -323,14 +367,30 @@ def print_table(rows):
         def rss(name):
             return f'{c[name]["rss_kib"] / 1024:.0f}' if name in c and c[name]["rss_kib"] else "-"
 
-        usual = (f'{c["usual"]["wall"]:.1f} ({c["usual"]["wall"] / c["local"]["wall"]:.1f}x)'
-                 if "usual" in c else "-")
+        usual = "-"
+        if "usual" in c:
+            u = c["usual"]["wall"]
+            usual = f'{u:.1f} ({u / c["local"]["wall"]:.1f}x' + (
+                f', {u / c["s3"]["wall"]:.1f}x)' if "s3" in c else ")")
         s3r = f'{mb / c["s3_restore"]["wall"]:.0f}' if "s3_restore" in c else "-"
         print(f'| {c["dataset"]} | {c["gib"]} | {c["rdbcompression"]} | {mb:.0f} | {f:.2f} | '
               f'{ratio("local", f)} | {ratio("s3", f)} | {usual} | '
               f'{mb / c["restore"]["wall"]:.0f} | {mb / c["verify"]["wall"]:.0f} | {s3r} | '
               f'{rss("local")} | {rss("s3")} | {rss("restore")} | {rss("usual")} | '
               f'{c["stored_bytes"] / c["rdb_bytes"]:.3f} |')
+    scans = [c for c in rows if "scan" in c]
+    if scans:
+        print()
+        print("| dataset | GiB | rdbcompression | keys | sync s | scan s (x sync) | scan keys/s "
+              "| scan MB/s | sync MB/s | scan RSS MiB |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for c in scans:
+            sync, scan = c["local"]["wall"], c["scan"]["wall"]
+            smb = (c.get("scan_rdb_bytes") or c["rdb_bytes"]) / 1e6
+            print(f'| {c["dataset"]} | {c["gib"]} | {c["rdbcompression"]} | {c["keys"]} | '
+                  f'{sync:.2f} | {scan:.2f} ({scan / sync:.2f}x) | {c["keys"] / scan:,.0f} | '
+                  f'{smb / scan:.0f} | {c["rdb_bytes"] / 1e6 / sync:.0f} | '
+                  f'{c["scan"]["rss_kib"] / 1024:.0f} |')
 
 
 if __name__ == "__main__":

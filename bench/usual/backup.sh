@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # A faithful small copy of the usual cron backup, for benchmarking only (not
-# shipped): BGSAVE, poll LASTSAVE until it changes, copy dump.rdb, then a
-# Python step that gzips (level 9), encrypts with Fernet, hashes and writes
-# the result, holding the whole file in memory as such scripts do. The upload
-# is left out: both sides of the comparison would pay the same network cost.
+# shipped): BGSAVE, poll LASTSAVE every POLL_SECS (the usual scripts sleep 2 s
+# between polls) until it changes, copy dump.rdb, then a Python step that
+# gzips (level 9), encrypts with Fernet, hashes, writes the result, and
+# uploads it to S3 with boto3 when S3_ENDPOINT is set, holding the whole file
+# in memory as such scripts do.
 set -euo pipefail
 port=${REDIS_PORT:?}
 out=${OUT_DIR:?}
 py=${PYTHON:-python3}
+poll=${POLL_SECS:-2}
 mkdir -p "$out"
 before=$(redis-cli -p "$port" LASTSAVE)
 redis-cli -p "$port" BGSAVE >/dev/null
-while [ "$(redis-cli -p "$port" LASTSAVE)" = "$before" ]; do sleep 0.2; done
+while [ "$(redis-cli -p "$port" LASTSAVE)" = "$before" ]; do sleep "$poll"; done
 dir=$(redis-cli -p "$port" CONFIG GET dir | tail -1)
 file=$(redis-cli -p "$port" CONFIG GET dbfilename | tail -1)
 cp "$dir/$file" "$out/backup.rdb"
