@@ -126,10 +126,19 @@ fn keepalive_newlines_are_skipped() {
     check(&drive(&[&with], Config::default()).unwrap(), false);
 }
 
+/// The error a server reply leads to; the same whichever byte it is split
+/// at, and fed byte by byte.
 fn refusal(reply: &[u8], config: Config) -> HandshakeError {
-    drive(&[reply], config)
+    let whole = drive(&[reply], config.clone())
         .err()
-        .expect("handshake should fail")
+        .expect("handshake should fail");
+    for at in 0..=reply.len() {
+        let split = drive(&[&reply[..at], &reply[at..]], config.clone()).err();
+        assert_eq!(split.as_ref(), Some(&whole), "split at {at}");
+    }
+    let bytes: Vec<&[u8]> = reply.chunks(1).collect();
+    assert_eq!(drive(&bytes, config).err().as_ref(), Some(&whole));
+    whole
 }
 
 #[test]
