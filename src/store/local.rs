@@ -44,6 +44,22 @@ impl LocalStore {
         Ok(self.root.join(key))
     }
 
+    /// Removes the file at `path` (already gone is fine), then its
+    /// directory once empty (failure there is harmless).
+    async fn remove(&self, path: &Path, key: &str) -> Result<(), StoreError> {
+        match tokio::fs::remove_file(path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(self.io("delete", key, e)),
+        }
+        if let Some(dir) = path.parent()
+            && dir != self.root
+        {
+            let _ = tokio::fs::remove_dir(dir).await;
+        }
+        Ok(())
+    }
+
     fn io(&self, op: &'static str, key: &str, source: std::io::Error) -> StoreError {
         StoreError::Io {
             store: self.describe(),
@@ -252,18 +268,7 @@ impl Store for LocalStore {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key)?;
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(self.io("delete", key, e)),
-        }
-        // Remove the backup's directory once empty; failure is harmless.
-        if let Some(dir) = path.parent()
-            && dir != self.root
-        {
-            let _ = tokio::fs::remove_dir(dir).await;
-        }
-        Ok(())
+        self.remove(&path, key).await
     }
 
     /// Staged files left by a writer that was killed (SIGKILL, a crash, a
@@ -298,18 +303,7 @@ impl Store for LocalStore {
                 source: None,
             });
         }
-        let path = self.root.join(id);
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(self.io("delete", id, e)),
-        }
-        if let Some(dir) = path.parent()
-            && dir != self.root
-        {
-            let _ = tokio::fs::remove_dir(dir).await;
-        }
-        Ok(())
+        self.remove(&self.root.join(id), id).await
     }
 }
 

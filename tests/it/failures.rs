@@ -207,8 +207,9 @@ fn a_silent_endpoint_hits_the_timeouts() {
     drop(silent);
 }
 
-#[test]
-fn sigterm_during_a_backup_leaves_nothing() {
+/// A backup from a throttled source, returned once its data object is
+/// being written (with the server and proxy, which must outlive it).
+fn backup_in_flight() -> (RedisServer, Proxy, Setup, std::process::Child) {
     let src = RedisServer::start();
     src.cmd(&["DEBUG", "POPULATE", "200000", "key", "100"]);
     let proxy = Proxy::start(src.port, Fault::Throttle(2_000_000));
@@ -222,13 +223,18 @@ fn sigterm_during_a_backup_leaves_nothing() {
         "--key-file",
         s.k(),
     ]);
-    // Wait until the data object is being written.
     let deadline = Instant::now() + Duration::from_secs(20);
     while files_under(&s.vault).is_empty() {
         assert!(Instant::now() < deadline, "backup never started writing");
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
+    (src, proxy, s, child)
+}
+
+#[test]
+fn sigterm_during_a_backup_leaves_nothing() {
+    let (_src, _proxy, s, child) = backup_in_flight();
     send_signal(child.id(), "TERM");
     let out = child.wait_with_output().unwrap();
     let e = fails(out);
@@ -238,25 +244,7 @@ fn sigterm_during_a_backup_leaves_nothing() {
 
 #[test]
 fn a_killed_backup_is_never_listed_and_prune_removes_its_debris() {
-    let src = RedisServer::start();
-    src.cmd(&["DEBUG", "POPULATE", "200000", "key", "100"]);
-    let proxy = Proxy::start(src.port, Fault::Throttle(2_000_000));
-    let s = setup();
-    let mut child = replvault_spawn(&[
-        "backup",
-        "--redis",
-        &proxy.url(),
-        "--vault",
-        s.v(),
-        "--key-file",
-        s.k(),
-    ]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while files_under(&s.vault).is_empty() {
-        assert!(Instant::now() < deadline, "backup never started writing");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let (_src, _proxy, s, mut child) = backup_in_flight();
     // No chance to clean up: the staged data file stays behind.
     child.kill().unwrap();
     child.wait().unwrap();
