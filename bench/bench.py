@@ -148,7 +148,12 @@ def fill_mixed(r, gib):
 
 
 def timed(cmd, env=None, cwd=None):
-    """Runs cmd under /usr/bin/time -v; returns wall, cpu, rss_kib, rc, stderr."""
+    """Runs cmd under /usr/bin/time -v; returns wall, cpu, rss_kib, rc, stderr.
+
+    Dirty pages of earlier runs are flushed first (outside the timing), so
+    one run's writeback (say the floor's multi-GB file) is not billed to the
+    next one's fsync."""
+    os.sync()
     t0 = time.monotonic()
     p = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True,
                        env=env, cwd=cwd)

@@ -6,7 +6,7 @@
 //! Not a point-in-time snapshot: keys are read at different moments. Keys
 //! that vanish during the walk are skipped; keys `SCAN` reports twice (it may,
 //! while the server resizes a table) are written once, which costs a 16-byte
-//! digest per key of the largest database in a hash set (20 to 40 bytes with
+//! digest per key of the largest database in a hash set (about 40 bytes with
 //! its overhead).
 
 use std::collections::{BTreeMap, HashSet};
