@@ -60,7 +60,9 @@ say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Doc tests, which nextest does not run.
+say "doc tests"
+cargo test --workspace --locked --doc --quiet
+# Last, so its summary is the run's closing line.
 say "tests"
 cargo nextest run --workspace --locked --profile "${NEXTEST_PROFILE:-ci}" "$@"
-# Doc tests are not run by nextest.
-cargo test --workspace --locked --doc --quiet

@@ -198,7 +198,7 @@ const MAX_EXPANSION: u64 = 88;
 const SLACK: usize = 32;
 
 /// Decodes `input`, one whole LZF stream held in memory, into exactly
-/// `out_len` bytes, appended to `out` (cleared first).
+/// `out_len` bytes in `out` (whose old contents it replaces).
 ///
 /// The fast path for compressed blobs that arrive within one chunk: the
 /// output is sized once (bounded by what `input` can expand to, so a lying
@@ -212,8 +212,8 @@ pub(crate) fn decode_whole(input: &[u8], out_len: u64, out: &mut Vec<u8>) -> Res
             input.len()
         ));
     }
-    // Bounded just above by the input's length.
-    let len = out_len as usize;
+    // At most MAX_EXPANSION times the input, which is in memory already.
+    let len = usize::try_from(out_len).map_err(|_| format!("declares {out_len} bytes"))?;
     out.clear();
     out.resize(len + SLACK, 0);
     let buf = &mut out[..];
