@@ -23,7 +23,11 @@ fn setup() -> Setup {
 
 impl Setup {
     fn backup(&self, url: &str) -> std::process::Output {
-        replvault(&[
+        replvault(&self.backup_args(url, &["--idle-timeout", "20s"]))
+    }
+    /// `backup --redis URL` into this vault with this key, then `extra`.
+    fn backup_args<'a>(&'a self, url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
             "backup",
             "--redis",
             url,
@@ -31,9 +35,9 @@ impl Setup {
             self.v(),
             "--key-file",
             self.k(),
-            "--idle-timeout",
-            "20s",
-        ])
+        ];
+        args.extend_from_slice(extra);
+        args
     }
     fn v(&self) -> &str {
         self.vault.to_str().unwrap()
@@ -87,17 +91,8 @@ fn sync_and_psync_renamed_away() {
     let s = setup();
     // Auto mode would fall back to scan mode (tests/it/scan.rs): ask for
     // replication only.
-    let e = fails(replvault(&[
-        "backup",
-        "--mode",
-        "sync",
-        "--redis",
-        &src.url(),
-        "--vault",
-        s.v(),
-        "--key-file",
-        s.k(),
-    ]));
+    let url = src.url();
+    let e = fails(replvault(&s.backup_args(&url, &["--mode", "sync"])));
     assert!(e.contains("refuses SYNC/PSYNC"), "{e}");
     s.assert_empty();
 }
@@ -150,17 +145,8 @@ fn a_server_that_hangs_mid_transfer_hits_the_idle_timeout() {
     let proxy = Proxy::start(src.port, Fault::StallAfter(100_000));
     let s = setup();
     let t = Instant::now();
-    let e = fails(replvault(&[
-        "backup",
-        "--redis",
-        &proxy.url(),
-        "--vault",
-        s.v(),
-        "--key-file",
-        s.k(),
-        "--idle-timeout",
-        "2s",
-    ]));
+    let url = proxy.url();
+    let e = fails(replvault(&s.backup_args(&url, &["--idle-timeout", "2s"])));
     assert!(e.contains("no data from the server for 2s"), "{e}");
     assert!(e.contains("--idle-timeout"), "{e}");
     assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
@@ -175,34 +161,18 @@ fn a_silent_endpoint_hits_the_timeouts() {
     let port = silent.local_addr().unwrap().port();
     let s = setup();
     // TLS: the handshake counts against --connect-timeout.
-    let e = fails(replvault(&[
-        "backup",
-        "--redis",
-        &format!("rediss://127.0.0.1:{port}"),
-        "--vault",
-        s.v(),
-        "--key-file",
-        s.k(),
-        "--connect-timeout",
-        "1s",
-    ]));
+    let tls = format!("rediss://127.0.0.1:{port}");
+    let e = fails(replvault(
+        &s.backup_args(&tls, &["--connect-timeout", "1s"]),
+    ));
     assert!(e.contains("timed out after 1s"), "{e}");
     assert!(e.contains("--connect-timeout"), "{e}");
     // Plain TCP: no reply to the handshake counts against --idle-timeout.
-    let e = fails(replvault(&[
-        "backup",
-        "--redis",
-        &format!("redis://127.0.0.1:{port}"),
-        "--vault",
-        s.v(),
-        "--key-file",
-        s.k(),
-        "--idle-timeout",
-        "1s",
-        "--mode",
-        "sync",
-    ]));
-    assert!(e.contains("1s"), "{e}");
+    let tcp = format!("redis://127.0.0.1:{port}");
+    let e = fails(replvault(
+        &s.backup_args(&tcp, &["--idle-timeout", "1s", "--mode", "sync"]),
+    ));
+    assert!(e.contains("no data from the server for 1s"), "{e}");
     s.assert_empty();
     drop(silent);
 }
@@ -214,15 +184,8 @@ fn backup_in_flight() -> (RedisServer, Proxy, Setup, std::process::Child) {
     src.cmd(&["DEBUG", "POPULATE", "200000", "key", "100"]);
     let proxy = Proxy::start(src.port, Fault::Throttle(2_000_000));
     let s = setup();
-    let child = replvault_spawn(&[
-        "backup",
-        "--redis",
-        &proxy.url(),
-        "--vault",
-        s.v(),
-        "--key-file",
-        s.k(),
-    ]);
+    let url = proxy.url();
+    let child = replvault_spawn(&s.backup_args(&url, &[]));
     let deadline = Instant::now() + Duration::from_secs(20);
     while files_under(&s.vault).is_empty() {
         assert!(Instant::now() < deadline, "backup never started writing");
@@ -575,17 +538,8 @@ fn progress_on_a_terminal_structured_logs_otherwise() {
     assert!(tty.contains("received") && tty.contains("/s)"), "{tty}");
     assert!(tty.contains("complete"), "{tty}");
     // Not a terminal: no progress line; JSON logs on request.
-    let o = replvault(&[
-        "backup",
-        "--redis",
-        &proxy.url(),
-        "--vault",
-        s.v(),
-        "--key-file",
-        s.k(),
-        "--log-format",
-        "json",
-    ]);
+    let url = proxy.url();
+    let o = replvault(&s.backup_args(&url, &["--log-format", "json"]));
     let (out, err) = (stdout(&o), stderr(&o));
     assert!(o.status.success(), "{err}");
     assert!(out.contains("complete"), "{out}");
