@@ -121,22 +121,20 @@ fn walk(
                 format!("{rel}/{name}")
             };
             let meta = entry.metadata().map_err(|e| this.io("stat", &key, e))?;
-            if name.starts_with('.') {
-                if staged && meta.is_file() && name.contains(".partial-") {
-                    out.push(ObjectMeta {
-                        key,
-                        size: meta.len(),
-                        last_modified: meta.modified().ok().map(DateTime::<Utc>::from),
-                    });
-                }
-                continue;
-            }
-            if meta.is_dir() {
+            let hidden = name.starts_with('.');
+            if !hidden && meta.is_dir() {
                 // Only descend where the prefix can still match.
                 if key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
                     stack.push((entry.path(), key));
                 }
-            } else if !staged && key.starts_with(prefix) {
+                continue;
+            }
+            let wanted = if hidden {
+                staged && meta.is_file() && name.contains(".partial-")
+            } else {
+                !staged
+            };
+            if wanted && key.starts_with(prefix) {
                 out.push(ObjectMeta {
                     key,
                     size: meta.len(),
@@ -291,10 +289,9 @@ impl Store for LocalStore {
 
     async fn abort_pending_upload(&self, upload: &PendingUpload) -> Result<(), StoreError> {
         // Only ever a staged file under the root.
+        // (`staged_target` also requires the name's leading dot.)
         let id = &upload.upload_id;
-        let staged_name = id.rsplit('/').next().unwrap_or(id);
         if staged_target(id).is_none()
-            || !staged_name.starts_with('.')
             || id.split('/').any(|c| c.is_empty() || c == "." || c == "..")
         {
             return Err(StoreError::Backend {
