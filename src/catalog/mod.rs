@@ -22,6 +22,7 @@ use crate::store::{Store, StoreError};
 
 pub mod manifest;
 pub mod reader;
+mod writeback;
 mod writer;
 
 pub use manifest::{Manifest, SourceInfo};

@@ -1,6 +1,6 @@
 //! Reading a backup back: stored object → SHA-256 → AEAD open → zstd →
 //! CRC-64 + structure scan → (restore only) a temp file beside the target,
-//! fsynced and renamed into place. One pass, bounded memory.
+//! written back as it grows, fsynced and renamed into place. One pass, bounded memory.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -10,6 +10,7 @@ use replvault_protocol::rdb::{Checksum, ScanError, Scanner, Summary};
 use ring::digest;
 use tokio_util::io::SyncIoBridge;
 
+use super::writeback::Writeback;
 use super::{Manifest, Vault, VaultError};
 use crate::crypto::keys::random_bytes;
 use crate::crypto::{Decryptor, MasterKey, StreamError};
@@ -31,6 +32,7 @@ struct Checker {
     error: Option<ScanError>,
     file: Option<BufWriter<File>>,
     file_error: Option<std::io::Error>,
+    writeback: Writeback,
     bytes: u64,
 }
 
@@ -50,6 +52,10 @@ impl Write for Checker {
             return Err(std::io::Error::new(kind, "write failed"));
         }
         self.bytes += data.len() as u64;
+        if let Some(f) = self.file.as_ref() {
+            let in_kernel = self.bytes - f.buffer().len() as u64;
+            self.writeback.advance(f.get_ref(), in_kernel);
+        }
         Ok(data.len())
     }
 
@@ -131,6 +137,7 @@ async fn read(
                 error: None,
                 file: file.map(|f| BufWriter::with_capacity(1 << 20, f)),
                 file_error: None,
+                writeback: Writeback::default(),
                 bytes: 0,
             };
             for chunk in rx {

@@ -31,7 +31,7 @@ use aws_sdk_s3::types::{
 };
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use chrono::DateTime;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
@@ -291,6 +291,7 @@ where
     let said = e.message().unwrap_or("").to_string();
     let store = s.describe.clone();
     let key = key.to_string();
+    // For matching only, never shown whole (see `error_chain`).
     let detail = DisplayErrorContext(&e).to_string();
     let denied = |message: String| StoreError::AccessDenied {
         store: store.clone(),
@@ -356,13 +357,48 @@ where
             } else {
                 ""
             };
+            let hint = match status {
+                Some(ok @ 200..=299) if hint.is_empty() && code.is_none() => format!(
+                    ": the server answered HTTP {ok} with a reply the S3 client cannot read (is it fully S3-compatible for this request?)"
+                ),
+                _ => hint.to_string(),
+            };
+            // The chain's messages only: the SDK's Debug form carries the
+            // whole raw response, which is no error line.
             StoreError::Backend {
                 store,
-                message: format!("{op} {key} failed{hint}: {detail}"),
-                source: Some(Box::new(e)),
+                message: format!("{op} {key} failed{hint}: {}", error_chain(&e)),
+                source: None,
             }
         }
     }
+}
+
+/// Longest error text shown; the SDK's messages can embed whole replies.
+const MAX_DETAIL: usize = 400;
+
+/// The Display of `e` and its sources, joined with ": ", skipping a source
+/// whose text its parent already shows, cut at [`MAX_DETAIL`] bytes.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    let mut out = parts.join(": ");
+    if out.len() > MAX_DETAIL {
+        let mut end = MAX_DETAIL;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push_str(" [...]");
+    }
+    out
 }
 
 async fn abort_upload(
@@ -464,7 +500,7 @@ impl Store for S3Store {
         tokio::spawn(fetch_ranges(self.clone(), key.to_string(), size, tx));
         Ok(Box::pin(ChannelReader {
             rx,
-            cur: Bytes::new(),
+            segments: VecDeque::new(),
         }))
     }
 
@@ -570,7 +606,7 @@ async fn fetch_ranges(
     store: S3Store,
     key: String,
     size: u64,
-    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    tx: mpsc::Sender<Result<Vec<Bytes>, std::io::Error>>,
 ) {
     let mut pending = VecDeque::new();
     let mut next = 0u64;
@@ -601,12 +637,14 @@ async fn fetch_ranges(
     }
 }
 
+/// One range, as the segments the body arrived in (not copied into one
+/// buffer: that would hold each range twice).
 async fn fetch_range(
     store: &S3Store,
     key: &str,
     start: u64,
     end: u64,
-) -> Result<Bytes, std::io::Error> {
+) -> Result<Vec<Bytes>, std::io::Error> {
     let mut last = String::new();
     for attempt in 0..RANGE_ATTEMPTS {
         if attempt > 0 {
@@ -619,11 +657,11 @@ async fn fetch_range(
             .map_err(std::io::Error::other)?;
         match r.body.collect().await {
             Ok(b) => {
-                let b = b.into_bytes();
-                if b.len() as u64 == end - start {
-                    return Ok(b);
+                let got = b.remaining();
+                if got as u64 == end - start {
+                    return Ok(b.into_segments().collect());
                 }
-                last = format!("got {} bytes of range {start}-{end}", b.len());
+                last = format!("got {got} bytes of range {start}-{end}");
             }
             Err(e) => last = e.to_string(),
         }
@@ -635,10 +673,10 @@ async fn fetch_range(
     )))
 }
 
-/// An `AsyncRead` over a channel of byte chunks.
+/// An `AsyncRead` over a channel of ranges, each a list of segments.
 struct ChannelReader {
-    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
-    cur: Bytes,
+    rx: mpsc::Receiver<Result<Vec<Bytes>, std::io::Error>>,
+    segments: VecDeque<Bytes>,
 }
 
 impl AsyncRead for ChannelReader {
@@ -647,18 +685,25 @@ impl AsyncRead for ChannelReader {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        while self.cur.is_empty() {
-            match self.rx.poll_recv(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
-                Poll::Ready(Some(Ok(b))) => self.cur = b,
+        let this = &mut *self;
+        loop {
+            match this.segments.front_mut() {
+                Some(seg) if seg.is_empty() => {
+                    this.segments.pop_front();
+                }
+                Some(seg) => {
+                    let n = seg.len().min(buf.remaining());
+                    buf.put_slice(&seg.split_to(n));
+                    return Poll::Ready(Ok(()));
+                }
+                None => match this.rx.poll_recv(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(None) => return Poll::Ready(Ok(())),
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Some(Ok(range))) => this.segments.extend(range),
+                },
             }
         }
-        let n = self.cur.len().min(buf.remaining());
-        let chunk = self.cur.split_to(n);
-        buf.put_slice(&chunk);
-        Poll::Ready(Ok(()))
     }
 }
 

@@ -574,6 +574,36 @@ fn s3_upload_that_keeps_failing_leaves_no_manifest_and_no_open_upload() {
     });
 }
 
+/// moto 5 answers CompleteMultipartUpload with an XML root the SDK does not
+/// accept: a reply that cannot be read must give one readable error line
+/// (not the SDK's dump of the raw response) and no listed backup.
+#[test]
+fn s3_unreadable_reply_is_one_clear_line_and_lists_nothing() {
+    let s3 = S3Server::moto();
+    let redis = RedisServer::start();
+    add_random_mib(&redis, 12);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = s3.vault("unreadable");
+    let url = redis.url();
+    let mut args = backup_args(&url, &vault, key.to_str().unwrap());
+    args.extend(["--s3-part-size", "5MiB"]);
+    let err = fails(run(&args, &s3.env()));
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(line.contains("complete multipart upload"), "{line}");
+    assert!(line.contains("cannot read"), "{line}");
+    assert!(
+        !line.contains("SdkBody") && !line.contains("headers"),
+        "{line}"
+    );
+    assert!(line.len() < 700, "{} bytes: {line}", line.len());
+    let list = ok(run(&["list", "--vault", &vault, "--json"], &s3.env()));
+    assert_eq!(list.trim(), "[]");
+}
+
 #[test]
 fn s3_sigterm_mid_upload_aborts_the_multipart_upload() {
     let s3 = S3Server::moto();
