@@ -18,8 +18,9 @@ size (GiB of used_memory) and `rdbcompression` setting it times, under
 and, with --latency, what the source sees (redis-benchmark p50/p99) while
 idle, during BGSAVE and during a replvault backup. Floor, local and s3 run
 interleaved for --repeat rounds, restores and verifies --repeat times; each
-figure is the median run (peak RSS the highest of them). Results are printed as a Markdown table
-and appended as JSON lines to bench/results/<timestamp>.jsonl.
+figure is the median run (peak RSS the highest of them), and a backup's ratio
+to the floor is the median of the rounds' paired ratios. Results are printed
+as a Markdown table and appended as JSON lines to bench/results/<timestamp>.jsonl.
 
 Only the standard library; the usual script needs `cryptography` and `boto3`
 (installed into a venv under bench/.venv on first use).
@@ -31,6 +32,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import socket
 import subprocess
 import sys
@@ -223,7 +225,7 @@ def main():
     ap.add_argument("--usual-max-gib", type=float, default=1.0,
                     help="run the usual script only up to this size (it holds the file in memory)")
     ap.add_argument("--latency", action="store_true", help="also measure source latency")
-    ap.add_argument("--repeat", type=int, default=3,
+    ap.add_argument("--repeat", type=int, default=5,
                     help="rounds of floor/local/s3 backups, restores and verifies (median reported)")
     ap.add_argument("--skip-scan", action="store_true", help="skip the scan-mode backup")
     ap.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
@@ -291,6 +293,14 @@ def main():
                             if s3 is not None:
                                 rounds["s3"].append(timed([*backup, "--vault", "s3://bench/b"], env=s3env))
                         runs = {name: median(rs) for name, rs in rounds.items() if rs}
+                        # Each round's backup against that round's floor:
+                        # the median of these paired ratios cancels drift
+                        # of the host between rounds.
+                        for name in ("local", "s3"):
+                            if rounds[name]:
+                                paired = [b["wall"] / f["wall"] for b, f in zip(rounds[name], rounds["floor"])]
+                                runs[name]["x_floor"] = round(statistics.median(paired), 3)
+                                runs[name]["x_floor_rounds"] = [round(x, 3) for x in paired]
                         restored = work / "restored.rdb"
                         restored.unlink(missing_ok=True)
 
@@ -367,7 +377,10 @@ def print_table(rows):
         mb = c["rdb_bytes"] / 1e6
 
         def ratio(name, base):
-            return f'{c[name]["wall"]:.2f} ({c[name]["wall"] / base:.2f}x)' if name in c else "-"
+            if name not in c:
+                return "-"
+            x = c[name].get("x_floor", c[name]["wall"] / base)
+            return f'{c[name]["wall"]:.2f} ({x:.2f}x)'
 
         def rss(name):
             return f'{c[name]["rss_kib"] / 1024:.0f}' if name in c and c[name]["rss_kib"] else "-"
