@@ -1,5 +1,6 @@
 //! Scan mode, for servers that refuse SYNC/PSYNC: walk every database with
-//! `SCAN`, fetch each key with `DUMP` and `PTTL` (pipelined per batch), and
+//! `SCAN`, fetch each key with `DUMP` and `PTTL` (pipelined per batch, with
+//! the next `SCAN` in the same write), and
 //! write a real RDB file from the payloads (`replvault_protocol::dump`),
 //! streamed into the same [`RdbSource`] channel as the replication path.
 //!
@@ -296,6 +297,29 @@ fn bad_payload(what: &str, e: DumpError) -> SourceError {
     SourceError::ScanRefused(format!("{what}: {e}"))
 }
 
+/// A `SCAN` reply: the next cursor and the keys.
+fn scan_reply(reply: Frame) -> Result<(Vec<u8>, Vec<Frame>), SourceError> {
+    match expect_ok("SCAN", reply)? {
+        Frame::Array(mut parts) if parts.len() == 2 => {
+            let keys = parts.pop();
+            let next = parts.pop();
+            match (next, keys) {
+                (Some(Frame::Bulk(n)), Some(Frame::Array(k))) => Ok((n, k)),
+                (n, k) => Err(HandshakeError::Protocol {
+                    command: "SCAN".into(),
+                    reply: format!("{n:?} {k:?}"),
+                }
+                .into()),
+            }
+        }
+        other => Err(HandshakeError::Protocol {
+            command: "SCAN".into(),
+            reply: format!("{other:?}"),
+        }
+        .into()),
+    }
+}
+
 async fn walk(
     mut c: Client,
     version: u32,
@@ -340,38 +364,14 @@ async fn walk(
         )?;
         w.select_db(&mut out, db, keys, expires);
         let mut seen: HashSet<u128> = HashSet::new();
-        let mut cursor = b"0".to_vec();
         let count = opts.count.max(1).to_string();
+        let scan =
+            |c: &mut Client, cursor: &[u8]| c.queue(&[b"SCAN", cursor, b"COUNT", count.as_bytes()]);
+        scan(&mut c, b"0");
+        c.flush().await?;
+        let (mut next, mut found) = scan_reply(c.read("SCAN").await?)?;
         loop {
-            let reply = expect_ok(
-                "SCAN",
-                c.call(&[b"SCAN", &cursor, b"COUNT", count.as_bytes()])
-                    .await?,
-            )?;
-            let (next, batch) = match reply {
-                Frame::Array(mut parts) if parts.len() == 2 => {
-                    let keys = parts.pop();
-                    let next = parts.pop();
-                    match (next, keys) {
-                        (Some(Frame::Bulk(n)), Some(Frame::Array(k))) => (n, k),
-                        (n, k) => {
-                            return Err(HandshakeError::Protocol {
-                                command: "SCAN".into(),
-                                reply: format!("{n:?} {k:?}"),
-                            }
-                            .into());
-                        }
-                    }
-                }
-                other => {
-                    return Err(HandshakeError::Protocol {
-                        command: "SCAN".into(),
-                        reply: format!("{other:?}"),
-                    }
-                    .into());
-                }
-            };
-            let batch: Vec<Vec<u8>> = batch
+            let batch: Vec<Vec<u8>> = std::mem::take(&mut found)
                 .into_iter()
                 .filter_map(|f| match f {
                     Frame::Bulk(k) => Some(k),
@@ -386,6 +386,11 @@ async fn walk(
             for k in &batch {
                 c.queue(&[b"DUMP", k]);
                 c.queue(&[b"PTTL", k]);
+            }
+            // The next SCAN rides in the same write: one round trip per batch.
+            let more = next != b"0";
+            if more {
+                scan(&mut c, &next);
             }
             c.flush().await?;
             for k in &batch {
@@ -426,10 +431,10 @@ async fn walk(
                     tokio::time::sleep(wait).await;
                 }
             }
-            if next == b"0" {
+            if !more {
                 break;
             }
-            cursor = next;
+            (next, found) = scan_reply(c.read("SCAN").await?)?;
         }
     }
     let bytes = w.finish(&mut out);

@@ -207,3 +207,68 @@ fn keys_deleted_and_expiring_during_the_walk() {
         src.cmd(&["XLEN", "stream:s"]).text()
     );
 }
+
+/// A cluster node holding every slot: both modes back up its keys (db 0,
+/// the only one in cluster mode), scan mode says to back up every master,
+/// and each backup restores into a standalone server with the same digest.
+#[test]
+fn cluster_node_backs_up_in_both_modes() {
+    let src = RedisServer::start_with(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+    ]);
+    assert_eq!(
+        src.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
+        Reply::Status("OK".into())
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !src
+        .cmd(&["CLUSTER", "INFO"])
+        .text()
+        .contains("cluster_state:ok")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cluster never became ok"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        src.cmd(&["DEBUG", "POPULATE", "2000", "k", "40"]),
+        Reply::Status("OK".into())
+    );
+    for i in 0..50 {
+        let i = i.to_string();
+        src.cmd(&["HSET", &format!("h{{{i}}}"), "a", &i, "b", "x"]);
+        src.cmd(&["RPUSH", &format!("l{{{i}}}"), "a", "b", &i]);
+        src.cmd(&["SADD", &format!("s{{{i}}}"), "1", "2", &i]);
+        src.cmd(&["ZADD", &format!("z{{{i}}}"), "1", "a", "2", &i]);
+        src.cmd(&["XADD", &format!("x{{{i}}}"), "*", "f", &i]);
+        src.cmd(&["SET", &format!("t{{{i}}}"), &i, "EX", "3600"]);
+    }
+
+    let m = round_trip(&src, &src.url(), &["--mode", "sync"]);
+    assert_eq!(m["source"]["mode"], "sync", "{m}");
+    let m = round_trip(&src, &src.url(), &["--mode", "scan"]);
+    assert_eq!(m["source"]["mode"], "scan", "{m}");
+
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let o = replvault(&[
+        "backup",
+        "--mode",
+        "scan",
+        "--redis",
+        &src.url(),
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    let log = stderr(&o);
+    ok(o);
+    assert!(log.contains("back up every master"), "{log}");
+}
