@@ -267,6 +267,10 @@ def main():
                     shutil.rmtree(rdir, ignore_errors=True)
                     rdir.mkdir(parents=True)
                     r = Redis(rdir, comp)
+                    # Files are deleted only after the case's last timed
+                    # run: on a disk mounted with `discard`, a deleted
+                    # GB-sized file slows the writes of the next run.
+                    spent = []
                     try:
                         t0 = time.monotonic()
                         (fill_populate if dataset == "populate" else fill_mixed)(r, size)
@@ -277,18 +281,18 @@ def main():
                                 "fill_s": round(fill_s, 1)}
                         print(f"== {case}", flush=True)
                         url = f"redis://127.0.0.1:{r.port}"
-                        floor_file = work / "floor.rdb"
                         vault = work / "vault"
                         shutil.rmtree(vault, ignore_errors=True)
                         backup = [rv, "backup", "--redis", url, "--key-file", str(key), "--no-progress"]
                         # Floor, local and S3 backups interleaved, `repeat`
                         # rounds; each figure is the median round.
                         rounds = {"floor": [], "local": [], "s3": []}
-                        for _ in range(args.repeat):
+                        for i in range(args.repeat):
+                            floor_file = work / f"floor-{i}.rdb"
+                            spent.append(floor_file)
                             rounds["floor"].append(timed(["redis-cli", "-p", str(r.port), "--rdb",
                                                           str(floor_file)]))
                             rdb_bytes = floor_file.stat().st_size
-                            floor_file.unlink()
                             rounds["local"].append(timed([*backup, "--vault", str(vault)]))
                             if s3 is not None:
                                 rounds["s3"].append(timed([*backup, "--vault", "s3://bench/b"], env=s3env))
@@ -301,21 +305,19 @@ def main():
                                 paired = [b["wall"] / f["wall"] for b, f in zip(rounds[name], rounds["floor"])]
                                 runs[name]["x_floor"] = round(statistics.median(paired), 3)
                                 runs[name]["x_floor_rounds"] = [round(x, 3) for x in paired]
-                        restored = work / "restored.rdb"
-                        restored.unlink(missing_ok=True)
-
-                        def restore(vault_arg, env=None):
+                        def restore(vault_arg, tag, env=None):
                             res = []
-                            for _ in range(args.repeat):
+                            for i in range(args.repeat):
+                                restored = work / f"restored-{tag}-{i}.rdb"
+                                restored.unlink(missing_ok=True)
+                                spent.append(restored)
                                 res.append(timed([rv, "restore", "latest", "--vault", vault_arg,
                                                   "--key-file", str(key), "--out", str(restored)], env=env))
-                                restored.unlink(missing_ok=True)
                             return median(res)
 
                         if s3 is not None:
-                            runs["s3_restore"] = restore("s3://bench/b", s3env)
-                            shutil.rmtree(work / "s3" / "bench" / "b", ignore_errors=True)
-                        runs["restore"] = restore(str(vault))
+                            runs["s3_restore"] = restore("s3://bench/b", "s3", s3env)
+                        runs["restore"] = restore(str(vault), "local")
                         runs["verify"] = median([timed([rv, "verify", "latest", "--vault", str(vault),
                                                         "--key-file", str(key)])
                                                  for _ in range(args.repeat)])
@@ -359,6 +361,9 @@ def main():
                     finally:
                         r.stop()
                         shutil.rmtree(rdir, ignore_errors=True)
+                        for f in spent:
+                            f.unlink(missing_ok=True)
+                        shutil.rmtree(work / "s3" / "bench" / "b", ignore_errors=True)
     finally:
         if s3 is not None:
             s3.send_signal(signal.SIGTERM)

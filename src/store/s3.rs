@@ -956,4 +956,30 @@ mod tests {
         assert_eq!(part_size(p, true, 9999), p);
         assert_eq!(initial_part_size(Some(u64::MAX), None, false), MAX_PART);
     }
+
+    #[derive(Debug)]
+    struct Layer(String, Option<Box<Layer>>);
+    impl fmt::Display for Layer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn error_chain_skips_repeats_and_is_cut_at_a_char_boundary() {
+        let inner = Layer("timed out".into(), None);
+        let mid = Layer("io error: timed out".into(), Some(Box::new(inner)));
+        let top = Layer("dispatch failure".into(), Some(Box::new(mid)));
+        assert_eq!(error_chain(&top), "dispatch failure: io error: timed out");
+
+        let long = Layer("é".repeat(MAX_DETAIL), None);
+        let shown = error_chain(&long);
+        assert!(shown.ends_with(" [...]"), "{shown}");
+        assert!(shown.len() <= MAX_DETAIL + " [...]".len());
+    }
 }
