@@ -13,6 +13,7 @@ size (GiB of used_memory) and `rdbcompression` setting it times, under
   s3          replvault backup to s3s-fs on loopback (when s3s-fs is on PATH)
   restore     replvault restore from the local vault
   verify      replvault verify of the local backup
+  disk        dd of the same RDB to a new file with fsync: the disk's speed
   scan        replvault backup --mode scan (SCAN + DUMP) to a local vault
 
 and, with --latency, what the source sees (redis-benchmark p50/p99) while
@@ -318,6 +319,16 @@ def main():
                         if s3 is not None:
                             runs["s3_restore"] = restore("s3://bench/b", "s3", s3env)
                         runs["restore"] = restore(str(vault), "local")
+                        # The disk's own speed for the same job: the floor's
+                        # RDB (in the page cache) copied to a new file and
+                        # fsynced, as restore writes it.
+                        disk = []
+                        for i in range(args.repeat):
+                            copy = work / f"dd-{i}.rdb"
+                            spent.append(copy)
+                            disk.append(timed(["dd", f"if={work / 'floor-0.rdb'}", f"of={copy}",
+                                               "bs=1M", "conv=fsync", "status=none"]))
+                        runs["disk"] = median(disk)
                         runs["verify"] = median([timed([rv, "verify", "latest", "--vault", str(vault),
                                                         "--key-file", str(key)])
                                                  for _ in range(args.repeat)])
@@ -374,7 +385,7 @@ def main():
 def print_table(rows):
     print()
     print("| dataset | GiB | rdbcompression | RDB MB | floor s | local s (x floor) | s3 s (x floor) "
-          "| usual s (x local, x s3) | restore MB/s | verify MB/s | s3 restore MB/s | local RSS MiB "
+          "| usual s (x local, x s3) | restore MB/s (disk MB/s) | verify MB/s | s3 restore MB/s | local RSS MiB "
           "| s3 RSS MiB | restore RSS MiB | usual RSS MiB | stored/RDB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for c in rows:
@@ -396,9 +407,10 @@ def print_table(rows):
             usual = f'{u:.1f} ({u / c["local"]["wall"]:.1f}x' + (
                 f', {u / c["s3"]["wall"]:.1f}x)' if "s3" in c else ")")
         s3r = f'{mb / c["s3_restore"]["wall"]:.0f}' if "s3_restore" in c else "-"
+        disk = f' ({mb / c["disk"]["wall"]:.0f})' if "disk" in c else ""
         print(f'| {c["dataset"]} | {c["gib"]} | {c["rdbcompression"]} | {mb:.0f} | {f:.2f} | '
               f'{ratio("local", f)} | {ratio("s3", f)} | {usual} | '
-              f'{mb / c["restore"]["wall"]:.0f} | {mb / c["verify"]["wall"]:.0f} | {s3r} | '
+              f'{mb / c["restore"]["wall"]:.0f}{disk} | {mb / c["verify"]["wall"]:.0f} | {s3r} | '
               f'{rss("local")} | {rss("s3")} | {rss("restore")} | {rss("usual")} | '
               f'{c["stored_bytes"] / c["rdb_bytes"]:.3f} |')
     scans = [c for c in rows if "scan" in c]
