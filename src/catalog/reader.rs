@@ -1,6 +1,7 @@
 //! Reading a backup back: stored object → SHA-256 → AEAD open → zstd →
 //! CRC-64 + structure scan → (restore only) a temp file beside the target,
-//! written back as it grows, fsynced and renamed into place. One pass, bounded memory.
+//! written back as it grows, fsynced and renamed into place. One pass,
+//! bounded memory.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
