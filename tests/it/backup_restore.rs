@@ -8,6 +8,15 @@ use super::util::*;
 
 /// Backs `src` up through `url`, restores, and checks the digest.
 pub fn round_trip(src: &RedisServer, url: &str, extra: &[&str]) -> serde_json::Value {
+    round_trip_logged(src, url, extra).0
+}
+
+/// [`round_trip`], also giving the backup's log (stderr).
+pub fn round_trip_logged(
+    src: &RedisServer,
+    url: &str,
+    extra: &[&str],
+) -> (serde_json::Value, String) {
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = work.path().join("vault");
@@ -21,7 +30,9 @@ pub fn round_trip(src: &RedisServer, url: &str, extra: &[&str]) -> serde_json::V
         key.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let out = ok(replvault(&args));
+    let o = replvault(&args);
+    let log = stderr(&o);
+    let out = ok(o);
     assert!(out.contains("complete"), "{out}");
 
     let list: serde_json::Value = serde_json::from_str(&ok(replvault(&[
@@ -82,7 +93,7 @@ pub fn round_trip(src: &RedisServer, url: &str, extra: &[&str]) -> serde_json::V
             String::from_utf8_lossy(needle)
         );
     }
-    m
+    (m, log)
 }
 
 #[test]
