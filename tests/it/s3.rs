@@ -588,11 +588,8 @@ fn s3_unreadable_reply_is_one_clear_line_and_lists_nothing() {
     let url = redis.url();
     let mut args = backup_args(&url, &vault, key.to_str().unwrap());
     args.extend(["--s3-part-size", "5MiB"]);
-    let err = fails(run(&args, &s3.env()));
-    let line = err
-        .lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap_or_else(|| panic!("no error line: {err}"));
+    // `fails` checks there is exactly one error line and returns it.
+    let line = fails(run(&args, &s3.env()));
     assert!(line.contains("complete multipart upload"), "{line}");
     assert!(line.contains("cannot read"), "{line}");
     assert!(
