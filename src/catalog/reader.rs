@@ -4,8 +4,9 @@
 //! bounded memory.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
 
 use replvault_protocol::rdb::{Checksum, ScanError, Scanner, Summary};
 use ring::digest;
@@ -27,42 +28,69 @@ pub struct ReadReport {
     pub stored_bytes: u64,
 }
 
-/// Receives decompressed RDB bytes: scans them, optionally writes them.
-struct Checker {
-    scanner: Option<Scanner>,
+/// What the checking thread found.
+struct Checked {
+    scanner: Scanner,
     error: Option<ScanError>,
-    file: Option<BufWriter<File>>,
-    file_error: Option<std::io::Error>,
-    writeback: Writeback,
+    /// The restored file, or why writing it failed (restore only).
+    file: Option<std::io::Result<File>>,
     bytes: u64,
 }
 
-impl Write for Checker {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if let Some(s) = self.scanner.as_mut()
-            && let Err(e) = s.feed(data)
+/// The checking thread: scans each decompressed chunk, then hands it to
+/// the file-writing thread. Copying into the page cache costs about as
+/// much CPU as the scan, so the two run side by side.
+fn check(chunks: Receiver<Vec<u8>>, file: Option<File>) -> std::io::Result<Checked> {
+    let (tx, writer) = match file {
+        Some(f) => {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
+            let writer = std::thread::Builder::new()
+                .name("replvault-write".into())
+                .spawn(move || write_file(f, rx))?;
+            (Some(tx), Some(writer))
+        }
+        None => (None, None),
+    };
+    let mut scanner = Scanner::new();
+    let mut error = None;
+    let mut bytes = 0u64;
+    for chunk in chunks {
+        if let Err(e) = scanner.feed(&chunk) {
+            error = Some(e);
+            break;
+        }
+        bytes += chunk.len() as u64;
+        if let Some(tx) = &tx
+            && tx.send(chunk).is_err()
         {
-            self.error = Some(e);
-            return Err(std::io::Error::other("scan failed"));
+            // The writer failed: its error is reported.
+            break;
         }
-        if let Some(f) = self.file.as_mut()
-            && let Err(e) = f.write_all(data)
-        {
-            let kind = e.kind();
-            self.file_error = Some(e);
-            return Err(std::io::Error::new(kind, "write failed"));
-        }
-        self.bytes += data.len() as u64;
-        if let Some(f) = self.file.as_ref() {
-            let in_kernel = self.bytes - f.buffer().len() as u64;
-            self.writeback.advance(f.get_ref(), in_kernel);
-        }
-        Ok(data.len())
     }
+    // Returning drops the receiver, which stops the decoder.
+    drop(tx);
+    let file = writer.map(|w| {
+        w.join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the write thread panicked")))
+    });
+    Ok(Checked {
+        scanner,
+        error,
+        file,
+        bytes,
+    })
+}
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+/// The file-writing thread; starts writeback as the file grows.
+fn write_file(mut file: File, chunks: Receiver<Vec<u8>>) -> std::io::Result<File> {
+    let mut writeback = Writeback::default();
+    let mut written = 0u64;
+    for chunk in chunks {
+        file.write_all(&chunk)?;
+        written += chunk.len() as u64;
+        writeback.advance(&file, written);
     }
+    Ok(file)
 }
 
 /// Checks the key against the manifest before any download.
@@ -118,8 +146,8 @@ impl Write for Forward {
 
 /// Reads backup `m` through every check; writes the RDB to `file` if given.
 ///
-/// Two threads: one reads, hashes, decrypts and decompresses; the other
-/// scans and writes the file, so neither waits for the other's CPU work.
+/// Three threads: one reads, hashes, decrypts and decompresses; one scans;
+/// one writes the file, so none waits for another's CPU work.
 async fn read(
     vault: &Vault,
     m: &Manifest,
@@ -132,23 +160,7 @@ async fn read(
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
     let checker_thread = std::thread::Builder::new()
         .name("replvault-check".into())
-        .spawn(move || {
-            let mut c = Checker {
-                scanner: Some(Scanner::new()),
-                error: None,
-                file: file.map(|f| BufWriter::with_capacity(1 << 20, f)),
-                file_error: None,
-                writeback: Writeback::default(),
-                bytes: 0,
-            };
-            for chunk in rx {
-                if c.write_all(&chunk).is_err() {
-                    // Dropping the receiver stops the decoder.
-                    break;
-                }
-            }
-            c
-        })
+        .spawn(move || check(rx, file))
         .map_err(|e| VaultError::Pipeline(format!("cannot start the check thread: {e}")))?;
     let m2 = m.clone();
     let decoded = tokio::task::spawn_blocking(move || -> Result<(u64, String), VaultError> {
@@ -199,31 +211,23 @@ async fn read(
     })
     .await
     .map_err(|e| VaultError::Pipeline(e.to_string()));
-    let mut checker = checker_thread
+    let checked = checker_thread
         .join()
-        .map_err(|_| VaultError::Pipeline("the check thread panicked".into()))?;
+        .map_err(|_| VaultError::Pipeline("the check thread panicked".into()))?
+        .map_err(|e| VaultError::Pipeline(format!("cannot start the write thread: {e}")))?;
     // The checker's own failure explains a stopped decoder best.
-    if let Some(se) = checker.error.take() {
+    if let Some(se) = checked.error {
         return Err(VaultError::Corrupt(se));
     }
-    if let Some(fe) = &checker.file_error {
-        return Err(disk_error(fe, m.rdb.bytes));
-    }
+    let file = match checked.file {
+        Some(Err(fe)) => return Err(disk_error(&fe, m.rdb.bytes)),
+        Some(Ok(f)) => Some(f),
+        None => None,
+    };
     let (stored, sha) = decoded??;
-
-    let Checker {
-        scanner,
-        file,
-        bytes,
-        ..
-    } = checker;
-    let summary = scanner
-        .ok_or_else(|| VaultError::Pipeline("scanner missing".into()))?
-        .finish()?;
+    let bytes = checked.bytes;
+    let summary = checked.scanner.finish()?;
     if let Some(f) = file {
-        let f = f
-            .into_inner()
-            .map_err(|e| disk_error(e.error(), m.rdb.bytes))?;
         f.sync_all().map_err(|e| disk_error(&e, m.rdb.bytes))?;
     }
     let mismatch = |what: String| VaultError::Mismatch {
