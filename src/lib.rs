@@ -12,6 +12,8 @@
 //! - [`store`]: object stores behind one trait: local directory and S3.
 //! - [`daemon`]: scheduled backups, metrics and health endpoints.
 //! - [`retention`]: which backups to keep, and pruning a vault.
+//! - [`sched`]: replvault's threads under `SCHED_BATCH`, so they never
+//!   preempt Redis when they wake.
 
 pub mod backup;
 pub mod catalog;
@@ -20,5 +22,6 @@ pub mod cmd;
 pub mod crypto;
 pub mod daemon;
 pub mod retention;
+pub mod sched;
 pub mod source;
 pub mod store;

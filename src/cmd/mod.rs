@@ -57,6 +57,14 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse_from(argv);
     init_tracing(cli.log_format, cli.verbose);
+    // Before any other thread exists, so all of them inherit it.
+    match crate::sched::batch() {
+        Ok(true) => tracing::debug!("threads run under SCHED_BATCH"),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot switch to SCHED_BATCH; keeping the default policy")
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
