@@ -306,29 +306,35 @@ def main():
                                 paired = [b["wall"] / f["wall"] for b, f in zip(rounds[name], rounds["floor"])]
                                 runs[name]["x_floor"] = round(statistics.median(paired), 3)
                                 runs[name]["x_floor_rounds"] = [round(x, 3) for x in paired]
-                        def restore(vault_arg, tag, env=None):
-                            res = []
-                            for i in range(args.repeat):
-                                restored = work / f"restored-{tag}-{i}.rdb"
-                                restored.unlink(missing_ok=True)
-                                spent.append(restored)
-                                res.append(timed([rv, "restore", "latest", "--vault", vault_arg,
-                                                  "--key-file", str(key), "--out", str(restored)], env=env))
-                            return median(res)
-
-                        if s3 is not None:
-                            runs["s3_restore"] = restore("s3://bench/b", "s3", s3env)
-                        runs["restore"] = restore(str(vault), "local")
-                        # The disk's own speed for the same job: the floor's
-                        # RDB (in the page cache) copied to a new file and
-                        # fsynced, as restore writes it.
-                        disk = []
+                        # Restores and the disk's own speed for the same job
+                        # (the floor's RDB, in the page cache, copied to a new
+                        # file and fsynced, as restore writes it), interleaved
+                        # round by round: this disk's speed drifts within
+                        # minutes, so restore is compared with the copy run
+                        # right after it.
+                        rest = {"s3_restore": [], "restore": [], "disk": []}
                         for i in range(args.repeat):
+                            def restored(tag):
+                                out = work / f"restored-{tag}-{i}.rdb"
+                                out.unlink(missing_ok=True)
+                                spent.append(out)
+                                return str(out)
+                            if s3 is not None:
+                                rest["s3_restore"].append(timed(
+                                    [rv, "restore", "latest", "--vault", "s3://bench/b", "--key-file",
+                                     str(key), "--out", restored("s3")], env=s3env))
+                            rest["restore"].append(timed(
+                                [rv, "restore", "latest", "--vault", str(vault), "--key-file", str(key),
+                                 "--out", restored("local")]))
                             copy = work / f"dd-{i}.rdb"
                             spent.append(copy)
-                            disk.append(timed(["dd", f"if={work / 'floor-0.rdb'}", f"of={copy}",
-                                               "bs=1M", "conv=fsync", "status=none"]))
-                        runs["disk"] = median(disk)
+                            rest["disk"].append(timed(["dd", f"if={work / 'floor-0.rdb'}", f"of={copy}",
+                                                       "bs=1M", "conv=fsync", "status=none"]))
+                        runs.update({name: median(rs) for name, rs in rest.items() if rs})
+                        # Restore speed over the disk's in the same round.
+                        paired = [d["wall"] / r["wall"] for r, d in zip(rest["restore"], rest["disk"])]
+                        runs["restore"]["x_disk"] = round(statistics.median(paired), 3)
+                        runs["restore"]["x_disk_rounds"] = [round(x, 3) for x in paired]
                         runs["verify"] = median([timed([rv, "verify", "latest", "--vault", str(vault),
                                                         "--key-file", str(key)])
                                                  for _ in range(args.repeat)])
@@ -385,7 +391,7 @@ def main():
 def print_table(rows):
     print()
     print("| dataset | GiB | rdbcompression | RDB MB | floor s | local s (x floor) | s3 s (x floor) "
-          "| usual s (x local, x s3) | restore MB/s (disk MB/s) | verify MB/s | s3 restore MB/s | local RSS MiB "
+          "| usual s (x local, x s3) | restore MB/s (disk MB/s, x disk) | verify MB/s | s3 restore MB/s | local RSS MiB "
           "| s3 RSS MiB | restore RSS MiB | usual RSS MiB | stored/RDB |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for c in rows:
@@ -407,7 +413,10 @@ def print_table(rows):
             usual = f'{u:.1f} ({u / c["local"]["wall"]:.1f}x' + (
                 f', {u / c["s3"]["wall"]:.1f}x)' if "s3" in c else ")")
         s3r = f'{mb / c["s3_restore"]["wall"]:.0f}' if "s3_restore" in c else "-"
-        disk = f' ({mb / c["disk"]["wall"]:.0f})' if "disk" in c else ""
+        disk = ""
+        if "disk" in c:
+            x = c["restore"].get("x_disk")
+            disk = f' ({mb / c["disk"]["wall"]:.0f}' + (f", {x:.2f}x)" if x else ")")
         print(f'| {c["dataset"]} | {c["gib"]} | {c["rdbcompression"]} | {mb:.0f} | {f:.2f} | '
               f'{ratio("local", f)} | {ratio("s3", f)} | {usual} | '
               f'{mb / c["restore"]["wall"]:.0f}{disk} | {mb / c["verify"]["wall"]:.0f} | {s3r} | '
