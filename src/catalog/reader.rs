@@ -68,7 +68,8 @@ fn check(chunks: Receiver<Vec<u8>>, file: Option<File>) -> std::io::Result<Check
             break;
         }
     }
-    // Returning drops the receiver, which stops the decoder.
+    // The loop dropped `chunks`, which stops the decoder; closing the
+    // queue lets the writer finish what it holds.
     drop(tx);
     let file = writer.map(|w| {
         w.join()
