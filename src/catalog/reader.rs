@@ -34,7 +34,6 @@ struct Checked {
     error: Option<ScanError>,
     /// The restored file, or why writing it failed (restore only).
     file: Option<std::io::Result<File>>,
-    bytes: u64,
 }
 
 /// The checking thread: scans each decompressed chunk, then hands it to
@@ -54,13 +53,11 @@ fn check(chunks: Receiver<Vec<u8>>, file: Option<File>) -> std::io::Result<Check
     };
     let mut scanner = Scanner::new();
     let mut error = None;
-    let mut bytes = 0u64;
     for chunk in chunks {
         if let Err(e) = scanner.feed(&chunk) {
             error = Some(e);
             break;
         }
-        bytes += chunk.len() as u64;
         if let Some(tx) = &tx
             && tx.send(chunk).is_err()
         {
@@ -79,7 +76,6 @@ fn check(chunks: Receiver<Vec<u8>>, file: Option<File>) -> std::io::Result<Check
         scanner,
         error,
         file,
-        bytes,
     })
 }
 
@@ -227,7 +223,7 @@ async fn read(
         None => None,
     };
     let (stored, sha) = decoded??;
-    let bytes = checked.bytes;
+    let bytes = checked.scanner.offset();
     let summary = checked.scanner.finish()?;
     if let Some(f) = file {
         f.sync_all().map_err(|e| disk_error(&e, m.rdb.bytes))?;

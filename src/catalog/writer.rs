@@ -112,18 +112,17 @@ fn worker(
     // One zstd worker thread: compression overlaps with scanning on the
     // caller's thread instead of serialising with it.
     z.multithread(1).map_err(io)?;
-    let mut rdb_bytes = 0u64;
     loop {
         match rx.blocking_recv() {
             Some(Msg::Data(chunk)) => {
                 scanner.feed(&chunk)?;
-                rdb_bytes += chunk.len() as u64;
                 z.write_all(&chunk).map_err(io)?;
             }
             Some(Msg::End) => break,
             None => return Err(VaultError::Aborted),
         }
     }
+    let rdb_bytes = scanner.offset();
     let summary = scanner.finish()?;
     let sealer = z.finish().map_err(io)?;
     sealer.finish().map_err(io)?;
