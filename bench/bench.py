@@ -174,6 +174,11 @@ def timed(cmd, env=None, cwd=None):
             "stdout": p.stdout, "stderr": err}
 
 
+def paired(name, ratios):
+    """A median of per-round ratios under `name`, and the rounds under `name_rounds`."""
+    return {name: round(statistics.median(ratios), 3), f"{name}_rounds": [round(x, 3) for x in ratios]}
+
+
 def median(results):
     """The run with the median wall time; peak RSS is the highest of all."""
     ordered = sorted(results, key=lambda r: r["wall"])
@@ -303,9 +308,8 @@ def main():
                         # of the host between rounds.
                         for name in ("local", "s3"):
                             if rounds[name]:
-                                paired = [b["wall"] / f["wall"] for b, f in zip(rounds[name], rounds["floor"])]
-                                runs[name]["x_floor"] = round(statistics.median(paired), 3)
-                                runs[name]["x_floor_rounds"] = [round(x, 3) for x in paired]
+                                runs[name].update(paired("x_floor", [b["wall"] / f["wall"] for b, f in
+                                                                     zip(rounds[name], rounds["floor"])]))
                         # Restores and the disk's own speed for the same job
                         # (the floor's RDB, in the page cache, copied to a new
                         # file and fsynced, as restore writes it), interleaved
@@ -332,9 +336,8 @@ def main():
                                                        "bs=1M", "conv=fsync", "status=none"]))
                         runs.update({name: median(rs) for name, rs in rest.items() if rs})
                         # Restore speed over the disk's in the same round.
-                        paired = [d["wall"] / r["wall"] for r, d in zip(rest["restore"], rest["disk"])]
-                        runs["restore"]["x_disk"] = round(statistics.median(paired), 3)
-                        runs["restore"]["x_disk_rounds"] = [round(x, 3) for x in paired]
+                        runs["restore"].update(paired("x_disk", [d["wall"] / r["wall"] for r, d in
+                                                                 zip(rest["restore"], rest["disk"])]))
                         runs["verify"] = median([timed([rv, "verify", "latest", "--vault", str(vault),
                                                         "--key-file", str(key)])
                                                  for _ in range(args.repeat)])
