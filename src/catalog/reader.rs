@@ -110,13 +110,26 @@ const CHUNK: usize = 1 << 20;
 /// Chunks in flight between the two threads.
 const DEPTH: usize = 4;
 
-/// The decoder's output: forwards decompressed bytes to the checker thread.
-struct Forward {
+/// The zstd stage: decompresses straight into the chunk it hands to the
+/// checker thread (no staging buffer between zstd and the chunk).
+struct Inflate {
+    z: zstd::stream::raw::Decoder<'static>,
     tx: std::sync::mpsc::SyncSender<Vec<u8>>,
     buf: Vec<u8>,
+    /// zstd reported the end of a frame and has taken no input since.
+    frame_done: bool,
 }
 
-impl Forward {
+impl Inflate {
+    fn new(tx: std::sync::mpsc::SyncSender<Vec<u8>>) -> std::io::Result<Self> {
+        Ok(Inflate {
+            z: zstd::stream::raw::Decoder::new()?,
+            tx,
+            buf: Vec::with_capacity(CHUNK * 2),
+            frame_done: false,
+        })
+    }
+
     fn send(&mut self) -> std::io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
@@ -126,18 +139,40 @@ impl Forward {
             .send(chunk)
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "checker stopped"))
     }
-}
 
-impl Write for Forward {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
+    /// Decompresses all of `input`, sending each chunk once it is full.
+    fn push(&mut self, input: &[u8]) -> std::io::Result<()> {
+        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
+        let mut src = InBuffer::around(input);
+        loop {
+            if self.buf.len() >= CHUNK {
+                self.send()?;
+            }
+            let (len, taken) = (self.buf.len(), src.pos());
+            let mut dst = OutBuffer::around_pos(&mut self.buf, len);
+            let hint = self.z.run(&mut src, &mut dst)?;
+            let full = dst.pos() == dst.capacity();
+            // A call that moves nothing says nothing about frame ends.
+            if dst.pos() > len || src.pos() > taken {
+                self.frame_done = hint == 0;
+            }
+            // A full buffer may leave decoded bytes inside zstd: go round
+            // again with room, even when all input is taken.
+            if src.pos() == input.len() && !full {
+                return Ok(());
+            }
         }
-        Ok(data.len())
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
+    /// Sends the last chunk; the stream must have ended on a frame boundary.
+    fn finish(mut self) -> std::io::Result<()> {
+        self.push(&[])?;
+        if !self.frame_done {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the zstd stream ends inside a frame",
+            ));
+        }
         self.send()
     }
 }
@@ -162,11 +197,7 @@ async fn read(
         .map_err(|e| VaultError::Pipeline(format!("cannot start the check thread: {e}")))?;
     let m2 = m.clone();
     let decoded = tokio::task::spawn_blocking(move || -> Result<(u64, String), VaultError> {
-        let mut z = zstd::stream::write::Decoder::new(Forward {
-            tx,
-            buf: Vec::with_capacity(CHUNK * 2),
-        })
-        .map_err(|e| VaultError::Pipeline(e.to_string()))?;
+        let mut z = Inflate::new(tx).map_err(|e| VaultError::Pipeline(e.to_string()))?;
         let mut dec = Decryptor::new(key);
         let mut sha = digest::Context::new(&digest::SHA256);
         let mut buf = vec![0u8; 1 << 20];
@@ -199,12 +230,12 @@ async fn read(
             sha.update(&buf[..n]);
             plain.clear();
             dec.push(&buf[..n], &mut plain)?;
-            z.write_all(&plain).map_err(fail)?;
+            z.push(&plain).map_err(fail)?;
         }
         plain.clear();
         dec.finish(&mut plain)?;
-        z.write_all(&plain).map_err(fail)?;
-        z.flush().map_err(fail)?;
+        z.push(&plain).map_err(fail)?;
+        z.finish().map_err(fail)?;
         Ok((stored, hex::encode(sha.finish().as_ref())))
     })
     .await
@@ -354,4 +385,70 @@ fn publish(tmp: &Path, out: &Path, force: bool) -> std::io::Result<()> {
         File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `pieces` through an `Inflate`, returning what came out.
+    fn inflate(pieces: &[&[u8]]) -> (std::io::Result<()>, Vec<u8>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
+        let drain = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            for chunk in rx {
+                assert!(chunk.len() <= CHUNK * 2, "chunk of {}", chunk.len());
+                all.extend_from_slice(&chunk);
+            }
+            all
+        });
+        let result = (|| {
+            let mut z = Inflate::new(tx)?;
+            for p in pieces {
+                z.push(p)?;
+            }
+            z.finish()
+        })();
+        (result, drain.join().expect("drain thread"))
+    }
+
+    fn sample() -> (Vec<u8>, Vec<u8>) {
+        // Compressible but not trivial: several chunks of output from two
+        // concatenated frames, as a multi-frame writer would produce.
+        let data: Vec<u8> = (0u32..1_500_000)
+            .flat_map(|i| (i % 1000).to_le_bytes())
+            .collect();
+        let mut z = zstd::bulk::compress(&data[..data.len() / 3], 3).expect("compress");
+        z.extend(zstd::bulk::compress(&data[data.len() / 3..], 3).expect("compress"));
+        (data, z)
+    }
+
+    #[test]
+    fn frames_split_anywhere_come_out_whole() {
+        let (data, z) = sample();
+        for step in [1usize, 7, 4096, 1 << 20, z.len()] {
+            let pieces: Vec<&[u8]> = z.chunks(step).collect();
+            let (result, out) = inflate(&pieces);
+            result.expect("inflate");
+            assert!(out == data, "step {step}: output differs");
+        }
+    }
+
+    #[test]
+    fn a_stream_cut_inside_a_frame_is_an_error() {
+        let (_, z) = sample();
+        let (result, _) = inflate(&[&z[..z.len() - 10]]);
+        let e = result.expect_err("truncated stream accepted");
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+        let (result, _) = inflate(&[]);
+        assert!(result.is_err(), "an empty stream is not a backup");
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        let (_, mut z) = sample();
+        z[..16].copy_from_slice(b"not a zstd frame");
+        let (result, _) = inflate(&[&z]);
+        assert!(result.is_err());
+    }
 }
