@@ -20,6 +20,7 @@ use crate::crypto::keys::random_bytes;
 use crate::crypto::{MasterKey, StreamError};
 use crate::store::{Store, StoreError};
 
+mod direct;
 pub mod manifest;
 pub mod reader;
 mod writeback;

@@ -1,18 +1,18 @@
 //! Reading a backup back: stored object → SHA-256 → AEAD open → zstd →
 //! CRC-64 + structure scan → (restore only) a temp file beside the target,
-//! written back as it grows, fsynced and renamed into place. One pass,
-//! bounded memory.
+//! written with `O_DIRECT` where possible, fsynced and renamed into place.
+//! One pass, bounded memory.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, SyncSender};
 
 use replvault_protocol::rdb::{Checksum, ScanError, Scanner, Summary};
 use ring::digest;
 use tokio_util::io::SyncIoBridge;
 
-use super::writeback::Writeback;
+use super::direct::Sink;
 use super::{Manifest, Vault, VaultError};
 use crate::crypto::keys::random_bytes;
 use crate::crypto::{Decryptor, MasterKey, StreamError};
@@ -79,16 +79,13 @@ fn check(chunks: Receiver<Vec<u8>>, file: Option<File>) -> std::io::Result<Check
     })
 }
 
-/// The file-writing thread; starts writeback as the file grows.
-fn write_file(mut file: File, chunks: Receiver<Vec<u8>>) -> std::io::Result<File> {
-    let mut writeback = Writeback::default();
-    let mut written = 0u64;
+/// The file-writing thread.
+fn write_file(file: File, chunks: Receiver<Vec<u8>>) -> std::io::Result<File> {
+    let mut sink = Sink::new(file);
     for chunk in chunks {
-        file.write_all(&chunk)?;
-        written += chunk.len() as u64;
-        writeback.advance(&file, written);
+        sink.write(&chunk)?;
     }
-    Ok(file)
+    sink.finish()
 }
 
 /// Checks the key against the manifest before any download.
@@ -109,6 +106,9 @@ fn check_key(m: &Manifest, key: Option<&MasterKey>) -> Result<(), VaultError> {
 const CHUNK: usize = 1 << 20;
 /// Chunks in flight between the two threads.
 const DEPTH: usize = 4;
+/// Plaintext buffers (about a stored read each) queued for the zstd thread;
+/// zstd is the slow stage, so a short queue keeps it fed.
+const PLAIN_DEPTH: usize = 2;
 
 /// The zstd stage: decompresses straight into the chunk it hands to the
 /// checker thread (no staging buffer between zstd and the chunk).
@@ -125,7 +125,7 @@ impl Inflate {
         Ok(Inflate {
             z: zstd::stream::raw::Decoder::new()?,
             tx,
-            buf: Vec::with_capacity(CHUNK * 2),
+            buf: Vec::with_capacity(CHUNK),
             frame_done: false,
         })
     }
@@ -134,7 +134,7 @@ impl Inflate {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK * 2));
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
         self.tx
             .send(chunk)
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "checker stopped"))
@@ -145,7 +145,7 @@ impl Inflate {
         use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
         let mut src = InBuffer::around(input);
         loop {
-            if self.buf.len() >= CHUNK {
+            if self.buf.len() == self.buf.capacity() {
                 self.send()?;
             }
             let (len, taken) = (self.buf.len(), src.pos());
@@ -177,10 +177,36 @@ impl Inflate {
     }
 }
 
+/// The zstd thread: inflates the plaintext it is sent. Only an explicit
+/// end (`None`) finishes the stream; a closed queue means the stage before
+/// failed and reports its own error.
+fn inflate(
+    plain: Receiver<Option<Vec<u8>>>,
+    spent: SyncSender<Vec<u8>>,
+    out: SyncSender<Vec<u8>>,
+) -> std::io::Result<()> {
+    let mut z = Inflate::new(out)?;
+    for p in plain {
+        match p {
+            Some(p) => {
+                z.push(&p)?;
+                // Handed back for reuse; if the queue is full it is freed.
+                let _ = spent.try_send(p);
+            }
+            None => return z.finish(),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::BrokenPipe,
+        "the decrypting stage stopped",
+    ))
+}
+
 /// Reads backup `m` through every check; writes the RDB to `file` if given.
 ///
-/// Three threads: one reads, hashes, decrypts and decompresses; one scans;
-/// one writes the file, so none waits for another's CPU work.
+/// Four threads: one reads, hashes and decrypts; one decompresses; one
+/// scans; one writes the file. None waits for another's CPU work, and
+/// zstd, the largest share, has a core to itself when it can.
 async fn read(
     vault: &Vault,
     m: &Manifest,
@@ -195,24 +221,20 @@ async fn read(
         .name("replvault-check".into())
         .spawn(move || check(rx, file))
         .map_err(|e| VaultError::Pipeline(format!("cannot start the check thread: {e}")))?;
+    let (plain_tx, plain_rx) = std::sync::mpsc::sync_channel::<Option<Vec<u8>>>(PLAIN_DEPTH);
+    let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(PLAIN_DEPTH + 1);
+    let inflate_thread = std::thread::Builder::new()
+        .name("replvault-zstd".into())
+        .spawn(move || inflate(plain_rx, spent_tx, tx))
+        .map_err(|e| VaultError::Pipeline(format!("cannot start the zstd thread: {e}")))?;
     let m2 = m.clone();
     let decoded = tokio::task::spawn_blocking(move || -> Result<(u64, String), VaultError> {
-        let mut z = Inflate::new(tx).map_err(|e| VaultError::Pipeline(e.to_string()))?;
         let mut dec = Decryptor::new(key);
         let mut sha = digest::Context::new(&digest::SHA256);
         let mut buf = vec![0u8; 1 << 20];
-        let mut plain = Vec::with_capacity(1 << 21);
         let mut stored = 0u64;
-        let fail = |e: std::io::Error| -> VaultError {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                // The checker stopped: its own error is reported.
-                return VaultError::Aborted;
-            }
-            VaultError::Mismatch {
-                id: m2.id.clone(),
-                what: format!("the data does not decompress: {e}"),
-            }
-        };
+        // The zstd thread stopped: its error (or the checker's) is reported.
+        let send = |p: Option<Vec<u8>>| plain_tx.send(p).map_err(|_| VaultError::Aborted);
         loop {
             let n = match bridge.read(&mut buf) {
                 Ok(0) => break,
@@ -228,18 +250,32 @@ async fn read(
             };
             stored += n as u64;
             sha.update(&buf[..n]);
+            let mut plain = spent_rx.try_recv().unwrap_or_default();
             plain.clear();
             dec.push(&buf[..n], &mut plain)?;
-            z.push(&plain).map_err(fail)?;
+            send(Some(plain))?;
         }
-        plain.clear();
+        let mut plain = Vec::new();
         dec.finish(&mut plain)?;
-        z.push(&plain).map_err(fail)?;
-        z.finish().map_err(fail)?;
+        send(Some(plain))?;
+        send(None)?;
         Ok((stored, hex::encode(sha.finish().as_ref())))
     })
     .await
     .map_err(|e| VaultError::Pipeline(e.to_string()));
+    let inflated = inflate_thread
+        .join()
+        .map_err(|_| VaultError::Pipeline("the zstd thread panicked".into()))?
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                // A neighbour stopped: its own error is reported.
+                return VaultError::Aborted;
+            }
+            VaultError::Mismatch {
+                id: m.id.clone(),
+                what: format!("the data does not decompress: {e}"),
+            }
+        });
     let checked = checker_thread
         .join()
         .map_err(|_| VaultError::Pipeline("the check thread panicked".into()))?
@@ -253,7 +289,15 @@ async fn read(
         Some(Ok(f)) => Some(f),
         None => None,
     };
-    let (stored, sha) = decoded??;
+    let (stored, sha) = match decoded? {
+        Ok(v) => v,
+        Err(VaultError::Aborted) => {
+            inflated?;
+            return Err(VaultError::Aborted);
+        }
+        Err(e) => return Err(e),
+    };
+    inflated?;
     let bytes = checked.scanner.offset();
     let summary = checked.scanner.finish()?;
     if let Some(f) = file {
@@ -397,7 +441,7 @@ mod tests {
         let drain = std::thread::spawn(move || {
             let mut all = Vec::new();
             for chunk in rx {
-                assert!(chunk.len() <= CHUNK * 2, "chunk of {}", chunk.len());
+                assert!(chunk.len() <= CHUNK, "chunk of {}", chunk.len());
                 all.extend_from_slice(&chunk);
             }
             all

@@ -1,4 +1,5 @@
-//! Early writeback for the restored file.
+//! Early writeback for the restored file, when it is written through the
+//! page cache (the filesystem refused `O_DIRECT`, see `direct.rs`).
 //!
 //! On a host with plenty of RAM nothing of a freshly written file reaches
 //! the disk until the final fsync, so restore would spend its compute time
