@@ -13,7 +13,8 @@ size (GiB of used_memory) and `rdbcompression` setting it times, under
   s3          replvault backup to s3s-fs on loopback (when s3s-fs is on PATH)
   restore     replvault restore from the local vault
   verify      replvault verify of the local backup
-  disk        dd of the same RDB to a new file with fsync: the disk's speed
+  disk        dd of the same RDB to a new file, O_DIRECT and fsync (as restore
+              writes it where it can): the disk's speed
   scan        replvault backup --mode scan (SCAN + DUMP) to a local vault
 
 and, with --latency, what the source sees (redis-benchmark p50/p99) while
@@ -312,7 +313,8 @@ def main():
                                                                      zip(rounds[name], rounds["floor"])]))
                         # Restores and the disk's own speed for the same job
                         # (the floor's RDB, in the page cache, copied to a new
-                        # file and fsynced, as restore writes it), interleaved
+                        # file with O_DIRECT and fsynced, as restore writes
+                        # it), interleaved
                         # round by round: this disk's speed drifts within
                         # minutes, so restore is compared with the copy run
                         # right after it.
@@ -333,7 +335,7 @@ def main():
                             copy = work / f"dd-{i}.rdb"
                             spent.append(copy)
                             rest["disk"].append(timed(["dd", f"if={work / 'floor-0.rdb'}", f"of={copy}",
-                                                       "bs=1M", "conv=fsync", "status=none"]))
+                                                       "bs=4M", "oflag=direct", "conv=fsync", "status=none"]))
                         runs.update({name: median(rs) for name, rs in rest.items() if rs})
                         # Restore speed over the disk's in the same round.
                         runs["restore"].update(paired("x_disk", [d["wall"] / r["wall"] for r, d in
