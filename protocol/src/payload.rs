@@ -53,13 +53,21 @@ pub struct PayloadReader {
     complete: bool,
     /// EOF framing: the last bytes seen, which may be (part of) the mark.
     tail: Vec<u8>,
+    /// EOF framing: a searcher for the mark, built once (building one per
+    /// read showed in profiles).
+    finder: Option<memchr::memmem::Finder<'static>>,
     last_ack: Option<Instant>,
 }
 
 impl PayloadReader {
     /// A reader for a payload announced with `framing`.
     pub fn new(framing: Framing) -> Self {
+        let finder = match &framing {
+            Framing::Eof(mark) => Some(memchr::memmem::Finder::new(mark).into_owned()),
+            Framing::Length(_) => None,
+        };
         PayloadReader {
+            finder,
             framing,
             delivered: 0,
             complete: false,
@@ -91,8 +99,7 @@ impl PayloadReader {
                 self.complete = self.delivered == *total;
                 Ok(want)
             }
-            Framing::Eof(mark) => {
-                let mark = *mark;
+            Framing::Eof(_) => {
                 // The mark can only end inside tail+input; look for it in the
                 // last 40 bytes of what we have. The server sends nothing
                 // after the mark until we ACK, but be exact anyway: consume
@@ -108,14 +115,14 @@ impl PayloadReader {
                 window.extend_from_slice(&self.tail);
                 let head = input.len().min(EOF_MARK_LEN);
                 window.extend_from_slice(&input[..head]);
-                if let Some(p) = find(&window, &mark) {
+                if let Some(p) = self.find_mark(&window) {
                     // Mark ends at window index p+40, i.e. input index p+40-tail.
                     let payload_in_window = p;
                     self.emit_window(&window[..payload_in_window], out);
                     self.complete = true;
                     return Ok(p + EOF_MARK_LEN - self.tail.len());
                 }
-                if let Some(p) = find(input, &mark) {
+                if let Some(p) = self.find_mark(input) {
                     self.emit_window(&self.tail.clone(), out);
                     out(&input[..p]);
                     self.delivered += p as u64;
@@ -144,6 +151,10 @@ impl PayloadReader {
                 Ok(input.len())
             }
         }
+    }
+
+    fn find_mark(&self, hay: &[u8]) -> Option<usize> {
+        self.finder.as_ref()?.find(hay)
     }
 
     fn emit_window(&mut self, bytes: &[u8], out: &mut dyn FnMut(&[u8])) {
@@ -197,8 +208,4 @@ impl PayloadReader {
         encode_command(&[b"REPLCONF", b"ACK", off.as_bytes()], &mut out);
         Some(out)
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    memchr::memmem::find(hay, needle)
 }
