@@ -104,7 +104,8 @@ fn check_key(m: &Manifest, key: Option<&MasterKey>) -> Result<(), VaultError> {
 /// Decompressed bytes are handed from the decoding thread to the checking
 /// thread in chunks of about this size.
 const CHUNK: usize = 1 << 20;
-/// Chunks in flight between the two threads.
+/// Chunks queued from the zstd thread to the checker, and from the
+/// checker to the writer.
 const DEPTH: usize = 4;
 /// Plaintext buffers (about a stored read each) queued for the zstd thread;
 /// zstd is the slow stage, so a short queue keeps it fed.
