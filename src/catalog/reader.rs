@@ -37,9 +37,9 @@ struct Checked {
 }
 
 /// The checking thread: scans each decompressed chunk, then hands it to
-/// the file-writing thread. The copy into the page cache is a good share
-/// of the work (a fifth of it on a VM), so it runs beside the scan
-/// instead of after it.
+/// the file-writing thread. Writing (a copy into the page cache or the
+/// aligned buffer, then the write itself) is a good share of the work, so
+/// it runs beside the scan instead of after it.
 fn check(chunks: Receiver<Vec<u8>>, file: Option<File>) -> std::io::Result<Checked> {
     let (tx, writer) = match file {
         Some(f) => {
@@ -65,7 +65,7 @@ fn check(chunks: Receiver<Vec<u8>>, file: Option<File>) -> std::io::Result<Check
             break;
         }
     }
-    // The loop dropped `chunks`, which stops the decoder; closing the
+    // The loop dropped `chunks`, which stops the zstd thread; closing the
     // queue lets the writer finish what it holds.
     drop(tx);
     let file = writer.map(|w| {
@@ -115,14 +115,14 @@ const PLAIN_DEPTH: usize = 2;
 /// checker thread (no staging buffer between zstd and the chunk).
 struct Inflate {
     z: zstd::stream::raw::Decoder<'static>,
-    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    tx: SyncSender<Vec<u8>>,
     buf: Vec<u8>,
     /// zstd reported the end of a frame and has taken no input since.
     frame_done: bool,
 }
 
 impl Inflate {
-    fn new(tx: std::sync::mpsc::SyncSender<Vec<u8>>) -> std::io::Result<Self> {
+    fn new(tx: SyncSender<Vec<u8>>) -> std::io::Result<Self> {
         Ok(Inflate {
             z: zstd::stream::raw::Decoder::new()?,
             tx,
