@@ -244,6 +244,10 @@ pub struct RestoreArgs {
     /// Replace an existing file at `--out`.
     #[arg(long)]
     pub force: bool,
+    /// Write the file through the page cache instead of with `O_DIRECT`
+    /// (for filesystems that take `O_DIRECT` but are slow with it).
+    #[arg(long, env = "REPLVAULT_NO_DIRECT_IO")]
+    pub no_direct_io: bool,
 }
 
 /// `replvault verify`.

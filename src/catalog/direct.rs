@@ -44,8 +44,13 @@ pub(super) struct Sink {
 impl Sink {
     /// A sink writing `file` from its start, directly where possible.
     pub(super) fn new(file: File) -> Self {
-        let direct = set_direct(&file, true).is_ok();
-        Self::with_mode(file, if direct { Mode::Direct } else { Mode::Buffered })
+        match set_direct(&file, true) {
+            Ok(()) => Self::with_mode(file, Mode::Direct),
+            Err(e) => {
+                tracing::debug!(error = %e, "the filesystem refuses O_DIRECT");
+                Self::with_mode(file, Mode::Buffered)
+            }
+        }
     }
 
     /// A sink in the given mode (`Direct` only once `O_DIRECT` is set).
@@ -74,7 +79,6 @@ impl Sink {
     }
 
     /// How the file is being written now.
-    #[cfg(test)]
     pub(super) fn mode(&self) -> Mode {
         self.mode
     }
@@ -129,6 +133,7 @@ impl Sink {
                     // A short write to an unaligned offset: direct I/O
                     // cannot go on from there.
                     if done < len && done % ALIGN != 0 {
+                        tracing::debug!("a short direct write; going on through the page cache");
                         return self.rest_buffered(done);
                     }
                 }
@@ -136,6 +141,7 @@ impl Sink {
                 // A device with blocks larger than ALIGN, or a filesystem
                 // that took the flag but not the write.
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    tracing::debug!("a direct write was refused; going on through the page cache");
                     return self.rest_buffered(done);
                 }
                 Err(e) => return Err(e),

@@ -12,7 +12,7 @@ use replvault_protocol::rdb::{Checksum, ScanError, Scanner, Summary};
 use ring::digest;
 use tokio_util::io::SyncIoBridge;
 
-use super::direct::Sink;
+use super::direct::{Mode, Sink};
 use super::{Manifest, Vault, VaultError};
 use crate::crypto::keys::random_bytes;
 use crate::crypto::{Decryptor, MasterKey, StreamError};
@@ -40,13 +40,13 @@ struct Checked {
 /// the file-writing thread. Writing (a copy into the page cache or the
 /// aligned buffer, then the write itself) is a good share of the work, so
 /// it runs beside the scan instead of after it.
-fn check(chunks: Receiver<Vec<u8>>, file: Option<File>) -> std::io::Result<Checked> {
-    let (tx, writer) = match file {
-        Some(f) => {
+fn check(chunks: Receiver<Vec<u8>>, sink: Option<Sink>) -> std::io::Result<Checked> {
+    let (tx, writer) = match sink {
+        Some(sink) => {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
             let writer = std::thread::Builder::new()
                 .name("replvault-write".into())
-                .spawn(move || write_file(f, rx))?;
+                .spawn(move || write_file(sink, rx))?;
             (Some(tx), Some(writer))
         }
         None => (None, None),
@@ -80,8 +80,11 @@ fn check(chunks: Receiver<Vec<u8>>, file: Option<File>) -> std::io::Result<Check
 }
 
 /// The file-writing thread.
-fn write_file(file: File, chunks: Receiver<Vec<u8>>) -> std::io::Result<File> {
-    let mut sink = Sink::new(file);
+fn write_file(mut sink: Sink, chunks: Receiver<Vec<u8>>) -> std::io::Result<File> {
+    match sink.mode() {
+        Mode::Direct => tracing::debug!("writing the restored file with O_DIRECT"),
+        Mode::Buffered => tracing::debug!("writing the restored file through the page cache"),
+    }
     for chunk in chunks {
         sink.write(&chunk)?;
     }
@@ -203,7 +206,7 @@ fn inflate(
     ))
 }
 
-/// Reads backup `m` through every check; writes the RDB to `file` if given.
+/// Reads backup `m` through every check; writes the RDB to `sink` if given.
 ///
 /// Four threads: one reads, hashes and decrypts; one decompresses; one
 /// scans; one writes the file. None waits for another's CPU work, and
@@ -212,7 +215,7 @@ async fn read(
     vault: &Vault,
     m: &Manifest,
     key: Option<MasterKey>,
-    file: Option<File>,
+    sink: Option<Sink>,
 ) -> Result<ReadReport, VaultError> {
     check_key(m, key.as_ref())?;
     let stream = vault.store().get_stream(&m.stored.key).await?;
@@ -220,7 +223,7 @@ async fn read(
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
     let checker_thread = std::thread::Builder::new()
         .name("replvault-check".into())
-        .spawn(move || check(rx, file))
+        .spawn(move || check(rx, sink))
         .map_err(|e| VaultError::Pipeline(format!("cannot start the check thread: {e}")))?;
     let (plain_tx, plain_rx) = std::sync::mpsc::sync_channel::<Option<Vec<u8>>>(PLAIN_DEPTH);
     let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(PLAIN_DEPTH + 1);
@@ -359,16 +362,27 @@ pub async fn verify(
     read(vault, m, key, None).await
 }
 
+/// How `restore` writes its file.
+#[derive(Clone, Copy, Debug)]
+pub struct RestoreOptions {
+    /// Replace an existing file at the target.
+    pub force: bool,
+    /// Write with `O_DIRECT` where the filesystem takes it; otherwise
+    /// through the page cache.
+    pub direct_io: bool,
+}
+
 /// Restores backup `m` to `out`: a temp file beside it, fully checked,
 /// fsynced, then renamed. Never leaves a partial file at `out`; refuses an
-/// existing `out` unless `force`.
+/// existing `out` unless `opts.force`.
 pub async fn restore(
     vault: &Vault,
     m: &Manifest,
     key: Option<MasterKey>,
     out: &Path,
-    force: bool,
+    opts: RestoreOptions,
 ) -> Result<ReadReport, VaultError> {
+    let RestoreOptions { force, direct_io } = opts;
     let shown = out.display().to_string();
     if !force && out.symlink_metadata().is_ok() {
         return Err(VaultError::OutputExists(shown));
@@ -398,7 +412,12 @@ pub async fn restore(
             path: tmp.display().to_string(),
             source: e,
         })?;
-    let result = read(vault, m, key, Some(file)).await.and_then(|report| {
+    let sink = if direct_io {
+        Sink::new(file)
+    } else {
+        Sink::with_mode(file, Mode::Buffered)
+    };
+    let result = read(vault, m, key, Some(sink)).await.and_then(|report| {
         publish(&tmp, out, force).map_err(|e| {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 VaultError::OutputExists(shown.clone())

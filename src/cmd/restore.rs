@@ -20,15 +20,24 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let vault = open_vault(&args.vault).await?;
     let m = vault.resolve(&args.backup).await?;
     let key = load_key(&args.key)?;
-    let report = reader::restore(&vault, &m, key, &args.out, args.force)
-        .await
-        .with_context(|| {
-            format!(
-                "restore of backup {} failed, nothing was written to {}",
-                m.id,
-                args.out.display()
-            )
-        })?;
+    let report = reader::restore(
+        &vault,
+        &m,
+        key,
+        &args.out,
+        reader::RestoreOptions {
+            force: args.force,
+            direct_io: !args.no_direct_io,
+        },
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "restore of backup {} failed, nothing was written to {}",
+            m.id,
+            args.out.display()
+        )
+    })?;
     let out = args.out.display();
     outln!(
         "restored backup {} ({} from {}, taken {}) to {out}: {} keys, CRC-64 and structure verified",

@@ -331,3 +331,63 @@ fn tls_with_a_private_ca() {
     ]));
     assert!(e.contains("TLS"), "{e}");
 }
+
+#[test]
+fn restore_through_the_page_cache_on_request() {
+    let src = RedisServer::start_with(&["--rdbcompression", "no"]);
+    fill_every_type(&src);
+    // More than one 4 MiB stage of the direct writer.
+    src.cmd(&["DEBUG", "POPULATE", "60000", "bulk:", "100"]);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let (vault, key) = (vault.to_str().unwrap(), key.to_str().unwrap());
+    ok(replvault(&[
+        "backup",
+        "--redis",
+        &src.url(),
+        "--vault",
+        vault,
+        "--key-file",
+        key,
+    ]));
+    let restore = |name: &str, env: &[(&str, &str)]| {
+        let out = work.path().join(name);
+        let o = replvault_env(
+            &[
+                "-v",
+                "restore",
+                "--vault",
+                vault,
+                "--key-file",
+                key,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            env,
+        );
+        let log = stderr(&o);
+        ok(o);
+        (out, log)
+    };
+    let (direct, log) = restore("direct.rdb", &[]);
+    assert!(
+        log.contains("writing the restored file with O_DIRECT")
+            || log.contains("the filesystem refuses O_DIRECT"),
+        "the default should try O_DIRECT: {log}"
+    );
+    let (buffered, log) = restore("buffered.rdb", &[("REPLVAULT_NO_DIRECT_IO", "true")]);
+    assert!(
+        log.contains("writing the restored file through the page cache"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("refuses O_DIRECT"),
+        "it should not try: {log}"
+    );
+    let bytes = std::fs::read(&buffered).unwrap();
+    assert!(bytes.len() > 4 << 20, "{}", bytes.len());
+    assert_eq!(bytes, std::fs::read(&direct).unwrap());
+    let copy = RedisServer::start_with_rdb(&buffered);
+    assert_eq!(copy.digest(), src.digest());
+}
