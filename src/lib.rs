@@ -12,11 +12,13 @@
 //! - [`store`]: object stores behind one trait: local directory and S3.
 //! - [`daemon`]: scheduled backups, metrics and health endpoints.
 //! - [`retention`]: which backups to keep, and pruning a vault.
+//! - [`chain`]: an error and its causes as one line, each cause once.
 //! - [`sched`]: replvault's threads under `SCHED_BATCH`, so they never
 //!   preempt Redis when they wake.
 
 pub mod backup;
 pub mod catalog;
+pub mod chain;
 pub mod cli;
 pub mod cmd;
 pub mod crypto;

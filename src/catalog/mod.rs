@@ -67,6 +67,9 @@ pub enum VaultError {
     /// The output file exists.
     #[error("{0} already exists: pass --force to replace it")]
     OutputExists(String),
+    /// The output path is a directory.
+    #[error("{0} is a directory: --out takes the path of the file to write, e.g. {1}")]
+    OutputIsDirectory(String, String),
     /// Local file I/O during restore failed.
     #[error("{op} {path}: {source}")]
     Io {

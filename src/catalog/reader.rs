@@ -362,6 +362,21 @@ pub async fn verify(
     read(vault, m, key, None).await
 }
 
+/// Refuses a target `restore` would fail on only after reading the whole
+/// backup (a directory), or must not replace (an existing file without
+/// `force`).
+pub fn check_target(out: &Path, force: bool) -> Result<(), VaultError> {
+    let shown = out.display().to_string();
+    if out.is_dir() {
+        let example = out.join("dump.rdb").display().to_string();
+        return Err(VaultError::OutputIsDirectory(shown, example));
+    }
+    if !force && out.symlink_metadata().is_ok() {
+        return Err(VaultError::OutputExists(shown));
+    }
+    Ok(())
+}
+
 /// How `restore` writes its file.
 #[derive(Clone, Copy, Debug)]
 pub struct RestoreOptions {
@@ -384,9 +399,7 @@ pub async fn restore(
 ) -> Result<ReadReport, VaultError> {
     let RestoreOptions { force, direct_io } = opts;
     let shown = out.display().to_string();
-    if !force && out.symlink_metadata().is_ok() {
-        return Err(VaultError::OutputExists(shown));
-    }
+    check_target(out, force)?;
     check_key(m, key.as_ref())?;
     let dir = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

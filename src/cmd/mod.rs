@@ -78,8 +78,8 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(err) => {
-            // One line: the context chain joined with ": ".
-            eprintln!("error: {err:#}");
+            // One line: the context chain joined with ": ", each cause once.
+            eprintln!("error: {}", crate::chain::one_line(err.as_ref()));
             ExitCode::FAILURE
         }
     }

@@ -11,12 +11,9 @@ use crate::cmd::common::{load_key, open_vault, size};
 
 /// Runs `replvault restore`.
 pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
-    if !args.force && args.out.symlink_metadata().is_ok() {
-        anyhow::bail!(
-            "{} already exists: pass --force to replace it",
-            args.out.display()
-        );
-    }
+    // Before the vault is opened: no listing or download for a target
+    // that would be refused.
+    reader::check_target(&args.out, args.force)?;
     let vault = open_vault(&args.vault).await?;
     let m = vault.resolve(&args.backup).await?;
     let key = load_key(&args.key)?;

@@ -341,6 +341,52 @@ fn existing_out_needs_force() {
 }
 
 #[test]
+fn out_that_is_a_directory_is_refused_before_anything_is_read() {
+    let (src, s) = backed_up();
+    let (_, data) = s.one_backup();
+    let dir = s.work.path().join("restore-here");
+    std::fs::create_dir(&dir).unwrap();
+    let restore = |out: &Path, force: bool| {
+        let mut args = vec![
+            "restore",
+            "--vault",
+            s.v(),
+            "--key-file",
+            s.k(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if force {
+            args.push("--force");
+        }
+        replvault(&args)
+    };
+    // With the data object gone, any read of the backup would fail: the
+    // directory must be named first.
+    let saved = std::fs::read(&data).unwrap();
+    std::fs::remove_file(&data).unwrap();
+    for force in [false, true] {
+        let e = fails(restore(&dir, force));
+        let example = dir.join("dump.rdb");
+        assert!(
+            e.contains("is a directory") && e.contains(example.to_str().unwrap()),
+            "{e}"
+        );
+    }
+    std::fs::write(&data, saved).unwrap();
+    assert!(files_under(&dir).is_empty());
+
+    // A missing parent directory: the cause is said once.
+    let e = fails(restore(&s.work.path().join("no/such/dir/dump.rdb"), false));
+    assert!(e.contains("nothing was written"), "{e}");
+    assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
+
+    ok(restore(&dir.join("dump.rdb"), false));
+    let copy = RedisServer::start_with_rdb(&dir.join("dump.rdb"));
+    assert_eq!(copy.digest(), src.digest());
+}
+
+#[test]
 fn inspect_reports_bad_files_with_an_offset() {
     let fixture = root().join("fixtures/rdb/redis-7.0.15.rdb");
     let out = ok(replvault(&["inspect", fixture.to_str().unwrap()]));
