@@ -53,6 +53,18 @@ impl RedisTarget {
             u => Some(decode(u)?),
         };
         let password = url.password().map(decode).transpose()?;
+        // Application URLs often name a database (`/0`): accepted, since a
+        // backup holds every database anyway. Anything else is a mistake.
+        let db = url.path().trim_start_matches('/');
+        if !db.bytes().all(|b| b.is_ascii_digit()) || url.path().matches('/').count() > 1 {
+            return Err(bad(&format!(
+                "unexpected path {:?}: only a database number may follow the port",
+                url.path()
+            )));
+        }
+        if url.query().is_some() {
+            return Err(bad("query parameters are not supported"));
+        }
         Ok(RedisTarget {
             host,
             port: url.port().unwrap_or(6379),
@@ -105,5 +117,22 @@ mod tests {
         assert_eq!(t.redacted(), "rediss://[::1]:6379");
         assert!(RedisTarget::parse("http://x").is_err());
         assert!(RedisTarget::parse("localhost:6379").is_err());
+    }
+
+    #[test]
+    fn a_database_number_is_accepted_and_nothing_else() {
+        for ok in ["redis://h", "redis://h/", "redis://h:1/0", "redis://h/15"] {
+            let t = RedisTarget::parse(ok).unwrap();
+            assert_eq!(t.host, "h", "{ok}");
+        }
+        for bad in [
+            "redis://h/x",
+            "redis://h/0/1",
+            "redis://h?db=1",
+            "redis://h/0?x",
+        ] {
+            let e = RedisTarget::parse(bad).unwrap_err().to_string();
+            assert!(e.contains("invalid --redis URL"), "{bad}: {e}");
+        }
     }
 }

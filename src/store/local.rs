@@ -107,13 +107,18 @@ fn walk(
     let mut out = Vec::new();
     let mut stack = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, rel)) = stack.pop() {
+        let shown = if rel.is_empty() {
+            "the vault root"
+        } else {
+            &rel
+        };
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(this.io("list", &rel, e)),
+            Err(e) => return Err(this.io("list", shown, e)),
         };
         for entry in entries {
-            let entry = entry.map_err(|e| this.io("list", &rel, e))?;
+            let entry = entry.map_err(|e| this.io("list", shown, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let key = if rel.is_empty() {
                 name.clone()

@@ -170,6 +170,23 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_magic_is_shown_with_its_bytes_escaped() {
+        // A gzipped dump, as the usual backup script stores it.
+        let e = scan(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03rest").unwrap_err();
+        assert_eq!(e.offset, 0);
+        assert_eq!(
+            e.kind.to_string(),
+            r#"not an RDB file (bad magic "\x1f\x8b\x08\x00\x00\x00\x00\x00\x02")"#
+        );
+        // Fewer than 9 bytes that already are not a magic.
+        let e = scan(b"\"x\xff").unwrap_err();
+        assert_eq!(
+            e.kind.to_string(),
+            r#"not an RDB file (bad magic "\"x\xff")"#
+        );
+    }
+
+    #[test]
     fn valkey_hash2_is_read_with_valkeys_layout() {
         let s = scan(&file(b"VALKEY080", &key(22, &hash2()))).unwrap();
         assert_eq!(s.magic, "VALKEY");

@@ -107,8 +107,9 @@ pub struct ScanError {
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[non_exhaustive]
 pub enum ScanErrorKind {
-    /// The file does not start with `REDIS` or `VALKEY` and a version.
-    #[error("not an RDB file (bad magic {0:?})")]
+    /// The file does not start with `REDIS` or `VALKEY` and a version
+    /// (the bytes found, with anything but printable ASCII escaped).
+    #[error("not an RDB file (bad magic \"{0}\")")]
     BadMagic(String),
     /// The version is newer than this scanner knows.
     #[error("unsupported {magic} RDB version {version}")]
@@ -626,9 +627,7 @@ impl Scanner {
             if !b"REDIS".starts_with(&d[..d.len().min(5)])
                 && !b"VALKEY".starts_with(&d[..d.len().min(6)])
             {
-                return Err(ScanErrorKind::BadMagic(
-                    String::from_utf8_lossy(d).into_owned(),
-                ));
+                return Err(ScanErrorKind::BadMagic(d.escape_ascii().to_string()));
             }
             return Ok(Run::NeedMore);
         }
@@ -638,15 +637,13 @@ impl Scanner {
         } else if head.starts_with(b"VALKEY") {
             ("VALKEY", &head[6..9])
         } else {
-            return Err(ScanErrorKind::BadMagic(
-                String::from_utf8_lossy(head).into_owned(),
-            ));
+            return Err(ScanErrorKind::BadMagic(head.escape_ascii().to_string()));
         };
         let version: u32 = std::str::from_utf8(digits)
             .ok()
             .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ScanErrorKind::BadMagic(String::from_utf8_lossy(head).into_owned()))?;
+            .ok_or_else(|| ScanErrorKind::BadMagic(head.escape_ascii().to_string()))?;
         let dialect = Dialect::from_magic(magic).unwrap_or_default();
         if !dialect.accepts(version) {
             return Err(ScanErrorKind::UnsupportedVersion {
