@@ -156,8 +156,9 @@ pub struct SourceArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration, env = "REPLVAULT_CONNECT_TIMEOUT")]
     pub connect_timeout: Duration,
 
-    /// Fail when the server sends nothing for this long (the server's own
-    /// fork and `repl-diskless-sync-delay` count against it).
+    /// Fail when the server sends nothing, not even a keepalive, for this
+    /// long (a server waiting out `repl-diskless-sync-delay` or saving to
+    /// disk sends keepalives; a fork of a huge dataset is silent).
     #[arg(long, default_value = "120s", value_parser = parse_duration, env = "REPLVAULT_IDLE_TIMEOUT")]
     pub idle_timeout: Duration,
 

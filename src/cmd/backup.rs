@@ -45,14 +45,23 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
         let p = progress.clone();
         tokio::spawn(async move {
             let start = Instant::now();
+            // The rate counts from the first bytes, not from the wait.
+            let mut sending = None;
             loop {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let n = p.load(Ordering::Relaxed);
-                let rate = n as f64 / start.elapsed().as_secs_f64().max(0.001);
+                if n == 0 {
+                    let secs = start.elapsed().as_secs_f64();
+                    eprint!("\r  waiting for the server to start sending ({secs:.0}s)      ");
+                    continue;
+                }
+                let since = *sending.get_or_insert_with(Instant::now);
+                let rate = n as f64 / since.elapsed().as_secs_f64().max(0.25);
                 eprint!("\r  received {}  ({}/s)      ", size(n), size(rate as u64));
             }
         })
     });
+    let began = Instant::now();
     let result = take_backup(
         &args.source,
         &args.write,
@@ -68,14 +77,22 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
     }
     let m = result?;
     let ratio = m.rdb.bytes as f64 / (m.stored.bytes.max(1)) as f64;
+    let total = began.elapsed().as_secs_f64();
+    let rate = size((m.rdb.bytes as f64 / m.duration_secs.max(0.001)) as u64);
+    // The manifest times the transfer; before it, the server forked and,
+    // with diskless sync, may have waited repl-diskless-sync-delay.
+    let waited = total - m.duration_secs;
+    let pace = if waited >= 1.0 {
+        format!("{waited:.1}s waiting for the server to start sending, then {rate}/s")
+    } else {
+        format!("{rate}/s")
+    };
     outln!(
-        "backup {} complete: {} keys, RDB {} stored as {} ({ratio:.1}x) in {:.1}s ({}/s), from {}",
+        "backup {} complete: {} keys, RDB {} stored as {} ({ratio:.1}x) in {total:.1}s ({pace}), from {}",
         m.id,
         m.summary.total_keys(),
         size(m.rdb.bytes),
         size(m.stored.bytes),
-        m.duration_secs,
-        size((m.rdb.bytes as f64 / m.duration_secs.max(0.001)) as u64),
         m.source.address
     );
     Ok(ExitCode::SUCCESS)

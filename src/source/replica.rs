@@ -68,6 +68,10 @@ pub async fn start(
     };
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     let mut framing = None;
+    // The server answers PSYNC only when its fork starts: with diskless
+    // sync that can be repl-diskless-sync-delay seconds later.
+    tracing::info!(address = %info.address, "connected; asking for a snapshot");
+    let asked = Instant::now();
     while framing.is_none() {
         while let Some(out) = hs.poll_transmit() {
             conn.write_all(&out)
@@ -108,7 +112,8 @@ pub async fn start(
         Framing::Length(n) => Some(n),
         Framing::Eof(_) => None,
     };
-    tracing::info!(address = %info.address, mode = %info.mode, replid = ?info.replid, size = ?size_hint, "receiving the RDB snapshot");
+    let waited = format!("{:.1}s", asked.elapsed().as_secs_f64());
+    tracing::info!(address = %info.address, mode = %info.mode, replid = ?info.replid, size = ?size_hint, waited, "receiving the RDB snapshot");
     let (tx, rx) = mpsc::channel(DEPTH);
     let offset = info.offset.unwrap_or(0);
     let idle = opts.idle_timeout;

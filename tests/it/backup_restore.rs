@@ -391,3 +391,40 @@ fn restore_through_the_page_cache_on_request() {
     let copy = RedisServer::start_with_rdb(&buffered);
     assert_eq!(copy.digest(), src.digest());
 }
+
+#[test]
+fn a_diskless_sync_delay_is_waited_out_and_reported() {
+    // The server holds its PSYNC reply for the delay, sending a keepalive
+    // every second: an idle timeout shorter than the delay must not fire.
+    let src = RedisServer::start_with(&[
+        "--repl-diskless-sync",
+        "yes",
+        "--repl-diskless-sync-delay",
+        "4",
+    ]);
+    fill_every_type(&src);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let o = replvault(&[
+        "backup",
+        "--redis",
+        &src.url(),
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--idle-timeout",
+        "2s",
+    ]);
+    let log = stderr(&o);
+    let out = ok(o);
+    let waited: f64 = out
+        .split_once("s waiting for the server to start sending")
+        .and_then(|(before, _)| before.rsplit_once('('))
+        .and_then(|(_, w)| w.parse().ok())
+        .unwrap_or_else(|| panic!("no wait in the summary: {out}"));
+    // Redis counts the delay in whole seconds of its clock.
+    assert!((2.5..12.0).contains(&waited), "{waited}: {out}");
+    assert!(log.contains("waited=\""), "{log}");
+}
