@@ -6,12 +6,20 @@
 //! would print the same cause twice.
 
 /// The Display of `e` and its sources, joined with ": ", skipping a source
-/// whose text its parent already shows.
+/// whose text its parent already shows. Line breaks inside a message (the
+/// AWS SDK lists each credential provider it tried on its own line) become
+/// "; ", so the result is one line.
 pub fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut cur = Some(e);
     while let Some(err) = cur {
-        let text = err.to_string();
+        let text = err
+            .to_string()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
         if !parts.last().is_some_and(|p| p.contains(&text)) {
             parts.push(text);
         }
@@ -44,6 +52,19 @@ mod tests {
         let mid = Layer("io error: timed out".into(), Some(Box::new(inner)));
         let top = Layer("dispatch failure".into(), Some(Box::new(mid)));
         assert_eq!(one_line(&top), "dispatch failure: io error: timed out");
+    }
+
+    #[test]
+    fn a_message_over_several_lines_becomes_one() {
+        let inner = Layer(
+            "Attempted:\n  Environment: not set\n  Profile: none\n".into(),
+            None,
+        );
+        let top = Layer("no credentials".into(), Some(Box::new(inner)));
+        assert_eq!(
+            one_line(&top),
+            "no credentials: Attempted:; Environment: not set; Profile: none"
+        );
     }
 
     #[test]

@@ -686,6 +686,11 @@ fn s3_errors_are_clear_and_keep_secrets() {
         .collect();
     let err = fails(run(&["list", "--vault", &vault], &env));
     assert!(err.contains("credentials"), "{err}");
+    // The SDK lists each provider it tried on a line of its own; the
+    // error stays one line.
+    let (_, line) = err.split_once("error: ").expect("an error line");
+    assert_eq!(line.trim_end().lines().count(), 1, "{err}");
+    assert!(line.contains("Environment"), "{err}");
 }
 
 #[test]
