@@ -25,6 +25,11 @@ pub struct SourceInfo {
     /// False for scan backups: keys were read at different moments.
     #[serde(default = "yes")]
     pub point_in_time: bool,
+    /// Seconds from asking for the snapshot until the server began to send
+    /// it (its fork, and with diskless sync `repl-diskless-sync-delay`);
+    /// sync mode only. Not part of `duration_secs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_secs: Option<f64>,
 }
 
 fn yes() -> bool {

@@ -81,7 +81,7 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
     let rate = size((m.rdb.bytes as f64 / m.duration_secs.max(0.001)) as u64);
     // The manifest times the transfer; before it, the server forked and,
     // with diskless sync, may have waited repl-diskless-sync-delay.
-    let waited = total - m.duration_secs;
+    let waited = m.source.wait_secs.unwrap_or(0.0);
     let pace = if waited >= 1.0 {
         format!("{waited:.1}s waiting for the server to start sending, then {rate}/s")
     } else {

@@ -34,6 +34,8 @@ pub struct State {
     pub last_error: Option<String>,
     /// The last successful backup's figures.
     pub last_duration_secs: f64,
+    /// How long the server took to start sending that backup's snapshot.
+    pub last_wait_secs: f64,
     /// RDB bytes of the last successful backup.
     pub last_rdb_bytes: u64,
     /// Stored bytes of the last successful backup.
@@ -63,6 +65,7 @@ impl State {
             last_attempt: None,
             last_error: None,
             last_duration_secs: 0.0,
+            last_wait_secs: 0.0,
             last_rdb_bytes: 0,
             last_stored_bytes: 0,
             successes: 0,
@@ -81,7 +84,8 @@ impl State {
         self.last_success = Some(m.finished_at);
         self.last_attempt = Some((m.finished_at, true));
         self.last_error = None;
-        self.last_duration_secs = m.duration_secs;
+        self.last_duration_secs = m.duration_secs + m.source.wait_secs.unwrap_or(0.0);
+        self.last_wait_secs = m.source.wait_secs.unwrap_or(0.0);
         self.last_rdb_bytes = m.rdb.bytes;
         self.last_stored_bytes = m.stored.bytes;
         self.successes += 1;
@@ -178,8 +182,14 @@ impl State {
         g(
             "replvault_last_duration_seconds",
             "gauge",
-            "Wall time of the last successful backup.",
+            "Wall time of the last successful backup, from asking for the snapshot to the commit.",
             &one(format!("{:.3}", self.last_duration_secs)),
+        );
+        g(
+            "replvault_last_wait_seconds",
+            "gauge",
+            "Of that, how long the server took to start sending (its fork; repl-diskless-sync-delay).",
+            &one(format!("{:.3}", self.last_wait_secs)),
         );
         g(
             "replvault_last_rdb_bytes",

@@ -112,7 +112,9 @@ pub async fn start(
         Framing::Length(n) => Some(n),
         Framing::Eof(_) => None,
     };
-    let waited = format!("{:.1}s", asked.elapsed().as_secs_f64());
+    let waited = asked.elapsed().as_secs_f64();
+    info.wait_secs = Some((waited * 1000.0).round() / 1000.0);
+    let waited = format!("{waited:.1}s");
     tracing::info!(address = %info.address, mode = %info.mode, replid = ?info.replid, size = ?size_hint, waited, "receiving the RDB snapshot");
     let (tx, rx) = mpsc::channel(DEPTH);
     let offset = info.offset.unwrap_or(0);

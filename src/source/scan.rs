@@ -246,6 +246,7 @@ pub async fn start(
         replid: None,
         offset: None,
         point_in_time: false,
+        wait_secs: None,
     };
     tracing::info!(
         address = %info.address,

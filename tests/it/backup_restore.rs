@@ -427,4 +427,15 @@ fn a_diskless_sync_delay_is_waited_out_and_reported() {
     // Redis counts the delay in whole seconds of its clock.
     assert!((2.5..12.0).contains(&waited), "{waited}: {out}");
     assert!(log.contains("waited=\""), "{log}");
+    let list: serde_json::Value = serde_json::from_str(&ok(replvault(&[
+        "list",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--json",
+    ])))
+    .unwrap();
+    let recorded = list[0]["source"]["wait_secs"].as_f64().unwrap();
+    assert!((recorded - waited).abs() < 0.06, "{recorded} vs {waited}");
+    // The transfer itself is short; the wait is not counted in it.
+    assert!(list[0]["duration_secs"].as_f64().unwrap() < waited);
 }

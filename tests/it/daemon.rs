@@ -119,6 +119,12 @@ fn daemon_takes_scheduled_backups_and_serves_metrics() {
         metric(&m, "replvault_last_compression_ratio").unwrap() > 0.0,
         "{m}"
     );
+    // The wait for the server's fork is part of the wall time.
+    let wait = metric(&m, "replvault_last_wait_seconds").unwrap();
+    assert!(
+        metric(&m, "replvault_last_duration_seconds").unwrap() >= wait,
+        "{m}"
+    );
     let first_success = metric(&m, "replvault_last_success_timestamp_seconds").unwrap();
     assert!(first_success > 1.7e9, "{m}");
     assert!(metric(&m, "replvault_next_backup_timestamp_seconds").unwrap() >= first_success);
