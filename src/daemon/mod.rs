@@ -120,6 +120,7 @@ pub async fn run(
                     stored_bytes = m.stored.bytes,
                     keys = m.summary.total_keys(),
                     duration_secs = m.duration_secs,
+                    wait_secs = m.source.wait_secs,
                     "backup complete"
                 );
                 shared.lock().success(&m);
