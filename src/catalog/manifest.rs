@@ -111,4 +111,9 @@ impl Manifest {
     pub fn encrypted(&self) -> bool {
         self.encryption.algorithm != "none"
     }
+
+    /// The whole backup's wall time: the server's wait, then the transfer.
+    pub fn wall_secs(&self) -> f64 {
+        self.source.wait_secs.unwrap_or(0.0) + self.duration_secs
+    }
 }

@@ -36,7 +36,7 @@ pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
             size(m.rdb.bytes),
             size(m.stored.bytes),
             m.summary.total_keys(),
-            m.duration_secs
+            m.wall_secs()
         );
     }
     Ok(ExitCode::SUCCESS)

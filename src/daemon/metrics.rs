@@ -84,7 +84,7 @@ impl State {
         self.last_success = Some(m.finished_at);
         self.last_attempt = Some((m.finished_at, true));
         self.last_error = None;
-        self.last_duration_secs = m.duration_secs + m.source.wait_secs.unwrap_or(0.0);
+        self.last_duration_secs = m.wall_secs();
         self.last_wait_secs = m.source.wait_secs.unwrap_or(0.0);
         self.last_rdb_bytes = m.rdb.bytes;
         self.last_stored_bytes = m.stored.bytes;
