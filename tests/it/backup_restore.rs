@@ -20,28 +20,12 @@ pub fn round_trip_logged(
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = work.path().join("vault");
-    let mut args = vec![
-        "backup",
-        "--redis",
-        url,
-        "--vault",
-        vault.to_str().unwrap(),
-        "--key-file",
-        key.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let o = replvault(&args);
+    let o = backup_to(url, &vault, &key, extra);
     let log = stderr(&o);
     let out = ok(o);
     assert!(out.contains("complete"), "{out}");
 
-    let list: serde_json::Value = serde_json::from_str(&ok(replvault(&[
-        "list",
-        "--vault",
-        vault.to_str().unwrap(),
-        "--json",
-    ])))
-    .unwrap();
+    let list = list_json(&vault);
     assert_eq!(list.as_array().unwrap().len(), 1);
     let m = list[0].clone();
 
@@ -341,16 +325,8 @@ fn restore_through_the_page_cache_on_request() {
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = work.path().join("vault");
+    ok(backup_to(&src.url(), &vault, &key, &[]));
     let (vault, key) = (vault.to_str().unwrap(), key.to_str().unwrap());
-    ok(replvault(&[
-        "backup",
-        "--redis",
-        &src.url(),
-        "--vault",
-        vault,
-        "--key-file",
-        key,
-    ]));
     let restore = |name: &str, env: &[(&str, &str)]| {
         let out = work.path().join(name);
         let o = replvault_env(
@@ -406,17 +382,7 @@ fn a_diskless_sync_delay_is_waited_out_and_reported() {
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = work.path().join("vault");
-    let o = replvault(&[
-        "backup",
-        "--redis",
-        &src.url(),
-        "--vault",
-        vault.to_str().unwrap(),
-        "--key-file",
-        key.to_str().unwrap(),
-        "--idle-timeout",
-        "2s",
-    ]);
+    let o = backup_to(&src.url(), &vault, &key, &["--idle-timeout", "2s"]);
     let log = stderr(&o);
     let out = ok(o);
     let waited: f64 = out
@@ -427,13 +393,7 @@ fn a_diskless_sync_delay_is_waited_out_and_reported() {
     // Redis counts the delay in whole seconds of its clock.
     assert!((2.5..12.0).contains(&waited), "{waited}: {out}");
     assert!(log.contains("waited=\""), "{log}");
-    let list: serde_json::Value = serde_json::from_str(&ok(replvault(&[
-        "list",
-        "--vault",
-        vault.to_str().unwrap(),
-        "--json",
-    ])))
-    .unwrap();
+    let list = list_json(&vault);
     let recorded = list[0]["source"]["wait_secs"].as_f64().unwrap();
     assert!((recorded - waited).abs() < 0.06, "{recorded} vs {waited}");
     // The transfer itself is short; the wait is not counted in it.

@@ -39,6 +39,20 @@ impl Setup {
         args.extend_from_slice(extra);
         args
     }
+    /// `restore` of the newest backup to `out`, then `extra`.
+    fn restore(&self, out: &Path, extra: &[&str]) -> std::process::Output {
+        let mut args = vec![
+            "restore",
+            "--vault",
+            self.v(),
+            "--key-file",
+            self.k(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        replvault(&args)
+    }
     fn v(&self) -> &str {
         self.vault.to_str().unwrap()
     }
@@ -315,27 +329,10 @@ fn existing_out_needs_force() {
     let (src, s) = backed_up();
     let out = s.work.path().join("dump.rdb");
     std::fs::write(&out, b"precious").unwrap();
-    let e = fails(replvault(&[
-        "restore",
-        "--vault",
-        s.v(),
-        "--key-file",
-        s.k(),
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    let e = fails(s.restore(&out, &[]));
     assert!(e.contains("already exists") && e.contains("--force"), "{e}");
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
-    ok(replvault(&[
-        "restore",
-        "--vault",
-        s.v(),
-        "--key-file",
-        s.k(),
-        "--out",
-        out.to_str().unwrap(),
-        "--force",
-    ]));
+    ok(s.restore(&out, &["--force"]));
     let copy = RedisServer::start_with_rdb(&out);
     assert_eq!(copy.digest(), src.digest());
 }
@@ -346,27 +343,12 @@ fn out_that_is_a_directory_is_refused_before_anything_is_read() {
     let (_, data) = s.one_backup();
     let dir = s.work.path().join("restore-here");
     std::fs::create_dir(&dir).unwrap();
-    let restore = |out: &Path, force: bool| {
-        let mut args = vec![
-            "restore",
-            "--vault",
-            s.v(),
-            "--key-file",
-            s.k(),
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        if force {
-            args.push("--force");
-        }
-        replvault(&args)
-    };
     // With the data object gone, any read of the backup would fail: the
     // directory must be named first.
     let saved = std::fs::read(&data).unwrap();
     std::fs::remove_file(&data).unwrap();
-    for force in [false, true] {
-        let e = fails(restore(&dir, force));
+    for extra in [&[][..], &["--force"]] {
+        let e = fails(s.restore(&dir, extra));
         let example = dir.join("dump.rdb");
         assert!(
             e.contains("is a directory") && e.contains(example.to_str().unwrap()),
@@ -377,11 +359,11 @@ fn out_that_is_a_directory_is_refused_before_anything_is_read() {
     assert!(files_under(&dir).is_empty());
 
     // A missing parent directory: the cause is said once.
-    let e = fails(restore(&s.work.path().join("no/such/dir/dump.rdb"), false));
+    let e = fails(s.restore(&s.work.path().join("no/such/dir/dump.rdb"), &[]));
     assert!(e.contains("nothing was written"), "{e}");
     assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
 
-    ok(restore(&dir.join("dump.rdb"), false));
+    ok(s.restore(&dir.join("dump.rdb"), &[]));
     let copy = RedisServer::start_with_rdb(&dir.join("dump.rdb"));
     assert_eq!(copy.digest(), src.digest());
 }

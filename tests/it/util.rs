@@ -301,6 +301,33 @@ pub fn fill_every_type(server: &RedisServer) {
     );
 }
 
+/// `replvault backup` of `url` into the local vault `vault`, encrypted with
+/// `key`, with `extra` flags.
+pub fn backup_to(url: &str, vault: &Path, key: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "backup",
+        "--redis",
+        url,
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    replvault(&args)
+}
+
+/// `replvault list --json` of a local vault.
+pub fn list_json(vault: &Path) -> serde_json::Value {
+    let out = ok(replvault(&[
+        "list",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--json",
+    ]));
+    serde_json::from_str(&out).unwrap()
+}
+
 /// Runs the replvault binary with only the given environment.
 pub fn replvault(args: &[&str]) -> Output {
     replvault_env(args, &[])
