@@ -24,8 +24,21 @@ pub struct LocalStore {
 
 impl LocalStore {
     /// Opens the directory `root` (created on first write if missing).
+    /// Refuses a `root` that exists and is not a directory, so a backup
+    /// fails before it asks the server for a snapshot.
     pub fn open(root: PathBuf) -> Result<Self, StoreError> {
-        Ok(LocalStore { root })
+        let store = LocalStore { root };
+        match std::fs::metadata(&store.root) {
+            Ok(m) if !m.is_dir() => Err(store.io(
+                "open",
+                "the vault root",
+                std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    "it is a file, not a directory",
+                ),
+            )),
+            _ => Ok(store),
+        }
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {

@@ -369,6 +369,26 @@ fn out_that_is_a_directory_is_refused_before_anything_is_read() {
 }
 
 #[test]
+fn a_vault_path_that_is_a_file_fails_before_the_server_forks() {
+    let src = dataset();
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let not_a_dir = work.path().join("vault");
+    std::fs::write(&not_a_dir, b"precious").unwrap();
+    let e = fails(backup_to(&src.url(), &not_a_dir, &key, &[]));
+    assert!(
+        e.contains("the vault root") && e.contains("not a directory"),
+        "{e}"
+    );
+    // The server was never asked for a snapshot.
+    let stats = src.cmd(&["INFO", "stats"]).text();
+    assert!(stats.contains("sync_full:0"), "{stats}");
+    assert_eq!(std::fs::read(&not_a_dir).unwrap(), b"precious");
+    let e = fails(replvault(&["list", "--vault", not_a_dir.to_str().unwrap()]));
+    assert!(e.contains("not a directory"), "{e}");
+}
+
+#[test]
 fn inspect_reports_bad_files_with_an_offset() {
     let fixture = root().join("fixtures/rdb/redis-7.0.15.rdb");
     let out = ok(replvault(&["inspect", fixture.to_str().unwrap()]));
