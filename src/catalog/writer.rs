@@ -242,6 +242,7 @@ impl BackupWriter {
     }
 
     async fn finish_inner(&mut self, mut source: SourceInfo) -> Result<Manifest, VaultError> {
+        let tail = Instant::now();
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(Msg::End).await;
         }
@@ -262,7 +263,9 @@ impl BackupWriter {
         let (upload, sha256, stored) = uploader
             .await
             .map_err(|e| VaultError::Pipeline(e.to_string()))??;
+        let drained = tail.elapsed();
         upload.complete().await?;
+        let stored_in = tail.elapsed();
 
         let summary = out.summary;
         if source.version.is_none() {
@@ -324,6 +327,14 @@ impl BackupWriter {
         self.store
             .put(&manifest_key(&self.id), Bytes::from(json))
             .await?;
+        // The time after the last RDB byte, where a backup trails the
+        // server: what is left to compress, then the store's commits.
+        tracing::debug!(
+            drained = ?drained,
+            data_committed = ?stored_in,
+            manifest_committed = ?tail.elapsed(),
+            "backup committed"
+        );
         Ok(manifest)
     }
 
