@@ -13,6 +13,12 @@ pub async fn open_vault(args: &VaultArgs) -> anyhow::Result<Vault> {
     Ok(Vault::new(store))
 }
 
+/// Opens a vault that must already exist (list, restore, verify, prune).
+pub async fn open_existing_vault(args: &VaultArgs) -> anyhow::Result<Vault> {
+    let store = crate::store::open_existing(args).await?;
+    Ok(Vault::new(store))
+}
+
 /// Loads `--key-file`, if given.
 pub fn load_key(args: &KeyArgs) -> anyhow::Result<Option<MasterKey>> {
     args.key_file

@@ -3,11 +3,11 @@
 use std::process::ExitCode;
 
 use crate::cli::ListArgs;
-use crate::cmd::common::{open_vault, size};
+use crate::cmd::common::{open_existing_vault, size};
 
 /// Runs `replvault list`.
 pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {
-    let vault = open_vault(&args.vault).await?;
+    let vault = open_existing_vault(&args.vault).await?;
     let backups = vault.list().await?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&backups)?);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 
 use crate::cli::PruneArgs;
-use crate::cmd::common::open_vault;
+use crate::cmd::common::open_existing_vault;
 use crate::retention::{self, Policy, Report};
 
 /// Runs `replvault prune`.
@@ -17,7 +17,7 @@ pub async fn run(args: PruneArgs) -> anyhow::Result<ExitCode> {
             "no retention rule: pass at least one of --keep-last, --keep-within, --keep-daily, --keep-weekly, --keep-monthly"
         );
     }
-    let vault = open_vault(&args.vault).await?;
+    let vault = open_existing_vault(&args.vault).await?;
     let report = retention::prune(
         &vault,
         &policy,

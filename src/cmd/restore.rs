@@ -7,14 +7,14 @@ use anyhow::Context;
 
 use crate::catalog::reader;
 use crate::cli::RestoreArgs;
-use crate::cmd::common::{load_key, open_vault, size};
+use crate::cmd::common::{load_key, open_existing_vault, size};
 
 /// Runs `replvault restore`.
 pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     // Before the vault is opened: no listing or download for a target
     // that would be refused.
     reader::check_target(&args.out, args.force)?;
-    let vault = open_vault(&args.vault).await?;
+    let vault = open_existing_vault(&args.vault).await?;
     let m = vault.resolve(&args.backup).await?;
     let key = load_key(&args.key)?;
     let report = reader::restore(

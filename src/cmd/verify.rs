@@ -5,11 +5,11 @@ use std::process::ExitCode;
 
 use crate::catalog::reader;
 use crate::cli::VerifyArgs;
-use crate::cmd::common::{load_key, open_vault, size};
+use crate::cmd::common::{load_key, open_existing_vault, size};
 
 /// Runs `replvault verify`.
 pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let vault = open_vault(&args.vault).await?;
+    let vault = open_existing_vault(&args.vault).await?;
     let manifests = if args.all {
         vault.list().await?
     } else {

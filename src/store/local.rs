@@ -41,6 +41,24 @@ impl LocalStore {
         }
     }
 
+    /// Like [`LocalStore::open`], for commands that read a vault: a root
+    /// that does not exist is a wrong `--vault` or a volume not mounted,
+    /// not an empty vault.
+    pub fn open_existing(root: PathBuf) -> Result<Self, StoreError> {
+        let store = LocalStore::open(root)?;
+        if !store.root.exists() {
+            return Err(store.io(
+                "open",
+                "the vault root",
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "it does not exist (check --vault; the first backup creates it)",
+                ),
+            ));
+        }
+        Ok(store)
+    }
+
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
         // Keys are relative, `/`-separated, without `.`/`..` components.
         if key.is_empty()

@@ -179,3 +179,14 @@ pub async fn open(args: &VaultArgs) -> Result<Arc<dyn Store>, StoreError> {
         Ok(Arc::new(local::LocalStore::open(path.into())?))
     }
 }
+
+/// Like [`open`], for commands that only read: a local root must exist.
+/// (A missing S3 bucket fails on the first request anyway.)
+pub async fn open_existing(args: &VaultArgs) -> Result<Arc<dyn Store>, StoreError> {
+    let spec = args.vault.as_str();
+    if spec.starts_with("s3://") {
+        return open(args).await;
+    }
+    let path = spec.strip_prefix("file://").unwrap_or(spec);
+    Ok(Arc::new(local::LocalStore::open_existing(path.into())?))
+}

@@ -17,7 +17,11 @@ struct Setup {
 fn setup() -> Setup {
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
+    // Made up front, as an operator's mounted volume would be, so `list`
+    // after a failure that never reached the vault still reads it; a
+    // missing root has its own test.
     let vault = work.path().join("vault");
+    std::fs::create_dir(&vault).unwrap();
     Setup { work, key, vault }
 }
 
@@ -386,6 +390,38 @@ fn a_vault_path_that_is_a_file_fails_before_the_server_forks() {
     assert_eq!(std::fs::read(&not_a_dir).unwrap(), b"precious");
     let e = fails(replvault(&["list", "--vault", not_a_dir.to_str().unwrap()]));
     assert!(e.contains("not a directory"), "{e}");
+}
+
+#[test]
+fn reading_a_vault_that_does_not_exist_is_an_error_not_an_empty_list() {
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let typo = work.path().join("vaultt");
+    let (v, k) = (typo.to_str().unwrap(), key.to_str().unwrap());
+    let out = work.path().join("dump.rdb");
+    for args in [
+        vec!["list", "--vault", v],
+        vec!["verify", "--vault", v, "--key-file", k],
+        vec!["prune", "--vault", v, "--keep-last", "1"],
+        vec![
+            "restore",
+            "--vault",
+            v,
+            "--key-file",
+            k,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ] {
+        let e = fails(replvault(&args));
+        assert!(
+            e.contains("the vault root") && e.contains("does not exist") && e.contains(v),
+            "{args:?}: {e}"
+        );
+    }
+    // Reading created nothing.
+    assert!(!typo.exists());
+    assert!(!out.exists());
 }
 
 #[test]
