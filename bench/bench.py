@@ -292,17 +292,26 @@ def main():
                         shutil.rmtree(vault, ignore_errors=True)
                         backup = [rv, "backup", "--redis", url, "--key-file", str(key), "--no-progress"]
                         # Floor, local and S3 backups interleaved, `repeat`
-                        # rounds; each figure is the median round.
+                        # rounds; each figure is the median round. The order
+                        # rotates from round to round: a run's place in the
+                        # round moves it by a few per cent on this host.
                         rounds = {"floor": [], "local": [], "s3": []}
                         for i in range(args.repeat):
                             floor_file = work / f"floor-{i}.rdb"
                             spent.append(floor_file)
-                            rounds["floor"].append(timed(["redis-cli", "-p", str(r.port), "--rdb",
-                                                          str(floor_file)]))
-                            rdb_bytes = floor_file.stat().st_size
-                            rounds["local"].append(timed([*backup, "--vault", str(vault)]))
+                            runs_of_round = {
+                                "floor": lambda: timed(["redis-cli", "-p", str(r.port), "--rdb",
+                                                        str(floor_file)]),
+                                "local": lambda: timed([*backup, "--vault", str(vault)]),
+                            }
                             if s3 is not None:
-                                rounds["s3"].append(timed([*backup, "--vault", "s3://bench/b"], env=s3env))
+                                runs_of_round["s3"] = lambda: timed([*backup, "--vault", "s3://bench/b"],
+                                                                    env=s3env)
+                            order = list(runs_of_round)
+                            order = order[i % len(order):] + order[:i % len(order)]
+                            for name in order:
+                                rounds[name].append(runs_of_round[name]())
+                            rdb_bytes = floor_file.stat().st_size
                         runs = {name: median(rs) for name, rs in rounds.items() if rs}
                         # Each round's backup against that round's floor:
                         # the median of these paired ratios cancels drift
