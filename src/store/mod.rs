@@ -171,22 +171,24 @@ pub trait Upload: Send {
 /// Opens the store a `--vault` value names: a directory path, `file://PATH`
 /// or `s3://bucket[/prefix]`.
 pub async fn open(args: &VaultArgs) -> Result<Arc<dyn Store>, StoreError> {
-    let spec = args.vault.as_str();
-    if let Some(rest) = spec.strip_prefix("s3://") {
-        Ok(Arc::new(s3::S3Store::open(rest, args).await?))
-    } else {
-        let path = spec.strip_prefix("file://").unwrap_or(spec);
-        Ok(Arc::new(local::LocalStore::open(path.into())?))
-    }
+    open_with(args, false).await
 }
 
 /// Like [`open`], for commands that only read: a local root must exist.
 /// (A missing S3 bucket fails on the first request anyway.)
 pub async fn open_existing(args: &VaultArgs) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(args, true).await
+}
+
+async fn open_with(args: &VaultArgs, must_exist: bool) -> Result<Arc<dyn Store>, StoreError> {
     let spec = args.vault.as_str();
-    if spec.starts_with("s3://") {
-        return open(args).await;
+    if let Some(rest) = spec.strip_prefix("s3://") {
+        return Ok(Arc::new(s3::S3Store::open(rest, args).await?));
     }
-    let path = spec.strip_prefix("file://").unwrap_or(spec);
-    Ok(Arc::new(local::LocalStore::open_existing(path.into())?))
+    let root = spec.strip_prefix("file://").unwrap_or(spec).into();
+    Ok(Arc::new(if must_exist {
+        local::LocalStore::open_existing(root)?
+    } else {
+        local::LocalStore::open(root)?
+    }))
 }
