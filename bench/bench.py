@@ -175,6 +175,15 @@ def timed(cmd, env=None, cwd=None):
             "stdout": p.stdout, "stderr": err}
 
 
+def need_space(work, need):
+    """Stops the run before a full disk does it halfway through a case."""
+    free = shutil.disk_usage(work).free
+    if free < need:
+        raise SystemExit(f"not enough free space in {work}: this case keeps about "
+                         f"{need / 1e9:.1f} GB of files, {free / 1e9:.1f} GB are free "
+                         f"(free some, lower --repeat, or pass --work on a larger disk)")
+
+
 def paired(name, ratios):
     """A median of per-round ratios under `name`, and the rounds under `name_rounds`."""
     return {name: round(statistics.median(ratios), 3), f"{name}_rounds": [round(x, 3) for x in ratios]}
@@ -241,6 +250,9 @@ def main():
     rv = args.binary
     if not Path(rv).exists():
         sys.exit(f"{rv} not found: run `cargo build --release` first")
+    # On SIGTERM (`kill`) the `finally` blocks still stop the servers and
+    # clean up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(args.work or tempfile.mkdtemp(prefix="replvault-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     results_dir = BENCH / "results"
@@ -312,6 +324,14 @@ def main():
                             for name in order:
                                 rounds[name].append(runs_of_round[name]())
                             rdb_bytes = floor_file.stat().st_size
+                            if i == 0:
+                                # Files are kept until the case ends (see the
+                                # note on discard above), so the case needs
+                                # room for all of them up front: floors,
+                                # local and S3 restores, copies (an RDB each
+                                # a round), the usual script's two and the
+                                # vaults' backups.
+                                need_space(work, rdb_bytes * (4 * args.repeat + 3))
                         runs = {name: median(rs) for name, rs in rounds.items() if rs}
                         # Each round's backup against that round's floor:
                         # the median of these paired ratios cancels drift
@@ -399,6 +419,10 @@ def main():
         if s3 is not None:
             s3.send_signal(signal.SIGTERM)
             s3.wait()
+        # A temporary work directory holds the vaults and the S3 server's
+        # files: left behind, a few stopped 4 GiB runs fill the disk.
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
     print_table(rows)
 
 

@@ -13,7 +13,16 @@ poll=${POLL_SECS:-2}
 mkdir -p "$out"
 before=$(redis-cli -p "$port" LASTSAVE)
 redis-cli -p "$port" BGSAVE >/dev/null
-while [ "$(redis-cli -p "$port" LASTSAVE)" = "$before" ]; do sleep "$poll"; done
+while [ "$(redis-cli -p "$port" LASTSAVE)" = "$before" ]; do
+  # A failed BGSAVE (a full disk) never moves LASTSAVE: stop instead of
+  # polling forever.
+  info=$(redis-cli -p "$port" INFO persistence)
+  if grep -q 'rdb_bgsave_in_progress:0' <<<"$info" && grep -q 'rdb_last_bgsave_status:err' <<<"$info"; then
+    echo "BGSAVE failed (see the Redis log)" >&2
+    exit 1
+  fi
+  sleep "$poll"
+done
 dir=$(redis-cli -p "$port" CONFIG GET dir | tail -1)
 file=$(redis-cli -p "$port" CONFIG GET dbfilename | tail -1)
 cp "$dir/$file" "$out/backup.rdb"
