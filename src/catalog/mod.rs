@@ -21,6 +21,7 @@ use crate::crypto::{MasterKey, StreamError};
 use crate::store::{Store, StoreError};
 
 mod direct;
+mod frames;
 pub mod manifest;
 pub mod reader;
 mod writeback;

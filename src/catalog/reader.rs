@@ -6,13 +6,14 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::Receiver;
 
 use replvault_protocol::rdb::{Checksum, ScanError, Scanner, Summary};
 use ring::digest;
 use tokio_util::io::SyncIoBridge;
 
 use super::direct::{Mode, Sink};
+use super::frames::{Decode, Ticket};
 use super::{Manifest, Vault, VaultError};
 use crate::crypto::keys::random_bytes;
 use crate::crypto::{Decryptor, MasterKey, StreamError};
@@ -28,22 +29,37 @@ pub struct ReadReport {
     pub stored_bytes: u64,
 }
 
+/// Why the checking thread stopped before the end.
+enum Stop {
+    /// The RDB failed the scan.
+    Scan(ScanError),
+    /// The data did not decompress.
+    Decode(std::io::Error),
+}
+
 /// What the checking thread found.
 struct Checked {
     scanner: Scanner,
-    error: Option<ScanError>,
+    stop: Option<Stop>,
     /// The restored file, or why writing it failed (restore only).
     file: Option<std::io::Result<File>>,
 }
 
-/// The checking thread: scans each decompressed chunk, then hands it to
-/// the file-writing thread. Writing (a copy into the page cache or the
-/// aligned buffer, then the write itself) is a good share of the work, so
-/// it runs beside the scan instead of after it.
-fn check(chunks: Receiver<Vec<u8>>, sink: Option<Sink>) -> std::io::Result<Checked> {
+/// Decoded pieces (up to a zstd frame each) queued for the zstd stage's
+/// output to the checker. Two keep both decoders busy while the checker
+/// waits for the oldest.
+const TICKETS: usize = 2;
+/// Pieces queued from the checker to the writer.
+const WRITE_DEPTH: usize = 1;
+
+/// The checking thread: scans each decoded piece, in stream order, then
+/// hands it to the file-writing thread. Writing (a copy into the page
+/// cache or the aligned buffer, then the write itself) is a good share of
+/// the work, so it runs beside the scan instead of after it.
+fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Checked> {
     let (tx, writer) = match sink {
         Some(sink) => {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(WRITE_DEPTH);
             let writer = std::thread::Builder::new()
                 .name("replvault-write".into())
                 .spawn(move || write_file(sink, rx))?;
@@ -52,10 +68,19 @@ fn check(chunks: Receiver<Vec<u8>>, sink: Option<Sink>) -> std::io::Result<Check
         None => (None, None),
     };
     let mut scanner = Scanner::new();
-    let mut error = None;
-    for chunk in chunks {
+    let mut stop = None;
+    for ticket in tickets {
+        let chunk = match ticket.recv() {
+            Ok(Ok(chunk)) => chunk,
+            Ok(Err(e)) => {
+                stop = Some(Stop::Decode(e));
+                break;
+            }
+            // Its decoder went away with the stage: the caller has the cause.
+            Err(_) => break,
+        };
         if let Err(e) = scanner.feed(&chunk) {
-            error = Some(e);
+            stop = Some(Stop::Scan(e));
             break;
         }
         if let Some(tx) = &tx
@@ -65,7 +90,7 @@ fn check(chunks: Receiver<Vec<u8>>, sink: Option<Sink>) -> std::io::Result<Check
             break;
         }
     }
-    // The loop dropped `chunks`, which stops the zstd thread; closing the
+    // The loop dropped `tickets`, which stops the zstd stage; closing the
     // queue lets the writer finish what it holds.
     drop(tx);
     let file = writer.map(|w| {
@@ -74,7 +99,7 @@ fn check(chunks: Receiver<Vec<u8>>, sink: Option<Sink>) -> std::io::Result<Check
     });
     Ok(Checked {
         scanner,
-        error,
+        stop,
         file,
     })
 }
@@ -104,113 +129,11 @@ fn check_key(m: &Manifest, key: Option<&MasterKey>) -> Result<(), VaultError> {
     }
 }
 
-/// Decompressed bytes are handed from the decoding thread to the checking
-/// thread in chunks of about this size.
-const CHUNK: usize = 1 << 20;
-/// Chunks queued from the zstd thread to the checker, and from the
-/// checker to the writer.
-const DEPTH: usize = 4;
-/// Plaintext buffers (about a stored read each) queued for the zstd thread;
-/// zstd is the slow stage, so a short queue keeps it fed.
-const PLAIN_DEPTH: usize = 2;
-
-/// The zstd stage: decompresses straight into the chunk it hands to the
-/// checker thread (no staging buffer between zstd and the chunk).
-struct Inflate {
-    z: zstd::stream::raw::Decoder<'static>,
-    tx: SyncSender<Vec<u8>>,
-    buf: Vec<u8>,
-    /// zstd reported the end of a frame and has taken no input since.
-    frame_done: bool,
-}
-
-impl Inflate {
-    fn new(tx: SyncSender<Vec<u8>>) -> std::io::Result<Self> {
-        Ok(Inflate {
-            z: zstd::stream::raw::Decoder::new()?,
-            tx,
-            buf: Vec::with_capacity(CHUNK),
-            frame_done: false,
-        })
-    }
-
-    fn send(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx
-            .send(chunk)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "checker stopped"))
-    }
-
-    /// Decompresses all of `input`, sending each chunk once it is full.
-    fn push(&mut self, input: &[u8]) -> std::io::Result<()> {
-        use zstd::stream::raw::{InBuffer, Operation, OutBuffer};
-        let mut src = InBuffer::around(input);
-        loop {
-            if self.buf.len() == self.buf.capacity() {
-                self.send()?;
-            }
-            let (len, taken) = (self.buf.len(), src.pos());
-            let mut dst = OutBuffer::around_pos(&mut self.buf, len);
-            let hint = self.z.run(&mut src, &mut dst)?;
-            let full = dst.pos() == dst.capacity();
-            // A call that moves nothing says nothing about frame ends.
-            if dst.pos() > len || src.pos() > taken {
-                self.frame_done = hint == 0;
-            }
-            // A full buffer may leave decoded bytes inside zstd: go round
-            // again with room, even when all input is taken.
-            if src.pos() == input.len() && !full {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Sends the last chunk; the stream must have ended on a frame boundary.
-    fn finish(mut self) -> std::io::Result<()> {
-        self.push(&[])?;
-        if !self.frame_done {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the zstd stream ends inside a frame",
-            ));
-        }
-        self.send()
-    }
-}
-
-/// The zstd thread: inflates the plaintext it is sent. Only an explicit
-/// end (`None`) finishes the stream; a closed queue means the stage before
-/// failed and reports its own error.
-fn inflate(
-    plain: Receiver<Option<Vec<u8>>>,
-    spent: SyncSender<Vec<u8>>,
-    out: SyncSender<Vec<u8>>,
-) -> std::io::Result<()> {
-    let mut z = Inflate::new(out)?;
-    for p in plain {
-        match p {
-            Some(p) => {
-                z.push(&p)?;
-                // Handed back for reuse; if the queue is full it is freed.
-                let _ = spent.try_send(p);
-            }
-            None => return z.finish(),
-        }
-    }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::BrokenPipe,
-        "the decrypting stage stopped",
-    ))
-}
-
 /// Reads backup `m` through every check; writes the RDB to `sink` if given.
 ///
-/// Four threads: one reads, hashes and decrypts; one decompresses; one
-/// scans; one writes the file. None waits for another's CPU work, and
-/// zstd, the largest share, has a core to itself when it can.
+/// One thread reads, hashes and decrypts; the zstd stage decodes (two
+/// frames at a time, or one stream for older backups); one thread scans;
+/// one writes the file. None waits for another's CPU work.
 async fn read(
     vault: &Vault,
     m: &Manifest,
@@ -220,25 +143,26 @@ async fn read(
     check_key(m, key.as_ref())?;
     let stream = vault.store().get_stream(&m.stored.key).await?;
     let mut bridge = SyncIoBridge::new(stream);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
+    let (tickets, tickets_rx) = std::sync::mpsc::sync_channel::<Ticket>(TICKETS);
     let checker_thread = std::thread::Builder::new()
         .name("replvault-check".into())
-        .spawn(move || check(rx, sink))
+        .spawn(move || check(tickets_rx, sink))
         .map_err(|e| VaultError::Pipeline(format!("cannot start the check thread: {e}")))?;
-    let (plain_tx, plain_rx) = std::sync::mpsc::sync_channel::<Option<Vec<u8>>>(PLAIN_DEPTH);
-    let (spent_tx, spent_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(PLAIN_DEPTH + 1);
-    let inflate_thread = std::thread::Builder::new()
-        .name("replvault-zstd".into())
-        .spawn(move || inflate(plain_rx, spent_tx, tx))
-        .map_err(|e| VaultError::Pipeline(format!("cannot start the zstd thread: {e}")))?;
     let m2 = m.clone();
     let decoded = tokio::task::spawn_blocking(move || -> Result<(u64, String), VaultError> {
         let mut dec = Decryptor::new(key);
+        let mut z = Decode::new(tickets);
         let mut sha = digest::Context::new(&digest::SHA256);
         let mut buf = vec![0u8; 1 << 20];
         let mut stored = 0u64;
-        // The zstd thread stopped: its error (or the checker's) is reported.
-        let send = |p: Option<Vec<u8>>| plain_tx.send(p).map_err(|_| VaultError::Aborted);
+        // A `BrokenPipe` from the zstd stage: the checker has the cause.
+        let zstd = |e: std::io::Error| {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                VaultError::Aborted
+            } else {
+                VaultError::Pipeline(e.to_string())
+            }
+        };
         loop {
             let n = match bridge.read(&mut buf) {
                 Ok(0) => break,
@@ -254,39 +178,30 @@ async fn read(
             };
             stored += n as u64;
             sha.update(&buf[..n]);
-            let mut plain = spent_rx.try_recv().unwrap_or_default();
-            plain.clear();
-            dec.push(&buf[..n], &mut plain)?;
-            send(Some(plain))?;
+            dec.push(&buf[..n], z.input())?;
+            z.pushed().map_err(zstd)?;
         }
-        let mut plain = Vec::new();
-        dec.finish(&mut plain)?;
-        send(Some(plain))?;
-        send(None)?;
+        dec.finish(z.input())?;
+        z.pushed().map_err(zstd)?;
+        z.finish().map_err(zstd)?;
         Ok((stored, hex::encode(sha.finish().as_ref())))
     })
     .await
     .map_err(|e| VaultError::Pipeline(e.to_string()));
-    let inflated = inflate_thread
-        .join()
-        .map_err(|_| VaultError::Pipeline("the zstd thread panicked".into()))?
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                // A neighbour stopped: its own error is reported.
-                return VaultError::Aborted;
-            }
-            VaultError::Mismatch {
-                id: m.id.clone(),
-                what: format!("the data does not decompress: {e}"),
-            }
-        });
     let checked = checker_thread
         .join()
         .map_err(|_| VaultError::Pipeline("the check thread panicked".into()))?
         .map_err(|e| VaultError::Pipeline(format!("cannot start the write thread: {e}")))?;
-    // The checker's own failure explains a stopped decoder best.
-    if let Some(se) = checked.error {
-        return Err(VaultError::Corrupt(se));
+    // The checker's stop, in stream order, explains a stopped stage best.
+    match checked.stop {
+        Some(Stop::Scan(se)) => return Err(VaultError::Corrupt(se)),
+        Some(Stop::Decode(e)) => {
+            return Err(VaultError::Mismatch {
+                id: m.id.clone(),
+                what: format!("the data does not decompress: {e}"),
+            });
+        }
+        None => {}
     }
     let file = match checked.file {
         Some(Err(fe)) => return Err(disk_error(&fe, m.rdb.bytes)),
@@ -296,12 +211,12 @@ async fn read(
     let (stored, sha) = match decoded? {
         Ok(v) => v,
         Err(VaultError::Aborted) => {
-            inflated?;
-            return Err(VaultError::Aborted);
+            return Err(VaultError::Pipeline(
+                "the zstd stage stopped without saying why".into(),
+            ));
         }
         Err(e) => return Err(e),
     };
-    inflated?;
     let bytes = checked.scanner.offset();
     let summary = checked.scanner.finish()?;
     if let Some(f) = file {
@@ -462,70 +377,4 @@ fn publish(tmp: &Path, out: &Path, force: bool) -> std::io::Result<()> {
         File::open(dir)?.sync_all()?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Runs `pieces` through an `Inflate`, returning what came out.
-    fn inflate(pieces: &[&[u8]]) -> (std::io::Result<()>, Vec<u8>) {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
-        let drain = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            for chunk in rx {
-                assert!(chunk.len() <= CHUNK, "chunk of {}", chunk.len());
-                all.extend_from_slice(&chunk);
-            }
-            all
-        });
-        let result = (|| {
-            let mut z = Inflate::new(tx)?;
-            for p in pieces {
-                z.push(p)?;
-            }
-            z.finish()
-        })();
-        (result, drain.join().expect("drain thread"))
-    }
-
-    fn sample() -> (Vec<u8>, Vec<u8>) {
-        // Compressible but not trivial: several chunks of output from two
-        // concatenated frames, as a multi-frame writer would produce.
-        let data: Vec<u8> = (0u32..1_500_000)
-            .flat_map(|i| (i % 1000).to_le_bytes())
-            .collect();
-        let mut z = zstd::bulk::compress(&data[..data.len() / 3], 3).expect("compress");
-        z.extend(zstd::bulk::compress(&data[data.len() / 3..], 3).expect("compress"));
-        (data, z)
-    }
-
-    #[test]
-    fn frames_split_anywhere_come_out_whole() {
-        let (data, z) = sample();
-        for step in [1usize, 7, 4096, 1 << 20, z.len()] {
-            let pieces: Vec<&[u8]> = z.chunks(step).collect();
-            let (result, out) = inflate(&pieces);
-            result.expect("inflate");
-            assert!(out == data, "step {step}: output differs");
-        }
-    }
-
-    #[test]
-    fn a_stream_cut_inside_a_frame_is_an_error() {
-        let (_, z) = sample();
-        let (result, _) = inflate(&[&z[..z.len() - 10]]);
-        let e = result.expect_err("truncated stream accepted");
-        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
-        let (result, _) = inflate(&[]);
-        assert!(result.is_err(), "an empty stream is not a backup");
-    }
-
-    #[test]
-    fn garbage_is_an_error() {
-        let (_, mut z) = sample();
-        z[..16].copy_from_slice(b"not a zstd frame");
-        let (result, _) = inflate(&[&z]);
-        assert!(result.is_err());
-    }
 }

@@ -1,9 +1,10 @@
 //! Writing a backup: raw RDB → scan (CRC-64 + structure) → zstd → AEAD →
 //! upload, in one pass with bounded memory, the manifest written last.
 //!
-//! Three stages run concurrently: the caller's task sends RDB chunks; a
-//! worker thread scans, compresses (zstd spreads its work over its own
-//! thread) and encrypts; an upload task hashes and writes to the store.
+//! Four stages run concurrently: the caller's task sends RDB chunks; a
+//! worker thread scans them and cuts them into frames; a zstd thread
+//! compresses each frame and encrypts it; an upload task hashes and
+//! writes to the store.
 //! Bounded channels between them hold memory at a few MiB and let the
 //! slowest stage set the pace.
 
@@ -17,6 +18,7 @@ use replvault_protocol::rdb::{Checksum, Scanner, Summary};
 use ring::digest;
 use tokio::sync::mpsc;
 
+use super::frames::FrameWriter;
 use super::manifest::{CompressionInfo, EncryptionInfo, Manifest, RdbInfo, SourceInfo, StoredInfo};
 use super::{VaultError, WriteOptions, data_key, manifest_key};
 use crate::crypto::stream::SEGMENT;
@@ -56,7 +58,7 @@ pub struct BackupWriter {
     rdb_sent: u64,
 }
 
-/// Output side of the zstd encoder: encrypts and forwards to the uploader.
+/// Output side of the zstd thread: encrypts and forwards to the uploader.
 struct Sealer {
     enc: Option<Encryptor>,
     buf: Vec<u8>,
@@ -108,15 +110,14 @@ fn worker(
 ) -> Result<WorkerOut, VaultError> {
     let io = |e: std::io::Error| VaultError::Pipeline(e.to_string());
     let mut scanner = Scanner::new();
-    let mut z = zstd::stream::write::Encoder::new(sealer, level).map_err(io)?;
-    // One zstd worker thread: compression overlaps with scanning on the
-    // caller's thread instead of serialising with it.
-    z.multithread(1).map_err(io)?;
+    // Frames compress (and encrypt) on a thread of their own, so the
+    // scan overlaps with them instead of serialising with them.
+    let mut z = FrameWriter::start(sealer, level).map_err(io)?;
     loop {
         match rx.blocking_recv() {
             Some(Msg::Data(chunk)) => {
                 scanner.feed(&chunk)?;
-                z.write_all(&chunk).map_err(io)?;
+                z.write(&chunk).map_err(io)?;
             }
             Some(Msg::End) => break,
             None => return Err(VaultError::Aborted),

@@ -316,6 +316,75 @@ fn tls_with_a_private_ca() {
     assert!(e.contains("TLS"), "{e}");
 }
 
+fn sha256_of(path: &Path) -> String {
+    let data = std::fs::read(path).unwrap();
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, &data).as_ref())
+}
+
+/// `fixtures/vault` holds a backup written before backups were cut into
+/// independent zstd frames (one frame of unknown size), by the binary of
+/// commit a1d7c05, from Redis 7.0.15 filled by `populate.sh --small` and
+/// `DEBUG POPULATE 30000 pop: 64`. It must still verify and restore, to
+/// the same bytes and data; and the data backed up again comes back the
+/// same through the new layout.
+#[test]
+fn a_backup_of_one_zstd_stream_from_before_frames_still_restores() {
+    const RDB_SHA256: &str = "43e7ebe440138f40e15f074b3e02932a449fc9b05d18c21a6e6dedde62c3a5d1";
+    const DIGEST: &str = "e8a334c440f1e2f4be162a6111667d60cf3b97d6";
+    let work = tempfile::tempdir().unwrap();
+    let vault = work.path().join("vault");
+    let copy = Command::new("cp")
+        .arg("-r")
+        .arg(root().join("fixtures/vault"))
+        .arg(&vault)
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let key = vault.join("fixture.key");
+    let (v, k) = (vault.to_str().unwrap(), key.to_str().unwrap());
+
+    let o = replvault(&["-v", "verify", "--vault", v, "--key-file", k]);
+    let log = stderr(&o);
+    ok(o);
+    assert!(log.contains("decoding one zstd stream"), "{log}");
+    let dump = work.path().join("old.rdb");
+    let o = replvault(&[
+        "-v",
+        "restore",
+        "--vault",
+        v,
+        "--key-file",
+        k,
+        "--out",
+        dump.to_str().unwrap(),
+    ]);
+    let log = stderr(&o);
+    ok(o);
+    assert!(log.contains("decoding one zstd stream"), "{log}");
+    assert_eq!(sha256_of(&dump), RDB_SHA256, "restored bytes differ");
+    let server = RedisServer::start_with_rdb(&dump);
+    assert_eq!(server.digest(), DIGEST);
+
+    // The same data through a new backup, in frames.
+    let new_vault = work.path().join("new");
+    ok(backup_to(&server.url(), &new_vault, &key, &[]));
+    let again = work.path().join("again.rdb");
+    let o = replvault(&[
+        "-v",
+        "restore",
+        "--vault",
+        new_vault.to_str().unwrap(),
+        "--key-file",
+        k,
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    let log = stderr(&o);
+    ok(o);
+    assert!(log.contains("decoding independent zstd frames"), "{log}");
+    assert_eq!(RedisServer::start_with_rdb(&again).digest(), DIGEST);
+}
+
 #[test]
 fn restore_through_the_page_cache_on_request() {
     let src = RedisServer::start_with(&["--rdbcompression", "no"]);
@@ -347,6 +416,10 @@ fn restore_through_the_page_cache_on_request() {
         (out, log)
     };
     let (direct, log) = restore("direct.rdb", &[]);
+    assert!(
+        log.contains("decoding independent zstd frames"),
+        "a new backup is made of frames: {log}"
+    );
     assert!(
         log.contains("writing the restored file with O_DIRECT")
             || log.contains("the filesystem refuses O_DIRECT"),
