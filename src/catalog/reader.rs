@@ -45,8 +45,8 @@ struct Checked {
     file: Option<std::io::Result<File>>,
 }
 
-/// Decoded pieces (up to a zstd frame each) queued for the zstd stage's
-/// output to the checker. Two keep both decoders busy while the checker
+/// Decoded pieces (a 4 MiB zstd frame, or 1 MiB of a stream, each)
+/// queued for the checker: two keep both decoders busy while the checker
 /// waits for the oldest.
 const TICKETS: usize = 2;
 /// Pieces queued from the checker to the writer.
