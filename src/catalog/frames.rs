@@ -21,8 +21,9 @@ use std::thread::JoinHandle;
 use zstd::zstd_safe;
 
 /// RDB bytes per frame (the last frame may hold fewer). Each frame starts
-/// with an empty window: against one stream, mixed data compresses 6 %
-/// worse in 4 MiB frames and 12 % worse in 1 MiB ones (BENCHMARKS.md).
+/// with an empty window: against the single stream backups used to be,
+/// mixed data came out 6 % larger in 4 MiB frames and 12 % larger in
+/// 1 MiB ones (with [`MIN_MATCH`]; BENCHMARKS.md).
 pub const FRAME: usize = 4 << 20;
 /// The largest content size a reader takes a frame of, so its memory
 /// stays bounded whatever a data object claims.
