@@ -1,6 +1,7 @@
 //! Backup → restore → a fresh server on the restored dump.rdb holds the
 //! same data (DEBUG DIGEST), over every sync framing, ACL user and TLS.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -340,26 +341,25 @@ fn a_backup_of_one_zstd_stream_from_before_frames_still_restores() {
         .status()
         .unwrap();
     assert!(copy.success());
+    // Git keeps no file modes, and replvault refuses a key others can read.
     let key = vault.join("fixture.key");
-    let (v, k) = (vault.to_str().unwrap(), key.to_str().unwrap());
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let k = key.to_str().unwrap();
+    // `verify` or `restore` of the latest backup in `vault`, with -v: the log.
+    let read = |args: &[&str], vault: &Path| {
+        let mut all = vec!["-v"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--vault", vault.to_str().unwrap(), "--key-file", k]);
+        let o = replvault(&all);
+        let log = stderr(&o);
+        ok(o);
+        log
+    };
 
-    let o = replvault(&["-v", "verify", "--vault", v, "--key-file", k]);
-    let log = stderr(&o);
-    ok(o);
+    let log = read(&["verify"], &vault);
     assert!(log.contains("decoding one zstd stream"), "{log}");
     let dump = work.path().join("old.rdb");
-    let o = replvault(&[
-        "-v",
-        "restore",
-        "--vault",
-        v,
-        "--key-file",
-        k,
-        "--out",
-        dump.to_str().unwrap(),
-    ]);
-    let log = stderr(&o);
-    ok(o);
+    let log = read(&["restore", "--out", dump.to_str().unwrap()], &vault);
     assert!(log.contains("decoding one zstd stream"), "{log}");
     assert_eq!(sha256_of(&dump), RDB_SHA256, "restored bytes differ");
     let server = RedisServer::start_with_rdb(&dump);
@@ -369,18 +369,7 @@ fn a_backup_of_one_zstd_stream_from_before_frames_still_restores() {
     let new_vault = work.path().join("new");
     ok(backup_to(&server.url(), &new_vault, &key, &[]));
     let again = work.path().join("again.rdb");
-    let o = replvault(&[
-        "-v",
-        "restore",
-        "--vault",
-        new_vault.to_str().unwrap(),
-        "--key-file",
-        k,
-        "--out",
-        again.to_str().unwrap(),
-    ]);
-    let log = stderr(&o);
-    ok(o);
+    let log = read(&["restore", "--out", again.to_str().unwrap()], &new_vault);
     assert!(log.contains("decoding independent zstd frames"), "{log}");
     assert_eq!(RedisServer::start_with_rdb(&again).digest(), DIGEST);
 }
