@@ -389,12 +389,19 @@ impl Frames {
     }
 }
 
+/// Queues a piece that is already at hand (decoded bytes, or an error)
+/// for the checker, in order after the pieces before it.
+fn queue(tickets: &SyncSender<Ticket>, piece: Piece) -> io::Result<()> {
+    let (tx, rx) = sync_channel(1);
+    // Room for one and its receiver held here: this cannot fail.
+    let _ = tx.send(piece);
+    tickets.send(rx).map_err(|_| stopped("the checker"))
+}
+
 /// Queues `e` for the checker, in order after what was decoded before it,
 /// and returns the `BrokenPipe` that says so.
 fn fail(tickets: &SyncSender<Ticket>, e: io::Error) -> io::Error {
-    let (tx, rx) = sync_channel(1);
-    let _ = tx.send(Err(e));
-    let _ = tickets.send(rx);
+    let _ = queue(tickets, Err(e));
     stopped("the zstd stage (the checker has its error)")
 }
 
@@ -498,9 +505,7 @@ impl Inflate {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(STREAM_CHUNK));
-        let (tx, rx) = sync_channel(1);
-        let _ = tx.send(Ok(chunk));
-        self.tickets.send(rx).map_err(|_| stopped("the checker"))
+        queue(&self.tickets, Ok(chunk))
     }
 
     /// Decompresses all of `input`, sending each piece once it is full.
