@@ -1,6 +1,8 @@
 //! Scanner throughput on real RDB files: CRC-64 alone, then the full
 //! streaming scan (CRC + structure), fed in 256 KiB chunks as the replica
-//! driver does. Best of three runs per file, in MB/s (10^6 bytes).
+//! driver does; then the two halves restore runs on two threads (4 MiB
+//! pieces): the scan with its content checks deferred, and those checks.
+//! Best of three runs per file, in MB/s (10^6 bytes).
 //!
 //! `bench/scanner.sh` makes large RDB files with a real redis-server and runs
 //! this; by hand: `cargo bench -p replvault-protocol --bench scan_throughput
@@ -12,6 +14,8 @@ use replvault_protocol::crc64::Crc64;
 use replvault_protocol::rdb::Scanner;
 
 const CHUNK: usize = 256 * 1024;
+/// A restore's decoded piece: one zstd frame.
+const PIECE: usize = 4 << 20;
 
 fn best_of_3(mut f: impl FnMut()) -> f64 {
     (0..3)
@@ -32,8 +36,10 @@ fn main() {
         eprintln!("usage: scan_throughput FILE.rdb... (bench/scanner.sh makes them)");
         return;
     }
-    println!("| file | MB | CRC-64 only MB/s | scan (CRC + structure) MB/s | keys |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| file | MB | CRC-64 only MB/s | scan (CRC + structure) MB/s | scan, content deferred MB/s | deferred checks MB/s | keys |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for path in files {
         let data = match std::fs::read(&path) {
             Ok(d) => d,
@@ -67,14 +73,38 @@ fn main() {
                 }
             }
         });
+        let mut deferred = Vec::new();
+        let split = best_of_3(|| {
+            let mut s = Scanner::new();
+            deferred.clear();
+            for piece in data.chunks(PIECE) {
+                let (d, fed) = s.feed_deferring(piece);
+                if let Err(e) = fed {
+                    eprintln!("{path}: {e}");
+                    std::process::exit(1);
+                }
+                deferred.push(d);
+            }
+            std::hint::black_box(s.finish().is_ok());
+        });
+        let checks = best_of_3(|| {
+            for (d, piece) in deferred.iter().zip(data.chunks(PIECE)) {
+                if let Err(e) = d.check(piece) {
+                    eprintln!("{path}: {e}");
+                    std::process::exit(1);
+                }
+            }
+        });
         let name = std::path::Path::new(&path)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or(path.clone());
         println!(
-            "| {name} | {mb:.0} | {:.0} | {:.0} | {keys} |",
+            "| {name} | {mb:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {keys} |",
             mb / crc,
-            mb / scan
+            mb / scan,
+            mb / split,
+            mb / checks
         );
     }
 }

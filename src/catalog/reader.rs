@@ -6,9 +6,10 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
-use replvault_protocol::rdb::{Checksum, ScanError, Scanner, Summary};
+use replvault_protocol::rdb::{Checksum, Deferred, ScanError, Scanner, Summary};
 use ring::digest;
 use tokio_util::io::SyncIoBridge;
 
@@ -35,6 +36,8 @@ enum Stop {
     Scan(ScanError),
     /// The data did not decompress.
     Decode(std::io::Error),
+    /// A thread of ours failed.
+    Internal(&'static str),
 }
 
 /// What the checking thread found.
@@ -51,15 +54,27 @@ struct Checked {
 const TICKETS: usize = 2;
 /// Pieces queued from the checker to the writer.
 const WRITE_DEPTH: usize = 1;
+/// Pieces queued from the checker to the content checker.
+const CONTENT_DEPTH: usize = 1;
+
+/// A decoded piece, shared by the threads that check and write it.
+type Piece = Arc<Vec<u8>>;
 
 /// The checking thread: scans each decoded piece, in stream order, then
 /// hands it to the file-writing thread. Writing (a copy into the page
 /// cache or the aligned buffer, then the write itself) is a good share of
-/// the work, so it runs beside the scan instead of after it.
+/// the work, so it runs beside the scan instead of after it. So does
+/// checking what is inside LZF bodies and encoded blobs, which costs more
+/// than walking the records on data with compressed values or small
+/// collections: the scan leaves it to the content thread.
 fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Checked> {
+    let (content_tx, content_rx) = std::sync::mpsc::sync_channel(CONTENT_DEPTH);
+    let content = std::thread::Builder::new()
+        .name("replvault-content".into())
+        .spawn(move || check_content(content_rx))?;
     let (tx, writer) = match sink {
         Some(sink) => {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(WRITE_DEPTH);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(WRITE_DEPTH);
             let writer = std::thread::Builder::new()
                 .name("replvault-write".into())
                 .spawn(move || write_file(sink, rx))?;
@@ -71,7 +86,7 @@ fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Check
     let mut stop = None;
     for ticket in tickets {
         let chunk = match ticket.recv() {
-            Ok(Ok(chunk)) => chunk,
+            Ok(Ok(chunk)) => Arc::new(chunk),
             Ok(Err(e)) => {
                 stop = Some(Stop::Decode(e));
                 break;
@@ -79,7 +94,12 @@ fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Check
             // Its decoder went away with the stage: the caller has the cause.
             Err(_) => break,
         };
-        if let Err(e) = scanner.feed(&chunk) {
+        let (deferred, fed) = scanner.feed_deferring(&chunk);
+        if !deferred.is_empty() && content_tx.send((Arc::clone(&chunk), deferred)).is_err() {
+            // The content thread found a fault: its error is reported.
+            break;
+        }
+        if let Err(e) = fed {
             stop = Some(Stop::Scan(e));
             break;
         }
@@ -91,8 +111,15 @@ fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Check
         }
     }
     // The loop dropped `tickets`, which stops the zstd stage; closing the
-    // queue lets the writer finish what it holds.
+    // queues lets the content thread and the writer finish what they hold.
+    drop(content_tx);
     drop(tx);
+    match content.join() {
+        // A content fault comes before anything the scan found after it.
+        Ok(Err(e)) => stop = Some(Stop::Scan(e)),
+        Ok(Ok(())) => {}
+        Err(_) => stop = Some(Stop::Internal("the content check thread panicked")),
+    }
     let file = writer.map(|w| {
         w.join()
             .unwrap_or_else(|_| Err(std::io::Error::other("the write thread panicked")))
@@ -104,8 +131,17 @@ fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Check
     })
 }
 
+/// The content-checking thread: runs the checks the scan deferred, piece
+/// by piece in stream order, and stops at the first fault.
+fn check_content(pieces: Receiver<(Piece, Deferred)>) -> Result<(), ScanError> {
+    for (piece, deferred) in pieces {
+        deferred.check(&piece)?;
+    }
+    Ok(())
+}
+
 /// The file-writing thread.
-fn write_file(mut sink: Sink, chunks: Receiver<Vec<u8>>) -> std::io::Result<File> {
+fn write_file(mut sink: Sink, chunks: Receiver<Piece>) -> std::io::Result<File> {
     match sink.mode() {
         Mode::Direct => tracing::debug!("writing the restored file with O_DIRECT"),
         Mode::Buffered => tracing::debug!("writing the restored file through the page cache"),
@@ -201,6 +237,7 @@ async fn read(
                 what: format!("the data does not decompress: {e}"),
             });
         }
+        Some(Stop::Internal(what)) => return Err(VaultError::Pipeline(what.into())),
         None => {}
     }
     let file = match checked.file {
@@ -377,4 +414,102 @@ fn publish(tmp: &Path, out: &Path, force: bool) -> std::io::Result<()> {
         File::open(dir)?.sync_all()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::sync_channel;
+
+    use replvault_protocol::rdb::ScanErrorKind;
+
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/rdb")
+            .join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The scan checking everything in place, fed the same pieces.
+    fn inline(bytes: &[u8], size: usize) -> Result<Summary, ScanError> {
+        let mut s = Scanner::new();
+        for p in bytes.chunks(size) {
+            s.feed(p)?;
+        }
+        s.finish()
+    }
+
+    /// The checker's verdict on `bytes` handed over in pieces of `size`,
+    /// as `read` takes it.
+    fn checked(bytes: &[u8], size: usize) -> Result<Summary, ScanError> {
+        let pieces: Vec<&[u8]> = bytes.chunks(size).collect();
+        let (tx, rx) = sync_channel::<Ticket>(pieces.len());
+        for p in pieces {
+            let (ptx, prx) = sync_channel(1);
+            ptx.send(Ok(p.to_vec())).unwrap();
+            tx.send(prx).unwrap();
+        }
+        drop(tx);
+        let c = check(rx, None).unwrap();
+        match c.stop {
+            Some(Stop::Scan(e)) => Err(e),
+            Some(Stop::Decode(e)) => panic!("decode error {e}"),
+            Some(Stop::Internal(what)) => panic!("{what}"),
+            None => c.scanner.finish(),
+        }
+    }
+
+    fn content_fault(e: &ScanError) -> bool {
+        matches!(e.kind, ScanErrorKind::Lzf(_) | ScanErrorKind::Blob { .. })
+    }
+
+    #[test]
+    fn the_content_thread_reports_what_the_inline_scan_does() {
+        let mut content = 0;
+        for name in ["redis-7.0.15.rdb", "redis-7.0.15-nocompress.rdb"] {
+            let bytes = fixture(name);
+            assert_eq!(checked(&bytes, 4096), inline(&bytes, 4096), "{name}");
+            for p in (0..bytes.len()).step_by(37) {
+                let mut b = bytes.clone();
+                b[p] ^= 0x5A;
+                let want = inline(&b, 4096);
+                assert_eq!(checked(&b, 4096), want, "{name}: flip at {p}");
+                content += usize::from(want.as_ref().is_err_and(content_fault));
+            }
+        }
+        eprintln!("{content} flips hit a string's content");
+        assert!(content > 50, "only {content} flips hit a string's content");
+    }
+
+    #[test]
+    fn a_content_fault_wins_over_a_later_scan_error() {
+        let bytes = fixture("redis-7.0.15.rdb");
+        // A flip inside a compressed string or a blob.
+        let (p, fault) = (0..bytes.len())
+            .find_map(|p| {
+                let mut b = bytes.clone();
+                b[p] ^= 0x5A;
+                inline(&b, b.len())
+                    .err()
+                    .filter(content_fault)
+                    .filter(|e| e.offset < bytes.len() as u64 / 2)
+                    .map(|e| (p, e))
+            })
+            .expect("no flip hits a string's content");
+        let mut b = bytes.clone();
+        b[p] ^= 0x5A;
+        // The second half garbled too: the record walk fails there, after
+        // it has handed the fault's check to the content thread.
+        let half = b.len() / 2;
+        b[half..].fill(0xF6);
+        assert_eq!(checked(&b, b.len()).err(), Some(fault));
+        // In smaller pieces too, where the fault's offset can move to the
+        // piece a string's last part is in, as the inline scan has it.
+        for size in [4096, 1000] {
+            let want = inline(&b, size).err();
+            assert!(want.as_ref().is_some_and(content_fault), "{want:?}");
+            assert_eq!(checked(&b, size).err(), want, "pieces of {size}");
+        }
+    }
 }

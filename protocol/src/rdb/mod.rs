@@ -11,9 +11,13 @@
 //! only bytes ever carried between chunks are the few of an unfinished length
 //! or field. String bodies are skipped (or LZF-decoded) as they stream;
 //! encoded blobs (listpack, ziplist, intset, zipmap) are collected up to
-//! [`BLOB_CHECK_LIMIT`] and validated entry by entry.
+//! [`BLOB_CHECK_LIMIT`] and validated entry by entry. With
+//! [`Scanner::feed_deferring`], those content checks for strings that lie
+//! wholly inside a chunk are handed back as a [`Deferred`] to run on
+//! another thread, while this one walks on.
 
 mod blob;
+mod deferred;
 mod dialect;
 mod lzf;
 
@@ -23,6 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::crc64::Crc64;
 use blob::BlobKind;
+pub use deferred::Deferred;
+use deferred::{Check, Job};
 use dialect::Dialect;
 pub use dialect::{MAX_REDIS_RDB_VERSION, MAX_VALKEY_RDB_VERSION};
 use lzf::Lzf;
@@ -31,6 +37,10 @@ use lzf::Lzf;
 /// larger ones (far beyond any listpack Redis writes with sane configs) are
 /// skipped with only their outer length checked, keeping memory bounded.
 pub const BLOB_CHECK_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Plain LZF strings shorter than this (compressed) are checked in place
+/// even when deferring: queueing the check costs about what it saves.
+const DEFER_LZF_MIN: usize = 32;
 
 /// Aux values and function code kept for the summary are cut to this length.
 const CAPTURE_LIMIT: usize = 4096;
@@ -370,6 +380,15 @@ pub struct Scanner {
     aux_key: Option<String>,
     /// The blob currently collected was too big to check entry by entry.
     blob_unchecked: bool,
+    /// Content checks are being left to the caller (`feed_deferring`).
+    defer: bool,
+    /// The bytes being run are the caller's chunk (not carried bytes), so a
+    /// span in them can be checked later from that chunk.
+    in_chunk: bool,
+    /// Payload offset of the bytes the current task starts at.
+    at: u64,
+    /// Checks left for the caller by the current `feed_deferring` call.
+    jobs: Vec<Job>,
 }
 
 /// Keys per value type code.
@@ -416,10 +435,35 @@ impl Scanner {
         result
     }
 
+    /// Feeds the next chunk like [`feed`](Self::feed), but leaves the
+    /// content checks of LZF bodies and encoded blobs that lie wholly inside
+    /// `chunk` to the returned [`Deferred`], which the caller runs (on any
+    /// thread) against the same bytes. The record structure, lengths and
+    /// CRC-64 are still checked here.
+    ///
+    /// The scan fails if any `Deferred` fails, and then with the first such
+    /// failure in feed order, which comes before any error `feed_deferring`
+    /// itself returns for that chunk or later ones.
+    pub fn feed_deferring(&mut self, chunk: &[u8]) -> (Deferred, Result<(), ScanError>) {
+        let base = self.offset();
+        self.defer = true;
+        let result = self.feed(chunk);
+        self.defer = false;
+        let jobs = std::mem::take(&mut self.jobs);
+        (Deferred { base, jobs }, result)
+    }
+
+    /// True when a content check of the current task's bytes may be left
+    /// to the caller.
+    fn deferring(&self) -> bool {
+        self.defer && self.in_chunk
+    }
+
     fn feed_inner(&mut self, chunk: &mut &[u8]) -> Result<(), ScanError> {
         // Finish a unit that straddled the previous chunk boundary by topping
         // up the carried bytes a little at a time, then run on the chunk
         // itself without copying it.
+        self.in_chunk = false;
         while !self.pending.is_empty() && !chunk.is_empty() {
             let old = self.pending.len();
             let take = chunk.len().min(64);
@@ -434,7 +478,10 @@ impl Scanner {
             *chunk = &chunk[take..];
         }
         if self.pending.is_empty() && !chunk.is_empty() {
-            let used = self.run(chunk)?;
+            self.in_chunk = true;
+            let used = self.run(chunk);
+            self.in_chunk = false;
+            let used = used?;
             self.pending.extend_from_slice(&chunk[used..]);
         }
         Ok(())
@@ -476,6 +523,7 @@ impl Scanner {
                 *crc_from = None;
             }
             let at = self.offset + *pos as u64;
+            self.at = at;
             match self.step(task, &data[*pos..]) {
                 Ok(Run::Done(n)) => *pos += n,
                 Ok(Run::NeedMore) => {
@@ -529,9 +577,15 @@ impl Scanner {
                     .iter()
                     .all(|t| matches!(t, Str(StrUse::Plain) | Fixed(..)))
                 {
-                    while left > 0
-                        && let Some(n) = plain_element(body, &d[used..])
-                    {
+                    let defer = self.deferring();
+                    while left > 0 {
+                        let mark = self.jobs.len();
+                        let jobs = defer.then_some(&mut self.jobs);
+                        let Some(n) = plain_element(body, &d[used..], self.at + used as u64, jobs)
+                        else {
+                            self.jobs.truncate(mark);
+                            break;
+                        };
                         used += n;
                         left -= 1;
                     }
@@ -710,13 +764,18 @@ impl Scanner {
                 // string value wholly in this chunk: checked in place, no
                 // tasks. Anything else (or any doubt) takes the task path,
                 // which also reports errors at their exact offset.
+                let mark = self.jobs.len();
+                let defer = self.deferring();
+                let at = self.at;
+                let mut jobs = defer.then_some(&mut self.jobs);
                 if code == 0
-                    && let Some(k) = plain_string(&d[1..])
-                    && let Some(v) = plain_string(&d[1 + k..])
+                    && let Some(k) = plain_string(&d[1..], at + 1, jobs.as_deref_mut())
+                    && let Some(v) = plain_string(&d[1 + k..], at + 1 + k as u64, jobs)
                 {
                     self.tasks.push(Record);
                     return Ok(Run::Done(1 + k + v));
                 }
+                self.jobs.truncate(mark);
                 self.tasks.push(Record);
                 self.tasks.extend(body.iter().rev().copied());
                 self.tasks.push(STR); // the key
@@ -827,6 +886,34 @@ impl Scanner {
                     _ => lzf::Keep::Window,
                 };
                 let start = n + n2 + n3;
+                // A plain string or checked blob wholly in this chunk can be
+                // checked later, elsewhere.
+                let check = match usage {
+                    StrUse::Plain if clen >= DEFER_LZF_MIN as u64 => {
+                        Some((self.at + start as u64, Check::Lzf { ulen }))
+                    }
+                    StrUse::Blob(kind) if keep == lzf::Keep::All => {
+                        Some((self.at, Check::LzfBlob { kind, ulen }))
+                    }
+                    _ => None,
+                };
+                if let Some((at, check)) = check
+                    && self.deferring()
+                    && let Some(end) = usize::try_from(clen)
+                        .ok()
+                        .and_then(|c| start.checked_add(c))
+                        .filter(|&end| end <= d.len())
+                {
+                    let base = self.at;
+                    self.jobs.push(Job {
+                        at,
+                        start: base + start as u64,
+                        end: base + end as u64,
+                        check,
+                    });
+                    self.collect.clear();
+                    return Ok(Run::Done(end));
+                }
                 // A blob wholly in this chunk is decoded in one go.
                 if keep == lzf::Keep::All
                     && let Some(body) = usize::try_from(clen)
@@ -843,6 +930,24 @@ impl Scanner {
             }
             LenValue::Len(len) => {
                 self.check_content_len(usage, len)?;
+                if let StrUse::Blob(kind) = usage
+                    && len > 0
+                    && !self.blob_unchecked
+                    && self.deferring()
+                    && let Some(end) = usize::try_from(len)
+                        .ok()
+                        .and_then(|l| n.checked_add(l))
+                        .filter(|&end| end <= d.len())
+                {
+                    let body = self.at + n as u64;
+                    self.jobs.push(Job {
+                        at: body,
+                        start: body,
+                        end: self.at + end as u64,
+                        check: Check::Blob(kind),
+                    });
+                    return Ok(Run::Done(end));
+                }
                 if len == 0 {
                     self.string_done(usage)?;
                 } else {
@@ -959,10 +1064,12 @@ enum LenValue {
     Lzf,
 }
 
-/// Checks one plain string (raw, integer or LZF) wholly inside `d`; its
-/// length in bytes, or `None` when it is incomplete or invalid (the caller
-/// then takes the slow path, which says what is wrong and where).
-fn plain_string(d: &[u8]) -> Option<usize> {
+/// Checks one plain string (raw, integer or LZF) wholly inside `d`, which
+/// starts at payload offset `at`; its length in bytes, or `None` when it is
+/// incomplete or invalid (the caller then takes the slow path, which says
+/// what is wrong and where). With `jobs`, an LZF body is not decoded here
+/// but left there to check.
+fn plain_string(d: &[u8], at: u64, jobs: Option<&mut Vec<Job>>) -> Option<usize> {
     let (len, n) = read_len(d).ok()??;
     match len {
         LenValue::Len(l) => {
@@ -980,7 +1087,20 @@ fn plain_string(d: &[u8]) -> Option<usize> {
             let start = n + n2 + n3;
             let end = start.checked_add(usize::try_from(clen).ok()?)?;
             let body = d.get(start..end)?;
-            (clen > 0 && lzf::check_complete(body, ulen)).then_some(end)
+            if clen == 0 {
+                return None;
+            }
+            match jobs {
+                Some(jobs) if body.len() >= DEFER_LZF_MIN => jobs.push(Job {
+                    at: at + start as u64,
+                    start: at + start as u64,
+                    end: at + end as u64,
+                    check: Check::Lzf { ulen },
+                }),
+                _ if !lzf::check_complete(body, ulen) => return None,
+                _ => {}
+            }
+            Some(end)
         }
     }
 }
@@ -988,11 +1108,16 @@ fn plain_string(d: &[u8]) -> Option<usize> {
 /// Length of one collection element wholly inside `d` when `body` is only
 /// plain strings and fixed fields; `None` otherwise, or when incomplete or
 /// invalid (the task path then says what is wrong and where).
-fn plain_element(body: &[Task], d: &[u8]) -> Option<usize> {
+fn plain_element(
+    body: &[Task],
+    d: &[u8],
+    at: u64,
+    mut jobs: Option<&mut Vec<Job>>,
+) -> Option<usize> {
     let mut p = 0;
     for t in body {
         p += match *t {
-            Str(StrUse::Plain) => plain_string(&d[p..])?,
+            Str(StrUse::Plain) => plain_string(&d[p..], at + p as u64, jobs.as_deref_mut())?,
             Fixed(n, _) if d.len() - p >= n as usize => n as usize,
             _ => return None,
         };
