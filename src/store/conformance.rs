@@ -1,4 +1,4 @@
-//! Tests every [`Store`] must pass; each backend's tests call [`run_all`].
+//! Tests every [`Store`] must pass; each backend's tests call `run_all`.
 //! Test support: panics (with the reason) on the first failure.
 
 #![allow(missing_docs)]

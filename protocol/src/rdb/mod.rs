@@ -4,7 +4,7 @@
 //! the value sizes. [`Scanner::finish`] checks the EOF opcode and the CRC-64
 //! trailer and returns a [`Summary`].
 //!
-//! The scanner is a small interpreter over a stack of [`Task`]s: each value
+//! The scanner is a small interpreter over a stack of `Task`s: each value
 //! type expands into the sequence of lengths, strings and fixed fields that
 //! `rdbLoadObject` reads, with counts taken from the data. Every task either
 //! completes from the bytes at hand or leaves them for the next chunk, so the
