@@ -21,7 +21,10 @@ and, with --latency, what the source sees (redis-benchmark p50/p99) while
 idle, during BGSAVE and during a replvault backup. Floor, local and s3 run
 interleaved for --repeat rounds, restores and verifies --repeat times; each
 figure is the median run (peak RSS the highest of them), and a backup's ratio
-to the floor is the median of the rounds' paired ratios. Results are printed
+to the floor is the median of the rounds' paired ratios. Each backup also
+records the CPU time of the server's fork child (INFO cpu), the source's own
+work, to tell a child that ran slower beside replvault from one that waited
+on it. Results are printed
 as a Markdown table and appended as JSON lines to bench/results/<timestamp>.jsonl.
 
 Only the standard library; the usual script needs `cryptography` and `boto3`
@@ -175,6 +178,24 @@ def timed(cmd, env=None, cwd=None):
             "stdout": p.stdout, "stderr": err}
 
 
+def child_cpu(port):
+    """CPU-seconds of the server's finished fork children (the RDB
+    writer's work): INFO cpu's used_cpu_*_children."""
+    i = info(port, "cpu")
+    return float(i["used_cpu_user_children"]) + float(i["used_cpu_sys_children"])
+
+
+def with_child_cpu(port, run):
+    """Runs `run` and adds the CPU time of the fork child it made. The
+    server reaps a child within its cron period (100 ms at hz 10), so this
+    waits for that before reading."""
+    before = child_cpu(port)
+    res = run()
+    time.sleep(0.3)
+    res["child_cpu"] = round(child_cpu(port) - before, 3)
+    return res
+
+
 def need_space(work, need):
     """Stops the run before a full disk does it halfway through a case."""
     free = shutil.disk_usage(work).free
@@ -322,7 +343,7 @@ def main():
                             order = list(runs_of_round)
                             order = order[i % len(order):] + order[:i % len(order)]
                             for name in order:
-                                rounds[name].append(runs_of_round[name]())
+                                rounds[name].append(with_child_cpu(r.port, runs_of_round[name]))
                             rdb_bytes = floor_file.stat().st_size
                             if i == 0:
                                 # Files are kept until the case ends (see the
@@ -340,6 +361,22 @@ def main():
                             if rounds[name]:
                                 runs[name].update(paired("x_floor", [b["wall"] / f["wall"] for b, f in
                                                                      zip(rounds[name], rounds["floor"])]))
+                        # What the dump itself cost the source: the fork
+                        # child's CPU time, the same work in every round. More
+                        # of it during a backup than during the floor means the
+                        # child ran slower beside us (shared cores, caches);
+                        # wall time beyond it means it waited.
+                        for name in ("floor", "local", "s3"):
+                            if rounds[name]:
+                                runs[name]["child_cpu"] = round(statistics.median(
+                                    x["child_cpu"] for x in rounds[name]), 3)
+                                runs[name]["child_cpu_of_wall"] = round(statistics.median(
+                                    x["child_cpu"] / x["wall"] for x in rounds[name]), 3)
+                        for name in ("local", "s3"):
+                            if rounds[name]:
+                                runs[name].update(paired("x_floor_child_cpu", [
+                                    b["child_cpu"] / f["child_cpu"] for b, f in
+                                    zip(rounds[name], rounds["floor"]) if f["child_cpu"] > 0]))
                         # Restores and the disk's own speed for the same job
                         # (the floor's RDB, in the page cache, copied to a new
                         # file with O_DIRECT and fsynced, as restore writes
@@ -460,6 +497,22 @@ def print_table(rows):
               f'{mb / c["restore"]["wall"]:.0f}{disk} | {mb / c["verify"]["wall"]:.0f} | {s3r} | '
               f'{rss("local")} | {rss("s3")} | {rss("restore")} | {rss("usual")} | '
               f'{c["stored_bytes"] / c["rdb_bytes"]:.3f} |')
+    print()
+    print("Source cost: the fork child's CPU-seconds (median round), paired ratio against the floor's, "
+          "and child CPU as a share of the run's wall time.")
+    print()
+    print("| dataset | GiB | rdbcompression | floor child CPU s (of wall) | local child CPU s (x floor, of wall) "
+          "| s3 child CPU s (x floor, of wall) |")
+    print("|---|---|---|---|---|---|")
+    for c in rows:
+        def child(name):
+            r = c.get(name, {})
+            if "child_cpu" not in r:
+                return "-"
+            x = f'{r["x_floor_child_cpu"]:.2f}x, ' if "x_floor_child_cpu" in r else ""
+            return f'{r["child_cpu"]:.2f} ({x}{r["child_cpu_of_wall"]:.2f})'
+        print(f'| {c["dataset"]} | {c["gib"]} | {c["rdbcompression"]} | {child("floor")} | '
+              f'{child("local")} | {child("s3")} |')
     scans = [c for c in rows if "scan" in c]
     if scans:
         print()
