@@ -88,13 +88,7 @@ fn run(check: Check, span: &[u8], scratch: &mut Vec<u8>) -> Result<(), ScanError
         Check::Lzf { ulen } => {
             let mut l = Lzf::new(span.len() as u64, ulen, Keep::Nothing);
             l.step(span).map_err(ScanErrorKind::Lzf)?;
-            if l.out_left != 0 {
-                return Err(ScanErrorKind::Lzf(format!(
-                    "decodes to {} bytes fewer than declared",
-                    l.out_left
-                )));
-            }
-            Ok(())
+            l.complete().map_err(ScanErrorKind::Lzf)
         }
         Check::LzfBlob { kind, ulen } => {
             lzf::decode_whole(span, ulen, scratch).map_err(ScanErrorKind::Lzf)?;

@@ -99,9 +99,20 @@ impl Lzf {
         }
     }
 
-    /// True when all input has been read (check `out_left == 0` then).
+    /// True when all input has been read (check [`Lzf::complete`] then).
     pub(crate) fn done(&self) -> bool {
         self.in_left == 0
+    }
+
+    /// Once all input is read: the output must have its declared length.
+    pub(crate) fn complete(&self) -> Result<(), String> {
+        if self.out_left != 0 {
+            return Err(format!(
+                "decodes to {} bytes fewer than declared",
+                self.out_left
+            ));
+        }
+        Ok(())
     }
 
     /// Decodes instructions from `input` until it runs out or the string ends.

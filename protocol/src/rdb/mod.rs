@@ -631,12 +631,7 @@ impl Scanner {
                     lzf::Step::NeedMore => Ok(Run::NeedMore),
                     lzf::Step::Consumed(n) => {
                         if lzf.done() {
-                            if lzf.out_left != 0 {
-                                return Err(ScanErrorKind::Lzf(format!(
-                                    "decodes to {} bytes fewer than declared",
-                                    lzf.out_left
-                                )));
-                            }
+                            lzf.complete().map_err(ScanErrorKind::Lzf)?;
                             if let Some(l) = self.lzf.take()
                                 && usage.wants_content()
                             {
