@@ -178,21 +178,26 @@ def timed(cmd, env=None, cwd=None):
             "stdout": p.stdout, "stderr": err}
 
 
-def child_cpu(port):
-    """CPU-seconds of the server's finished fork children (the RDB
-    writer's work): INFO cpu's used_cpu_*_children."""
+def server_cpu(port):
+    """CPU-seconds of the server's own process (its main thread relays the
+    fork's pipe to the replica socket) and of its finished fork children
+    (the RDB writer's work), from INFO cpu."""
     i = info(port, "cpu")
-    return float(i["used_cpu_user_children"]) + float(i["used_cpu_sys_children"])
+    return (float(i["used_cpu_user"]) + float(i["used_cpu_sys"]),
+            float(i["used_cpu_user_children"]) + float(i["used_cpu_sys_children"]))
 
 
 def with_child_cpu(port, run):
-    """Runs `run` and adds the CPU time of the fork child it made. The
-    server reaps a child within its cron period (100 ms at hz 10), so this
-    waits for that before reading."""
-    before = child_cpu(port)
+    """Runs `run` and adds the CPU time of the fork child it made and of
+    the server's main process meanwhile. The server reaps a child within
+    its cron period (100 ms at hz 10), so this waits for that before
+    reading."""
+    main_before, child_before = server_cpu(port)
     res = run()
     time.sleep(0.3)
-    res["child_cpu"] = round(child_cpu(port) - before, 3)
+    main_after, child_after = server_cpu(port)
+    res["child_cpu"] = round(child_after - child_before, 3)
+    res["main_cpu"] = round(main_after - main_before, 3)
     return res
 
 
@@ -372,6 +377,8 @@ def main():
                                     x["child_cpu"] for x in rounds[name]), 3)
                                 runs[name]["child_cpu_of_wall"] = round(statistics.median(
                                     x["child_cpu"] / x["wall"] for x in rounds[name]), 3)
+                                runs[name]["main_cpu"] = round(statistics.median(
+                                    x["main_cpu"] for x in rounds[name]), 3)
                         for name in ("local", "s3"):
                             if rounds[name]:
                                 runs[name].update(paired("x_floor_child_cpu", [
@@ -499,11 +506,12 @@ def print_table(rows):
               f'{c["stored_bytes"] / c["rdb_bytes"]:.3f} |')
     print()
     print("Source cost: the fork child's CPU-seconds (median round), paired ratio against the floor's, "
-          "and child CPU as a share of the run's wall time.")
+          "and child CPU as a share of the run's wall time; then the server main process's CPU-seconds "
+          "over the same runs (median round).")
     print()
     print("| dataset | GiB | rdbcompression | floor child CPU s (of wall) | local child CPU s (x floor, of wall) "
-          "| s3 child CPU s (x floor, of wall) |")
-    print("|---|---|---|---|---|---|")
+          "| s3 child CPU s (x floor, of wall) | main CPU s: floor, local, s3 |")
+    print("|---|---|---|---|---|---|---|")
     for c in rows:
         def child(name):
             r = c.get(name, {})
@@ -511,8 +519,12 @@ def print_table(rows):
                 return "-"
             x = f'{r["x_floor_child_cpu"]:.2f}x, ' if "x_floor_child_cpu" in r else ""
             return f'{r["child_cpu"]:.2f} ({x}{r["child_cpu_of_wall"]:.2f})'
+        def main_cpu(name):
+            r = c.get(name, {})
+            return f'{r["main_cpu"]:.2f}' if "main_cpu" in r else "-"
         print(f'| {c["dataset"]} | {c["gib"]} | {c["rdbcompression"]} | {child("floor")} | '
-              f'{child("local")} | {child("s3")} |')
+              f'{child("local")} | {child("s3")} | '
+              f'{main_cpu("floor")}, {main_cpu("local")}, {main_cpu("s3")} |')
     scans = [c for c in rows if "scan" in c]
     if scans:
         print()
