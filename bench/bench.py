@@ -24,7 +24,8 @@ figure is the median run (peak RSS the highest of them), and a backup's ratio
 to the floor is the median of the rounds' paired ratios. Each backup also
 records the CPU time of the server's fork child (INFO cpu), the source's own
 work, to tell a child that ran slower beside replvault from one that waited
-on it. Results are printed
+on it, and of the server's main process, which relays the fork's pipe to
+the replica socket. Results are printed
 as a Markdown table and appended as JSON lines to bench/results/<timestamp>.jsonl.
 
 Only the standard library; the usual script needs `cryptography` and `boto3`
@@ -187,7 +188,7 @@ def server_cpu(port):
             float(i["used_cpu_user_children"]) + float(i["used_cpu_sys_children"]))
 
 
-def with_child_cpu(port, run):
+def with_server_cpu(port, run):
     """Runs `run` and adds the CPU time of the fork child it made and of
     the server's main process meanwhile. The server reaps a child within
     its cron period (100 ms at hz 10), so this waits for that before
@@ -348,7 +349,7 @@ def main():
                             order = list(runs_of_round)
                             order = order[i % len(order):] + order[:i % len(order)]
                             for name in order:
-                                rounds[name].append(with_child_cpu(r.port, runs_of_round[name]))
+                                rounds[name].append(with_server_cpu(r.port, runs_of_round[name]))
                             rdb_bytes = floor_file.stat().st_size
                             if i == 0:
                                 # Files are kept until the case ends (see the
