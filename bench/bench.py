@@ -8,9 +8,9 @@ size (GiB of used_memory) and `rdbcompression` setting it times, under
 
   floor       redis-cli --rdb FILE
   usual       bench/usual/backup.sh: BGSAVE, poll LASTSAVE every 2 s, copy, gzip -9,
-              Fernet, SHA-256, upload with boto3 (to s3s-fs when it is on PATH)
+              Fernet, SHA-256, upload with boto3 (to s3s-fs, unless --skip-s3)
   local       replvault backup to a local vault
-  s3          replvault backup to s3s-fs on loopback (when s3s-fs is on PATH)
+  s3          replvault backup to s3s-fs on loopback (unless --skip-s3)
   restore     replvault restore from the local vault
   verify      replvault verify of the local backup
   disk        dd of the same RDB to a new file, O_DIRECT and fsync (as restore
@@ -271,12 +271,18 @@ def main():
     ap.add_argument("--repeat", type=int, default=5,
                     help="rounds of floor/local/s3 backups, restores and verifies (median reported)")
     ap.add_argument("--skip-scan", action="store_true", help="skip the scan-mode backup")
+    ap.add_argument("--skip-s3", action="store_true",
+                    help="skip the S3 backup and restore (otherwise s3s-fs must be on PATH)")
     ap.add_argument("--work", default=None, help="scratch directory (default: a temp dir)")
     args = ap.parse_args()
 
     rv = args.binary
     if not Path(rv).exists():
         sys.exit(f"{rv} not found: run `cargo build --release` first")
+    if not args.skip_s3 and not shutil.which("s3s-fs"):
+        # A run without its S3 rows must say so, not drop them silently.
+        sys.exit("s3s-fs not found on PATH: install it (`cargo install --locked "
+                 "s3s-fs@0.14.1 --features binary`, as scripts/test.sh does) or pass --skip-s3")
     # On SIGTERM (`kill`) the `finally` blocks still stop the servers and
     # clean up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -291,7 +297,7 @@ def main():
         subprocess.run([rv, "keygen", "--out", str(key)], check=True, capture_output=True)
 
     s3 = None
-    if shutil.which("s3s-fs"):
+    if not args.skip_s3:
         s3root = work / "s3"
         (s3root / "bench").mkdir(parents=True, exist_ok=True)
         s3port = free_port()
