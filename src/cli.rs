@@ -399,6 +399,25 @@ mod tests {
     }
 
     #[test]
+    fn backups_default_to_zstd_level_2() {
+        // The level BENCHMARKS.md measured as the default.
+        let cli = Cli::try_parse_from([
+            "replvault",
+            "backup",
+            "--redis",
+            "redis://127.0.0.1:6379",
+            "--vault",
+            "/tmp/v",
+            "--no-encryption",
+        ])
+        .map_err(|e| e.to_string());
+        match cli.map(|c| c.command) {
+            Ok(Command::Backup(b)) => assert_eq!(b.write.compression_level, 2),
+            other => panic!("backup did not parse: {other:?}"),
+        }
+    }
+
+    #[test]
     fn sizes_parse() {
         assert_eq!(parse_size("8MiB"), Ok(8 << 20));
         assert_eq!(parse_size("5MB"), Ok(5_000_000));
