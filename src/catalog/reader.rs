@@ -14,7 +14,7 @@ use ring::digest;
 use tokio_util::io::SyncIoBridge;
 
 use super::direct::{Mode, Sink};
-use super::frames::{Decode, Ticket};
+use super::frames::{Decode, Decoded, Ticket};
 use super::{Manifest, Vault, VaultError};
 use crate::crypto::keys::random_bytes;
 use crate::crypto::{Decryptor, MasterKey, StreamError};
@@ -58,11 +58,11 @@ const WRITE_DEPTH: usize = 1;
 const CONTENT_DEPTH: usize = 1;
 
 /// A decoded piece, shared by the threads that check and write it.
-type Piece = Arc<Vec<u8>>;
+type Piece = Arc<Decoded>;
 
 /// The checking thread: scans each decoded piece, in stream order, then
-/// hands it to the file-writing thread. Writing (a copy into the page
-/// cache or the aligned buffer, then the write itself) is a good share of
+/// hands it to the file-writing thread. Writing (the direct write, or a
+/// copy into the page cache or the aligned buffer) is a good share of
 /// the work, so it runs beside the scan instead of after it. So does
 /// checking what is inside LZF bodies and encoded blobs, which costs more
 /// than walking the records on data with compressed values or small
@@ -447,7 +447,7 @@ mod tests {
         let (tx, rx) = sync_channel::<Ticket>(pieces.len());
         for p in pieces {
             let (ptx, prx) = sync_channel(1);
-            ptx.send(Ok(p.to_vec())).unwrap();
+            ptx.send(Ok(p.to_vec().into())).unwrap();
             tx.send(prx).unwrap();
         }
         drop(tx);
