@@ -77,6 +77,7 @@ impl std::ops::Deref for Decoded {
         &self.buf[self.start..]
     }
 }
+
 /// Where the checker waits for the next piece of RDB.
 pub type Ticket = Receiver<Piece>;
 
