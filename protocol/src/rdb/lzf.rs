@@ -203,39 +203,26 @@ impl Lzf {
 pub(crate) fn check_complete(input: &[u8], out_len: u64) -> bool {
     let mut p = 0usize;
     let mut produced = 0u64;
-    while let Some(&ctrl) = input.get(p) {
-        let ctrl = usize::from(ctrl);
-        if ctrl < 32 {
-            // A literal of ctrl + 1 bytes.
-            p += 2 + ctrl;
-            produced += ctrl as u64 + 1;
-        } else {
-            let mut len = ctrl >> 5;
-            let low = if len == 7 {
-                let (Some(&extra), Some(&low)) = (input.get(p + 1), input.get(p + 2)) else {
-                    return false;
-                };
-                len += usize::from(extra);
-                p += 3;
-                low
-            } else {
-                let Some(&low) = input.get(p + 1) else {
-                    return false;
-                };
-                p += 2;
-                low
-            };
-            let back = ((ctrl & 0x1F) << 8) + usize::from(low) + 1;
-            if back as u64 > produced {
-                return false;
+    while p < input.len() {
+        match op(&input[p..]) {
+            None => return false,
+            // A literal cut short leaves `p` past the end.
+            Some(Op::Literal(n)) => {
+                p += 1 + n;
+                produced += n as u64;
             }
-            produced += len as u64 + 2;
+            Some(Op::Back { n, back, size }) => {
+                if back as u64 > produced {
+                    return false;
+                }
+                p += size;
+                produced += n as u64;
+            }
         }
         if produced > out_len {
             return false;
         }
     }
-    // A literal cut short leaves `p` past the end.
     p == input.len() && produced == out_len
 }
 
@@ -326,6 +313,18 @@ pub(crate) fn decode_whole(input: &[u8], out_len: u64, out: &mut Vec<u8>) -> Res
     res
 }
 
+/// The LZF instruction that copies `len` bytes from `back` bytes behind
+/// the output's end (for tests that build LZF strings).
+#[cfg(test)]
+pub(crate) fn backref(len: usize, back: usize) -> Vec<u8> {
+    let (l, b) = (len - 2, back - 1);
+    if l < 7 {
+        vec![((l << 5) | (b >> 8)) as u8, b as u8]
+    } else {
+        vec![((7 << 5) | (b >> 8)) as u8, (l - 7) as u8, b as u8]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,15 +355,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn backref(len: usize, back: usize) -> Vec<u8> {
-        let (l, b) = (len - 2, back - 1);
-        if l < 7 {
-            vec![((l << 5) | (b >> 8)) as u8, b as u8]
-        } else {
-            vec![((7 << 5) | (b >> 8)) as u8, (l - 7) as u8, b as u8]
-        }
     }
 
     /// What `check_complete` must agree with: the streaming decoder.

@@ -1209,7 +1209,7 @@ fn bad_len(first: u8) -> ScanErrorKind {
 mod tests {
     use super::*;
 
-    /// A string in RDB form: raw, or LZF with its lengths.
+    /// A raw string in RDB form.
     fn raw(s: &[u8]) -> Vec<u8> {
         let mut v = vec![u8::try_from(s.len()).expect("short")];
         v.extend_from_slice(s);
@@ -1222,12 +1222,7 @@ mod tests {
     fn lzf(n: usize, len: usize) -> Vec<u8> {
         let mut body = vec![(n - 1) as u8];
         body.extend((0..n).map(|i| b'a' + (i % 26) as u8));
-        let (l, b) = (len - 2, n - 1);
-        if l < 7 {
-            body.extend([((l << 5) | (b >> 8)) as u8, b as u8]);
-        } else {
-            body.extend([((7 << 5) | (b >> 8)) as u8, (l - 7) as u8, b as u8]);
-        }
+        body.extend(lzf::backref(len, n));
         let mut v = vec![0xC3, body.len() as u8, (n + len) as u8];
         v.extend(body);
         v
