@@ -120,6 +120,34 @@ fn fixtures_scan_with_server_counts_in_any_chunking() {
             whole.total_keys(),
             "{name}"
         );
+        // Module data: the test module's fixture says what it wrote; a
+        // Redis 8 file holds vector sets (a module bundled with it); others
+        // none.
+        let modules: Vec<(String, u64, u64)> = match exp["modules"].as_object() {
+            Some(m) => m
+                .iter()
+                .map(|(k, v)| {
+                    let n = |f: &str| v[f].as_u64().unwrap();
+                    (k.clone(), n("values"), n("aux"))
+                })
+                .collect(),
+            None if whole.types.contains_key("module") => {
+                assert!(server == "redis" && version >= "8", "{name}");
+                vec![("vectorset".into(), whole.types["module"], 0)]
+            }
+            None => vec![],
+        };
+        let got: Vec<(String, u64, u64)> = whole
+            .modules
+            .iter()
+            .map(|(k, c)| (k.clone(), c.values, c.aux))
+            .collect();
+        assert_eq!(got, modules, "{name}");
+        assert_eq!(
+            whole.types.get("module").copied().unwrap_or(0),
+            modules.iter().map(|m| m.1).sum::<u64>(),
+            "{name}"
+        );
         let mut funcs = whole.functions.clone();
         funcs.sort();
         let exp_funcs: Vec<String> = exp["functions"]

@@ -60,6 +60,10 @@ pub struct Summary {
     pub types: BTreeMap<String, u64>,
     /// Names of function libraries.
     pub functions: Vec<String>,
+    /// Module data by module type name (such as `vectorset`): a server
+    /// loads this file only with those modules loaded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub modules: BTreeMap<String, ModuleCounts>,
     /// Total payload length in bytes, trailer included.
     pub payload_len: u64,
     /// Result of the trailer check.
@@ -85,6 +89,25 @@ pub struct DbSummary {
     pub keys: u64,
     /// Keys with an expiry.
     pub expires: u64,
+}
+
+/// Module data of one module type.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleCounts {
+    /// Keys holding a value of this type.
+    pub values: u64,
+    /// Module aux records (opcode 0xF7): data the module keeps outside
+    /// keys, such as index definitions.
+    pub aux: u64,
+}
+
+/// The name of a module type from its 64-bit id: nine characters of six
+/// bits each, then ten bits of encoding version (Redis's module.c).
+pub fn module_type_name(id: u64) -> String {
+    const CHARSET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    (0..9)
+        .map(|j| char::from(CHARSET[((id >> (58 - 6 * j)) & 63) as usize]))
+        .collect()
 }
 
 /// The outcome of the CRC-64 trailer check.
@@ -181,6 +204,8 @@ enum LenUse {
     SelectDb,
     /// A quicklist node's container: plain (1) or packed (2).
     QuicklistContainer,
+    /// A module type id: of a value, or of an aux record.
+    ModuleId { aux: bool },
     /// A module aux field's "when" opcode (must be 2).
     ModuleWhenOpcode,
     /// The next opcode of a module value.
@@ -237,7 +262,7 @@ const LIST_BODY: &[Task] = &[Len(LenUse::Repeat(&[STR]))];
 const ZSET_BODY: &[Task] = &[Len(LenUse::Repeat(&[STR, OldDouble]))];
 const HASH_BODY: &[Task] = &[Len(LenUse::Repeat(&[STR, STR]))];
 const ZSET2_BODY: &[Task] = &[Len(LenUse::Repeat(&[STR, Fixed(8, "zset score")]))];
-const MODULE_BODY: &[Task] = &[Len(LenUse::Discard), ModuleOps];
+const MODULE_BODY: &[Task] = &[Len(LenUse::ModuleId { aux: false }), ModuleOps];
 const ZIPMAP_BODY: &[Task] = &[Str(StrUse::Blob(BlobKind::Zipmap))];
 const ZIPLIST_BODY: &[Task] = &[Str(StrUse::Blob(BlobKind::Ziplist))];
 const INTSET_BODY: &[Task] = &[Str(StrUse::Blob(BlobKind::Intset))];
@@ -373,6 +398,8 @@ pub struct Scanner {
     /// Keys per value type code (a code's name is fixed once the header is
     /// read), turned into names at the end for the same reason.
     type_counts: TypeCounts,
+    /// Module data by type id without its encoding version; named at the end.
+    module_counts: BTreeMap<u64, ModuleCounts>,
     pending_expire: bool,
     /// String content being collected for a use that needs it.
     collect: Vec<u8>,
@@ -737,7 +764,15 @@ impl Scanner {
             0xFA => push(self, &[Str(StrUse::AuxKey), Str(StrUse::AuxValue)]),
             0xF9 => push(self, &[Fixed(1, "LFU frequency")]),
             0xF8 => push(self, &[LEN]),
-            0xF7 => push(self, &[LEN, Len(LenUse::ModuleWhenOpcode), LEN, ModuleOps]),
+            0xF7 => push(
+                self,
+                &[
+                    Len(LenUse::ModuleId { aux: true }),
+                    Len(LenUse::ModuleWhenOpcode),
+                    LEN,
+                    ModuleOps,
+                ],
+            ),
             0xF6 => {
                 return Err(ScanErrorKind::UnsupportedType {
                     code: op,
@@ -811,6 +846,14 @@ impl Scanner {
                     )));
                 }
             },
+            LenUse::ModuleId { aux } => {
+                let c = self.module_counts.entry(len >> 10).or_default();
+                if aux {
+                    c.aux += 1;
+                } else {
+                    c.values += 1;
+                }
+            }
             LenUse::ModuleWhenOpcode => {
                 if len != 2 {
                     return Err(ScanErrorKind::Invalid(format!(
@@ -1034,6 +1077,15 @@ impl Scanner {
             {
                 *self.summary.types.entry(name.to_string()).or_default() += n;
             }
+        }
+        for (id, c) in std::mem::take(&mut self.module_counts) {
+            let m = self
+                .summary
+                .modules
+                .entry(module_type_name(id << 10))
+                .or_default();
+            m.values += c.values;
+            m.aux += c.aux;
         }
         self.summary.payload_len = end;
         Ok(self.summary)
@@ -1324,6 +1376,24 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn module_type_names_come_from_their_ids() {
+        // Redis encodes a name as each character's place in this set, six
+        // bits each from the top, then ten bits of encoding version.
+        let set = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for (name, encver) in [
+            ("vectorset", 0u64),
+            ("rvtest-t1", 1),
+            ("ReJSON-RL", 3),
+            ("A________", 1023),
+        ] {
+            let id = name.bytes().fold(0u64, |id, c| {
+                (id << 6) | set.iter().position(|&x| x == c).expect("in set") as u64
+            });
+            assert_eq!(module_type_name((id << 10) | encver), name);
         }
     }
 }
