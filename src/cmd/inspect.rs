@@ -71,6 +71,12 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     for (t, n) in &summary.types {
         outln!("  {t}: {n}");
     }
+    for (name, c) in &summary.modules {
+        outln!("module {name}: values {}, aux records {}", c.values, c.aux);
+    }
+    if !summary.modules.is_empty() {
+        outln!("  a server loads this file only with these modules loaded");
+    }
     if !summary.functions.is_empty() {
         outln!("function libraries: {}", summary.functions.join(", "));
     }

@@ -62,6 +62,14 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         "  3. Put the file where `CONFIG GET dir` / `dbfilename` point (usually dump.rdb), e.g."
     );
     outln!("     `mv {out} /var/lib/redis/dump.rdb && chown redis:redis /var/lib/redis/dump.rdb`.");
+    if !report.summary.modules.is_empty() {
+        let names: Vec<&str> = report.summary.modules.keys().map(String::as_str).collect();
+        outln!(
+            "     The file holds data of module types {}: Redis refuses it unless the modules",
+            names.join(", ")
+        );
+        outln!("     that define them are loaded (`loadmodule` in redis.conf).");
+    }
     outln!("  4. Start Redis and compare `INFO keyspace` with what the backup holds:");
     for (db, s) in &report.summary.databases {
         outln!("       db{db}:keys={},expires={}", s.keys, s.expires);
