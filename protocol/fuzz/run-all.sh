@@ -4,6 +4,8 @@
 #   protocol/fuzz/run-all.sh [seconds for rdb_scan] [seconds for each other]
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`); stable Rust works
 # with RUSTC_BOOTSTRAP=1 (set here). Logs go to protocol/fuzz/logs/.
+# Built with -a (debug assertions, so overflow checks): -O alone turns them
+# off, and an input-controlled length that overflows is a bug to find here.
 set -euo pipefail
 cd "$(dirname "$0")"
 rdb_secs=${1:-1200}
@@ -11,12 +13,12 @@ other_secs=${2:-300}
 export RUSTC_BOOTSTRAP=1
 mkdir -p corpus/rdb_scan corpus/dump logs
 cp ../../fixtures/rdb/*.rdb corpus/rdb_scan/
-cargo fuzz build -O
+cargo fuzz build -O -a
 for t in rdb_scan resp handshake payload dump; do
   secs=$other_secs
   [ "$t" = rdb_scan ] && secs=$rdb_secs
   echo "== $t for ${secs}s"
-  cargo fuzz run -O "$t" -- -max_total_time="$secs" -max_len=65536 \
+  cargo fuzz run -O -a "$t" -- -max_total_time="$secs" -max_len=65536 \
     -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 >"logs/$t.log" 2>&1 || {
     echo "$t found a failure: see logs/$t.log and artifacts/$t/"
     tail -30 "logs/$t.log"
