@@ -45,6 +45,14 @@ const DEFER_LZF_MIN: usize = 32;
 /// Aux values and function code kept for the summary are cut to this length.
 const CAPTURE_LIMIT: usize = 4096;
 
+/// Module types counted by name; data of any further type (only a corrupt
+/// file has so many) is counted under [`OTHER_MODULES`], so the scan's
+/// memory stays bounded.
+const MAX_MODULE_TYPES: usize = 256;
+/// Where data of module types past [`MAX_MODULE_TYPES`] is counted (not a
+/// valid type name, so it cannot collide with one).
+pub const OTHER_MODULES: &str = "(other types)";
+
 /// What a scan learned about an RDB file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
@@ -398,7 +406,8 @@ pub struct Scanner {
     /// Keys per value type code (a code's name is fixed once the header is
     /// read), turned into names at the end for the same reason.
     type_counts: TypeCounts,
-    /// Module data by type id without its encoding version; named at the end.
+    /// Module data by type id without its encoding version (`u64::MAX`:
+    /// past [`MAX_MODULE_TYPES`]); named at the end.
     module_counts: BTreeMap<u64, ModuleCounts>,
     pending_expire: bool,
     /// String content being collected for a use that needs it.
@@ -847,7 +856,15 @@ impl Scanner {
                 }
             },
             LenUse::ModuleId { aux } => {
-                let c = self.module_counts.entry(len >> 10).or_default();
+                let id = len >> 10;
+                let key = if self.module_counts.len() < MAX_MODULE_TYPES
+                    || self.module_counts.contains_key(&id)
+                {
+                    id
+                } else {
+                    u64::MAX
+                };
+                let c = self.module_counts.entry(key).or_default();
                 if aux {
                     c.aux += 1;
                 } else {
@@ -1079,11 +1096,11 @@ impl Scanner {
             }
         }
         for (id, c) in std::mem::take(&mut self.module_counts) {
-            let m = self
-                .summary
-                .modules
-                .entry(module_type_name(id << 10))
-                .or_default();
+            let name = match id {
+                u64::MAX => OTHER_MODULES.to_string(),
+                _ => module_type_name(id << 10),
+            };
+            let m = self.summary.modules.entry(name).or_default();
             m.values += c.values;
             m.aux += c.aux;
         }
@@ -1395,5 +1412,39 @@ mod tests {
             });
             assert_eq!(module_type_name((id << 10) | encver), name);
         }
+    }
+
+    #[test]
+    fn module_types_past_the_cap_are_counted_together() {
+        // A module value of type id `t`: id (64-bit length), then one
+        // unsigned field and EOF; and an aux record of the first type.
+        let mut v = b"REDIS0010".to_vec();
+        v.extend([0xF7, 0x81]);
+        v.extend((1u64 << 10).to_be_bytes());
+        v.extend([2, 2, 2, 7, 0]);
+        v.extend([0xFE, 0]);
+        let types = MAX_MODULE_TYPES as u64 + 44;
+        for t in 1..=types {
+            v.push(7);
+            v.extend(raw(format!("m{t}").as_bytes()));
+            v.push(0x81);
+            v.extend((t << 10).to_be_bytes());
+            v.extend([2, 5, 0]);
+        }
+        v.push(0xFF);
+        let crc = crate::crc64::checksum(&v);
+        v.extend(crc.to_le_bytes());
+        let s = scan(&v, 4096, false).expect("scans");
+        assert_eq!(s.types["module"], types);
+        assert_eq!(s.modules.len(), MAX_MODULE_TYPES + 1);
+        assert_eq!(
+            s.modules[&module_type_name(1 << 10)],
+            ModuleCounts { values: 1, aux: 1 }
+        );
+        assert_eq!(
+            s.modules[OTHER_MODULES],
+            ModuleCounts { values: 44, aux: 0 }
+        );
+        assert_eq!(s.modules.values().map(|c| c.values).sum::<u64>(), types);
     }
 }
