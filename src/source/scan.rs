@@ -144,6 +144,20 @@ fn parse_info(f: &Frame) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Names of the loaded modules, from `INFO modules` (`module:name=...,`
+/// lines); none when the server has no such section or refuses it.
+fn module_names(f: &Frame) -> Vec<String> {
+    f.as_text()
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("module:name="))
+        .map(|rest| rest.split(',').next().unwrap_or(rest).to_string())
+        // Built into Redis 8, and all its data is in its keys (its RDB files
+        // hold no aux record of it: fixtures/rdb/redis-8.2.3.rdb).
+        .filter(|name| name != "vectorset")
+        .collect()
+}
+
 /// Databases with keys, from `INFO keyspace`: (db, keys, expires).
 fn keyspace(info: &BTreeMap<String, String>) -> Vec<(u64, u64, u64)> {
     let mut out: Vec<(u64, u64, u64)> = info
@@ -226,6 +240,16 @@ pub async fn start(
     if cluster.get("cluster_enabled").map(String::as_str) == Some("1") {
         tracing::warn!(
             "cluster mode: scan mode backs up only the keys of this node; back up every master"
+        );
+    }
+    // Only a warning: a server that refuses this section has nothing to say.
+    let modules = module_names(&c.call(&[b"INFO", b"modules"]).await?);
+    if !modules.is_empty() {
+        tracing::warn!(
+            modules = %modules.join(","),
+            "modules loaded: their values are backed up, but what a module keeps outside keys \
+             (aux data, such as search index definitions) is in no DUMP reply, so a scan-mode \
+             backup does not carry it; sync mode does"
         );
     }
     let redis_version = server.get("redis_version").cloned().unwrap_or_default();
@@ -481,5 +505,17 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         assert_eq!(keyspace(&info), [(0, 10, 2), (15, 1, 0)]);
+    }
+
+    #[test]
+    fn module_lines_parse() {
+        let info = Frame::Bulk(
+            b"# Modules\r\nmodule:name=search,ver=21005,api=1,filters=0\r\n\
+              module:name=vectorset,ver=1,api=1\r\nmodule:name=ReJSON,ver=20609\r\n"
+                .to_vec(),
+        );
+        assert_eq!(module_names(&info), ["search", "ReJSON"]);
+        assert!(module_names(&Frame::Bulk(b"# Modules\r\n".to_vec())).is_empty());
+        assert!(module_names(&Frame::Error("ERR unknown section".into())).is_empty());
     }
 }

@@ -462,29 +462,6 @@ fn a_diskless_sync_delay_is_waited_out_and_reported() {
     assert!(list[0]["duration_secs"].as_f64().unwrap() < waited);
 }
 
-/// fixtures/module/rvtest.c built once: a module type with every field kind
-/// a module saves, and aux records before and after the keyspace.
-fn test_module() -> &'static Path {
-    static SO: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    SO.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("replvault-module-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let so = dir.join("rvtest.so");
-        let out = Command::new("cc")
-            .args(["-O2", "-fPIC", "-shared", "-o"])
-            .arg(&so)
-            .arg(root().join("fixtures/module/rvtest.c"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "cc failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        so
-    })
-}
-
 #[test]
 fn module_values_and_aux_records_round_trip() {
     let so = test_module().to_str().unwrap();

@@ -432,3 +432,29 @@ pub fn send_signal(pid: u32, sig: &str) {
         .unwrap();
     assert!(ok.success());
 }
+
+/// fixtures/module/rvtest.c built once per test process: a module type with
+/// every field kind a module saves, and aux records before and after the
+/// keyspace. Built under a name of its own and renamed into place, so
+/// tests building it at once never load a half-written file.
+pub fn test_module() -> &'static Path {
+    static SO: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SO.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let so = dir.join("rvtest.so");
+        let tmp = dir.join(format!("rvtest-{}.so", std::process::id()));
+        let out = Command::new("cc")
+            .args(["-O2", "-fPIC", "-shared", "-o"])
+            .arg(&tmp)
+            .arg(root().join("fixtures/module/rvtest.c"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cc failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::rename(&tmp, &so).unwrap();
+        so
+    })
+}
