@@ -652,14 +652,20 @@ async fn fetch_range(
         let mut buf = BytesMut::with_capacity(usize::try_from(end - start).unwrap_or(0));
         let read = loop {
             match body.next().await {
+                // A store that ignores Range sends the whole object: stop
+                // at the range's size rather than hold it all.
+                Some(Ok(chunk)) if (buf.len() + chunk.len()) as u64 > end - start => {
+                    break Ok(false);
+                }
                 Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
                 Some(Err(e)) => break Err(e),
-                None => break Ok(()),
+                None => break Ok(true),
             }
         };
         match read {
-            Ok(()) if buf.len() as u64 == end - start => return Ok(vec![buf.freeze()]),
-            Ok(()) => last = format!("got {} bytes of range {start}-{end}", buf.len()),
+            Ok(true) if buf.len() as u64 == end - start => return Ok(vec![buf.freeze()]),
+            Ok(true) => last = format!("got {} bytes of range {start}-{end}", buf.len()),
+            Ok(false) => last = format!("got more than the {} bytes asked for", end - start),
             Err(e) => last = e.to_string(),
         }
         tracing::warn!(key, start, attempt, error = %last, "range download failed, retrying");

@@ -181,6 +181,11 @@ pub enum Action {
     /// Forward, but close the connection after this many bytes of the
     /// answer (headers included): a body cut mid-way.
     CutAfter(u64),
+    /// Forward, and answer with this many bytes more than the server sent
+    /// (Content-Length raised to match): a store that sends more than the
+    /// range asked for, as one that ignores `Range` does. (The request's
+    /// `Range` header is signed, so it cannot be dropped here instead.)
+    ExtraBytes(u64),
 }
 
 type Rule = Box<dyn Fn(&str) -> Action + Send + Sync>;
@@ -265,6 +270,38 @@ fn handle(client: TcpStream, upstream: u16, rule: &Rule, log: &Mutex<Vec<(String
                 "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
+            let _ = client.shutdown(Shutdown::Both);
+        }
+        Action::ExtraBytes(extra) => {
+            let mut server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+            let mut out = String::new();
+            for h in &head {
+                if !h.to_ascii_lowercase().starts_with("connection:") {
+                    out.push_str(h);
+                    out.push_str("\r\n");
+                }
+            }
+            out.push_str("Connection: close\r\n\r\n");
+            server.write_all(out.as_bytes()).unwrap();
+            let mut answer = BufReader::new(server);
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                if answer.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                match line.split_once(':') {
+                    Some((name, v)) if name.eq_ignore_ascii_case("content-length") => {
+                        let n: u64 = v.trim().parse().unwrap();
+                        head.push_str(&format!("{name}: {}\r\n", n + extra));
+                    }
+                    _ => head.push_str(&line),
+                }
+            }
+            head.push_str("\r\n");
+            let _ = client.write_all(head.as_bytes());
+            let _ = std::io::copy(&mut answer, &mut client);
+            let _ = client.write_all(&vec![0u8; extra as usize]);
             let _ = client.shutdown(Shutdown::Both);
         }
         Action::Forward | Action::CutAfter(_) => {
@@ -486,6 +523,47 @@ fn s3_ranged_restore_retries_a_range_cut_mid_body() {
     // Ranges of 8 MiB over more than 16 MiB: three or more, one of them twice.
     assert!(gets.load(Ordering::SeqCst) >= 4, "{log}");
     assert_eq!(RedisServer::start_with_rdb(&out).digest(), redis.digest());
+}
+
+#[test]
+fn s3_range_answered_with_more_bytes_fails_the_restore_without_holding_them() {
+    let s3 = S3Server::s3s_fs();
+    let redis = RedisServer::start();
+    fill_every_type(&redis);
+    add_random_mib(&redis, 24);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = s3.vault("norange");
+    ok(run(
+        &backup_args(&redis.url(), &vault, key.to_str().unwrap()),
+        &s3.env(),
+    ));
+    let proxy = HttpFaultProxy::start(s3.port, |line| {
+        if line.starts_with("GET ") && line.contains("/data") {
+            Action::ExtraBytes(4096)
+        } else {
+            Action::Forward
+        }
+    });
+    let out = work.path().join("dump.rdb");
+    let err = fails(run(
+        &[
+            "restore",
+            "--vault",
+            &vault,
+            "--key-file",
+            key.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &s3.env_via(proxy.port),
+    ));
+    assert!(err.contains("got more than the"), "{err}");
+    assert!(
+        proxy.count(Action::ExtraBytes(4096)) >= 4,
+        "each range is retried"
+    );
+    assert!(!out.exists(), "a failed restore leaves no file");
 }
 
 #[test]
