@@ -497,19 +497,16 @@ fn module_values_and_aux_records_round_trip() {
         serde_json::json!({"values": 40, "aux": 2}),
         "{m}"
     );
-    let (vault, key) = (vault.to_str().unwrap(), key.to_str().unwrap());
-    ok(replvault(&["verify", "--vault", vault, "--key-file", key]));
+    ok(replvault(&[
+        "verify",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]));
     let restored = tempfile::tempdir().unwrap();
     let dump = restored.path().join("dump.rdb");
-    let out = ok(replvault(&[
-        "restore",
-        "--vault",
-        vault,
-        "--key-file",
-        key,
-        "--out",
-        dump.to_str().unwrap(),
-    ]));
+    let out = ok(restore_to(&vault, &key, &dump));
     assert!(
         out.contains("rvtest-t1") && out.contains("loadmodule"),
         "the next steps should name the module type: {out}"

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -272,39 +272,7 @@ fn handle(client: TcpStream, upstream: u16, rule: &Rule, log: &Mutex<Vec<(String
             );
             let _ = client.shutdown(Shutdown::Both);
         }
-        Action::ExtraBytes(extra) => {
-            let mut server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-            let mut out = String::new();
-            for h in &head {
-                if !h.to_ascii_lowercase().starts_with("connection:") {
-                    out.push_str(h);
-                    out.push_str("\r\n");
-                }
-            }
-            out.push_str("Connection: close\r\n\r\n");
-            server.write_all(out.as_bytes()).unwrap();
-            let mut answer = BufReader::new(server);
-            let mut head = String::new();
-            loop {
-                let mut line = String::new();
-                if answer.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                match line.split_once(':') {
-                    Some((name, v)) if name.eq_ignore_ascii_case("content-length") => {
-                        let n: u64 = v.trim().parse().unwrap();
-                        head.push_str(&format!("{name}: {}\r\n", n + extra));
-                    }
-                    _ => head.push_str(&line),
-                }
-            }
-            head.push_str("\r\n");
-            let _ = client.write_all(head.as_bytes());
-            let _ = std::io::copy(&mut answer, &mut client);
-            let _ = client.write_all(&vec![0u8; extra as usize]);
-            let _ = client.shutdown(Shutdown::Both);
-        }
-        Action::Forward | Action::CutAfter(_) => {
+        Action::Forward | Action::CutAfter(_) | Action::ExtraBytes(_) => {
             let mut server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
             let mut out = String::new();
             for h in &head {
@@ -322,16 +290,44 @@ fn handle(client: TcpStream, upstream: u16, rule: &Rule, log: &Mutex<Vec<(String
             let up = std::thread::spawn(move || {
                 let _ = std::io::copy(&mut c2, &mut s2);
             });
-            let limit = match action {
-                Action::CutAfter(n) => n,
-                _ => u64::MAX,
-            };
-            let _ = std::io::copy(&mut (&mut server).take(limit), &mut client);
+            match action {
+                Action::CutAfter(n) => {
+                    let _ = std::io::copy(&mut (&server).take(n), &mut client);
+                }
+                Action::ExtraBytes(n) => relay_padded(&server, &mut client, n),
+                _ => {
+                    let _ = std::io::copy(&mut server, &mut client);
+                }
+            }
             let _ = client.shutdown(Shutdown::Both);
             let _ = server.shutdown(Shutdown::Both);
             let _ = up.join();
         }
     }
+}
+
+/// Relays an answer with `extra` zero bytes after its body and its
+/// Content-Length raised to match.
+fn relay_padded(server: &TcpStream, client: &mut TcpStream, extra: u64) {
+    let mut answer = BufReader::new(server);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if answer.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        match line.split_once(':') {
+            Some((name, v)) if name.eq_ignore_ascii_case("content-length") => {
+                let n: u64 = v.trim().parse().unwrap();
+                head.push_str(&format!("{name}: {}\r\n", n + extra));
+            }
+            _ => head.push_str(&line),
+        }
+    }
+    head.push_str("\r\n");
+    let _ = client.write_all(head.as_bytes());
+    let _ = std::io::copy(&mut answer, client);
+    let _ = client.write_all(&vec![0u8; extra as usize]);
 }
 
 /// Adds ~`mib` MiB of random (incompressible) values, so the stored
@@ -473,21 +469,29 @@ fn s3_multipart_upload_and_parallel_ranged_restore() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-#[test]
-fn s3_ranged_restore_retries_a_range_cut_mid_body() {
-    // The second ranged GET of the data object loses its connection 1 MiB
-    // into its body: that range alone is fetched again, and the restore
-    // gives the same data.
+/// A backup on s3s-fs over 16 MiB stored (restore reads it as ranges):
+/// the S3 server, the source, the work directory, key file and vault.
+fn ranged_backup(prefix: &str) -> (S3Server, RedisServer, tempfile::TempDir, PathBuf, String) {
     let s3 = S3Server::s3s_fs();
     let redis = RedisServer::start();
     fill_every_type(&redis);
     add_random_mib(&redis, 24);
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
-    let vault = s3.vault("cut");
-    let env = s3.env();
-    let url = redis.url();
-    ok(run(&backup_args(&url, &vault, key.to_str().unwrap()), &env));
+    let vault = s3.vault(prefix);
+    ok(run(
+        &backup_args(&redis.url(), &vault, key.to_str().unwrap()),
+        &s3.env(),
+    ));
+    (s3, redis, work, key, vault)
+}
+
+#[test]
+fn s3_ranged_restore_retries_a_range_cut_mid_body() {
+    // The second ranged GET of the data object loses its connection 1 MiB
+    // into its body: that range alone is fetched again, and the restore
+    // gives the same data.
+    let (s3, redis, _work, key, vault) = ranged_backup("cut");
     let gets = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let g = gets.clone();
     let proxy = HttpFaultProxy::start(s3.port, move |line| {
@@ -527,17 +531,7 @@ fn s3_ranged_restore_retries_a_range_cut_mid_body() {
 
 #[test]
 fn s3_range_answered_with_more_bytes_fails_the_restore_without_holding_them() {
-    let s3 = S3Server::s3s_fs();
-    let redis = RedisServer::start();
-    fill_every_type(&redis);
-    add_random_mib(&redis, 24);
-    let work = tempfile::tempdir().unwrap();
-    let key = keygen(work.path());
-    let vault = s3.vault("norange");
-    ok(run(
-        &backup_args(&redis.url(), &vault, key.to_str().unwrap()),
-        &s3.env(),
-    ));
+    let (s3, _redis, work, key, vault) = ranged_backup("padded");
     let proxy = HttpFaultProxy::start(s3.port, |line| {
         if line.starts_with("GET ") && line.contains("/data") {
             Action::ExtraBytes(4096)

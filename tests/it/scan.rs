@@ -185,15 +185,7 @@ fn keys_deleted_and_expiring_during_the_walk() {
     let deleted = deleter.join().unwrap();
     assert!(deleted > 0);
     let dump = work.path().join("dump.rdb");
-    ok(replvault(&[
-        "restore",
-        "--vault",
-        vault.to_str().unwrap(),
-        "--key-file",
-        key.to_str().unwrap(),
-        "--out",
-        dump.to_str().unwrap(),
-    ]));
+    ok(restore_to(&vault, &key, &dump));
     let copy = RedisServer::start_with_rdb(&dump);
     let after: u64 = copy.cmd(&["DBSIZE"]).text().parse().unwrap();
     assert!(after <= before, "{after} > {before}");
@@ -295,15 +287,7 @@ fn scan_backup_restored_with_module(src: &RedisServer, so: &str) -> (serde_json:
     let m = list_json(&vault)[0].clone();
     let restored = tempfile::tempdir().unwrap();
     let dump = restored.path().join("dump.rdb");
-    ok(replvault(&[
-        "restore",
-        "--vault",
-        vault.to_str().unwrap(),
-        "--key-file",
-        key.to_str().unwrap(),
-        "--out",
-        dump.to_str().unwrap(),
-    ]));
+    ok(restore_to(&vault, &key, &dump));
     let copy = RedisServer::start_in(restored, &["--loadmodule", so]);
     assert_eq!(copy.digest(), src.digest(), "restored keys differ");
     assert_eq!(

@@ -301,6 +301,20 @@ pub fn fill_every_type(server: &RedisServer) {
     );
 }
 
+/// `replvault restore` of the latest backup in the local vault `vault`,
+/// decrypted with `key`, to `out`.
+pub fn restore_to(vault: &Path, key: &Path, out: &Path) -> Output {
+    replvault(&[
+        "restore",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
 /// `replvault backup` of `url` into the local vault `vault`, encrypted with
 /// `key`, with `extra` flags.
 pub fn backup_to(url: &str, vault: &Path, key: &Path, extra: &[&str]) -> Output {
