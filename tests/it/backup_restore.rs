@@ -30,25 +30,10 @@ pub fn round_trip_logged(
     assert_eq!(list.as_array().unwrap().len(), 1);
     let m = list[0].clone();
 
-    ok(replvault(&[
-        "verify",
-        "--vault",
-        vault.to_str().unwrap(),
-        "--key-file",
-        key.to_str().unwrap(),
-    ]));
+    ok(verify_in(&vault, &key));
     let dump = work.path().join("restore/dump.rdb");
     std::fs::create_dir_all(dump.parent().unwrap()).unwrap();
-    let out = ok(replvault(&[
-        "restore",
-        "latest",
-        "--vault",
-        vault.to_str().unwrap(),
-        "--key-file",
-        key.to_str().unwrap(),
-        "--out",
-        dump.to_str().unwrap(),
-    ]));
+    let out = ok(restore_to(&vault, &key, &dump));
     assert!(out.contains("appendonly"), "next steps missing: {out}");
 
     let copy = RedisServer::start_with_rdb(&dump);
@@ -497,13 +482,7 @@ fn module_values_and_aux_records_round_trip() {
         serde_json::json!({"values": 40, "aux": 2}),
         "{m}"
     );
-    ok(replvault(&[
-        "verify",
-        "--vault",
-        vault.to_str().unwrap(),
-        "--key-file",
-        key.to_str().unwrap(),
-    ]));
+    ok(verify_in(&vault, &key));
     let restored = tempfile::tempdir().unwrap();
     let dump = restored.path().join("dump.rdb");
     let out = ok(restore_to(&vault, &key, &dump));

@@ -168,16 +168,7 @@ fn prune_applies_the_policy_and_keeps_what_it_must() {
 
     // What is left still restores.
     let out_file = work.path().join("dump.rdb");
-    ok(replvault(&[
-        "restore",
-        "latest",
-        "--vault",
-        v,
-        "--key-file",
-        k,
-        "--out",
-        out_file.to_str().unwrap(),
-    ]));
+    ok(restore_to(&vault, &key, &out_file));
     let restored = RedisServer::start_with_rdb(&out_file);
     assert_eq!(restored.digest(), redis.digest());
 

@@ -361,22 +361,24 @@ fn backup_args<'a>(server_url: &'a str, vault: &'a str, key: &'a str) -> Vec<&'a
     ]
 }
 
+/// `replvault restore` of the latest backup in `vault` to `out`.
+fn restore_args<'a>(vault: &'a str, key: &'a Path, out: &'a Path) -> [&'a str; 8] {
+    [
+        "restore",
+        "latest",
+        "--vault",
+        vault,
+        "--key-file",
+        key.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]
+}
+
 fn restore_and_compare(source: &RedisServer, vault: &str, key: &Path, env: &[(String, String)]) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dump.rdb");
-    ok(run(
-        &[
-            "restore",
-            "latest",
-            "--vault",
-            vault,
-            "--key-file",
-            key.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        env,
-    ));
+    ok(run(&restore_args(vault, key, &out), env));
     let restored = RedisServer::start_with_rdb(&out);
     assert_eq!(restored.digest(), source.digest());
 }
@@ -429,13 +431,7 @@ fn s3_backup_list_verify_restore_same_digest() {
 
 #[test]
 fn s3_multipart_upload_and_parallel_ranged_restore() {
-    let s3 = S3Server::s3s_fs();
-    let redis = RedisServer::start();
-    fill_every_type(&redis);
-    add_random_mib(&redis, 24);
-    let work = tempfile::tempdir().unwrap();
-    let key = keygen(work.path());
-    let vault = s3.vault("");
+    let (s3, redis, _work, key, vault) = ranged_source("");
     let mut env = s3.env();
     env.push(("RUST_LOG".into(), "replvault=debug".into()));
     let url = redis.url();
@@ -469,9 +465,10 @@ fn s3_multipart_upload_and_parallel_ranged_restore() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// A backup on s3s-fs over 16 MiB stored (restore reads it as ranges):
-/// the S3 server, the source, the work directory, key file and vault.
-fn ranged_backup(prefix: &str) -> (S3Server, RedisServer, tempfile::TempDir, PathBuf, String) {
+/// An S3 server and a source whose backup stores over 16 MiB (restore
+/// reads it as ranges): the server, the source, the work directory, key
+/// file and vault.
+fn ranged_source(prefix: &str) -> (S3Server, RedisServer, tempfile::TempDir, PathBuf, String) {
     let s3 = S3Server::s3s_fs();
     let redis = RedisServer::start();
     fill_every_type(&redis);
@@ -479,6 +476,12 @@ fn ranged_backup(prefix: &str) -> (S3Server, RedisServer, tempfile::TempDir, Pat
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = s3.vault(prefix);
+    (s3, redis, work, key, vault)
+}
+
+/// [`ranged_source`], backed up.
+fn ranged_backup(prefix: &str) -> (S3Server, RedisServer, tempfile::TempDir, PathBuf, String) {
+    let (s3, redis, work, key, vault) = ranged_source(prefix);
     ok(run(
         &backup_args(&redis.url(), &vault, key.to_str().unwrap()),
         &s3.env(),
@@ -508,18 +511,7 @@ fn s3_ranged_restore_retries_a_range_cut_mid_body() {
     env.push(("RUST_LOG".into(), "replvault=debug".into()));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dump.rdb");
-    let o = run(
-        &[
-            "restore",
-            "--vault",
-            &vault,
-            "--key-file",
-            key.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &env,
-    );
+    let o = run(&restore_args(&vault, &key, &out), &env);
     let log = stderr(&o);
     ok(o);
     assert_eq!(proxy.count(Action::CutAfter(1 << 20)), 1);
@@ -541,15 +533,7 @@ fn s3_range_answered_with_more_bytes_fails_the_restore_without_holding_them() {
     });
     let out = work.path().join("dump.rdb");
     let err = fails(run(
-        &[
-            "restore",
-            "--vault",
-            &vault,
-            "--key-file",
-            key.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
+        &restore_args(&vault, &key, &out),
         &s3.env_via(proxy.port),
     ));
     assert!(err.contains("got more than the"), "{err}");

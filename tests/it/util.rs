@@ -301,11 +301,23 @@ pub fn fill_every_type(server: &RedisServer) {
     );
 }
 
+/// `replvault verify` of the latest backup in the local vault `vault`.
+pub fn verify_in(vault: &Path, key: &Path) -> Output {
+    replvault(&[
+        "verify",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ])
+}
+
 /// `replvault restore` of the latest backup in the local vault `vault`,
 /// decrypted with `key`, to `out`.
 pub fn restore_to(vault: &Path, key: &Path, out: &Path) -> Output {
     replvault(&[
         "restore",
+        "latest",
         "--vault",
         vault.to_str().unwrap(),
         "--key-file",

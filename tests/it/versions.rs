@@ -59,16 +59,7 @@ fn round_trip_with(bin: &str, extra: &[&str], backup_args: &[&str]) -> serde_jso
     let m = list[0].clone();
     let restored = tempfile::tempdir().unwrap();
     let dump = restored.path().join("dump.rdb");
-    ok(replvault(&[
-        "restore",
-        "latest",
-        "--vault",
-        vault_s,
-        "--key-file",
-        key_s,
-        "--out",
-        dump.to_str().unwrap(),
-    ]));
+    ok(restore_to(&vault, &key, &dump));
     let copy = RedisServer::start_bin_in(bin, restored, &[]);
     assert_eq!(copy.digest(), src.digest(), "{bin}: restored data differs");
     assert_eq!(copy.keyspace(), src.keyspace(), "{bin}");
