@@ -60,6 +60,12 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         };
         outln!("aux {k}: {shown}");
     }
+    if summary.aux_omitted > 0 {
+        outln!(
+            "aux: {} more records of further fields, not kept",
+            summary.aux_omitted
+        );
+    }
     outln!(
         "keys: {} ({} with expiry)",
         summary.total_keys(),
@@ -79,6 +85,12 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     }
     if !summary.functions.is_empty() {
         outln!("function libraries: {}", summary.functions.join(", "));
+    }
+    if summary.functions_omitted > 0 {
+        outln!(
+            "  and {} more libraries, not named",
+            summary.functions_omitted
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -460,6 +460,35 @@ fn inspect_reports_bad_files_with_an_offset() {
     }
 }
 
+#[test]
+fn inspect_counts_aux_records_past_the_cap_instead_of_keeping_them() {
+    // A hostile file: 100,000 distinct aux fields and nothing else.
+    let mut b = b"REDIS0010".to_vec();
+    for i in 0..100_000u32 {
+        let k = format!("k{i}");
+        b.extend([0xFA, k.len() as u8]);
+        b.extend(k.as_bytes());
+        b.extend([1, b'v']);
+    }
+    b.push(0xFF);
+    let crc = replvault_protocol::crc64::checksum(&b);
+    b.extend(crc.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("aux.rdb");
+    std::fs::write(&p, b).unwrap();
+    let out = ok(replvault(&["inspect", p.to_str().unwrap()]));
+    assert!(out.contains("verified"), "{out}");
+    assert!(
+        out.contains("aux: 99936 more records of further fields, not kept"),
+        "{out}"
+    );
+    assert_eq!(out.lines().filter(|l| l.starts_with("aux k")).count(), 64);
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(replvault(&["inspect", "--json", p.to_str().unwrap()]))).unwrap();
+    assert_eq!(json["aux_omitted"], 99_936);
+    assert_eq!(json["aux"].as_object().map(|m| m.len()), Some(64));
+}
+
 /// A tmpfs mount that is unmounted on drop.
 struct SmallDisk {
     dir: tempfile::TempDir,

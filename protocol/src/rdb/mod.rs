@@ -45,6 +45,13 @@ const DEFER_LZF_MIN: usize = 32;
 /// Aux values and function code kept for the summary are cut to this length.
 const CAPTURE_LIMIT: usize = 4096;
 
+/// Aux fields kept for the summary (a server writes about ten); further
+/// distinct fields are only counted, so a corrupt or hostile file of
+/// millions of aux records cannot grow the scan's memory.
+const MAX_AUX_FIELDS: usize = 64;
+/// Function library names kept for the summary; further ones are counted.
+const MAX_FUNCTIONS: usize = 1024;
+
 /// Module types counted by name; data of any further type (only a corrupt
 /// file has so many) is counted under [`OTHER_MODULES`], so the scan's
 /// memory stays bounded.
@@ -62,12 +69,20 @@ pub struct Summary {
     pub rdb_version: u32,
     /// AUX fields (redis-ver, ctime, used-mem, ...), lossily decoded.
     pub aux: BTreeMap<String, String>,
+    /// Aux records of further distinct fields, past the first
+    /// [`MAX_AUX_FIELDS`]: counted, not kept.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub aux_omitted: u64,
     /// Per-database key and expiry counts, by db number.
     pub databases: BTreeMap<u64, DbSummary>,
     /// Key counts per value type name (e.g. `string`, `hash-listpack`).
     pub types: BTreeMap<String, u64>,
     /// Names of function libraries.
     pub functions: Vec<String>,
+    /// Function libraries past the first [`MAX_FUNCTIONS`]: counted, not
+    /// named.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub functions_omitted: u64,
     /// Module data by module type name (such as `vectorset`): a server
     /// loads this file only with those modules loaded.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -76,6 +91,10 @@ pub struct Summary {
     pub payload_len: u64,
     /// Result of the trailer check.
     pub checksum: Checksum,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Summary {
@@ -1036,8 +1055,15 @@ impl Scanner {
             StrUse::AuxKey => self.aux_key = Some(capture(&self.collect)),
             StrUse::AuxValue => {
                 let key = self.aux_key.take().unwrap_or_default();
-                let value = capture(&self.collect);
-                self.summary.aux.insert(key, value);
+                let aux = &mut self.summary.aux;
+                if aux.len() < MAX_AUX_FIELDS || aux.contains_key(&key) {
+                    aux.insert(key, capture(&self.collect));
+                } else {
+                    self.summary.aux_omitted += 1;
+                }
+            }
+            StrUse::Function if self.summary.functions.len() >= MAX_FUNCTIONS => {
+                self.summary.functions_omitted += 1;
             }
             StrUse::Function => {
                 // Library code starts with a shebang: `#!lua name=mylib`.
@@ -1412,6 +1438,41 @@ mod tests {
             });
             assert_eq!(module_type_name((id << 10) | encver), name);
         }
+    }
+
+    #[test]
+    fn aux_fields_and_function_names_past_their_caps_are_counted_not_kept() {
+        let mut v = b"REDIS0010".to_vec();
+        let aux = |v: &mut Vec<u8>, k: &str, val: &str| {
+            v.push(0xFA);
+            v.extend(raw(k.as_bytes()));
+            v.extend(raw(val.as_bytes()));
+        };
+        for i in 0..MAX_AUX_FIELDS + 10 {
+            aux(&mut v, &format!("f{i}"), "x");
+        }
+        // A field already kept is still updated once the cap is reached.
+        aux(&mut v, "f0", "last");
+        for i in 0..MAX_FUNCTIONS + 3 {
+            v.push(0xF5);
+            v.extend(raw(format!("#!lua name=l{i}\n").as_bytes()));
+        }
+        v.push(0xFF);
+        let crc = crate::crc64::checksum(&v);
+        v.extend(crc.to_le_bytes());
+        let s = scan(&v, 4096, false).expect("scans");
+        assert_eq!(s.aux.len(), MAX_AUX_FIELDS);
+        assert_eq!(s.aux["f0"], "last");
+        assert_eq!(s.aux_omitted, 10);
+        assert_eq!(s.functions.len(), MAX_FUNCTIONS);
+        assert_eq!(s.functions[0], "l0");
+        assert_eq!(s.functions_omitted, 3);
+        let json = serde_json::to_string(&s).expect("serializes");
+        let back: Summary = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, s);
+        // Summaries without omissions serialize as before.
+        let plain = serde_json::to_string(&Summary::default()).expect("serializes");
+        assert!(!plain.contains("omitted"), "{plain}");
     }
 
     #[test]
