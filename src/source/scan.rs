@@ -7,8 +7,8 @@
 //! Not a point-in-time snapshot: keys are read at different moments. Keys
 //! that vanish during the walk are skipped; keys `SCAN` reports twice (it may,
 //! while the server resizes a table) are written once, which costs a 16-byte
-//! digest per key of the largest database in a hash set (about 28 bytes with
-//! its overhead, reserved from `INFO keyspace`).
+//! digest per key of the largest database in a hash set reserved from `INFO
+//! keyspace` (19 to 39 bytes per key: 17 per slot, a power of two of slots).
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
@@ -27,8 +27,9 @@ use super::{RdbSource, SourceError};
 use crate::catalog::SourceInfo;
 
 /// Keys of one database whose digest slots are reserved up front (from
-/// `INFO keyspace`), so the set does not double while full: about 1.1 GiB
-/// at this count. A larger database grows the set as it goes.
+/// `INFO keyspace`), so the set does not double while full: 2^27 slots of
+/// 17 bytes at this count, touched only as keys arrive. A larger database
+/// grows the set as it goes.
 const RESERVE_KEYS: u64 = 1 << 26;
 
 /// Hashes a key digest by its low 64 bits: the digest is already the output
