@@ -487,10 +487,18 @@ impl Store for S3Store {
             return Ok(Box::pin(r.body.into_async_read()));
         }
         let (tx, rx) = mpsc::channel(2);
-        tokio::spawn(fetch_ranges(self.clone(), key.to_string(), size, tx));
+        let pool = Pool::default();
+        tokio::spawn(fetch_ranges(
+            self.clone(),
+            key.to_string(),
+            size,
+            tx,
+            pool.clone(),
+        ));
         Ok(Box::pin(ChannelReader {
             rx,
-            segments: VecDeque::new(),
+            current: None,
+            pool,
         }))
     }
 
@@ -590,22 +598,57 @@ impl Store for S3Store {
     }
 }
 
+/// Range buffers the reader hands back once it has read them, for the next
+/// ranges: a restore allocates about as many as it holds at once, not one
+/// per range, and glibc keeps freed buffers of this size (S3 restore peaked
+/// at 124 to 165 MiB with a fresh buffer per range, BENCHMARKS.md).
+#[derive(Clone, Default)]
+struct Pool(Arc<std::sync::Mutex<Vec<BytesMut>>>);
+
+impl Pool {
+    /// An empty buffer with room for `len` bytes.
+    fn take(&self, len: usize) -> BytesMut {
+        let mut buf = self
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut p| p.pop())
+            .unwrap_or_default();
+        buf.clear();
+        buf.reserve(len);
+        buf
+    }
+
+    /// Keeps a range's buffer if nothing else holds it.
+    fn give(&self, range: Bytes) {
+        if let (Ok(buf), Ok(mut pool)) = (range.try_into_mut(), self.0.lock()) {
+            if pool.len() < POOL_MAX {
+                pool.push(buf);
+            }
+        }
+    }
+}
+
+/// Range buffers kept for reuse: those in flight, queued and being read.
+const POOL_MAX: usize = 16;
+
 /// Fetches `size` bytes of `key` as ranges, `concurrency` at a time, and
 /// sends them in order.
 async fn fetch_ranges(
     store: S3Store,
     key: String,
     size: u64,
-    tx: mpsc::Sender<Result<Vec<Bytes>, std::io::Error>>,
+    tx: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    pool: Pool,
 ) {
     let mut pending = VecDeque::new();
     let mut next = 0u64;
     loop {
         while pending.len() < store.s.concurrency && next < size {
             let end = (next + RANGE).min(size);
-            let (st, k) = (store.clone(), key.clone());
+            let (st, k, p) = (store.clone(), key.clone(), pool.clone());
             pending.push_back(tokio::spawn(async move {
-                fetch_range(&st, &k, next, end).await
+                fetch_range(&st, &k, next, end, &p).await
             }));
             next = end;
         }
@@ -637,8 +680,10 @@ async fn fetch_range(
     key: &str,
     start: u64,
     end: u64,
-) -> Result<Vec<Bytes>, std::io::Error> {
+    pool: &Pool,
+) -> Result<Bytes, std::io::Error> {
     let mut last = String::new();
+    let mut buf = pool.take(usize::try_from(end - start).unwrap_or(0));
     for attempt in 0..RANGE_ATTEMPTS {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
@@ -649,7 +694,7 @@ async fn fetch_range(
             .await
             .map_err(std::io::Error::other)?;
         let mut body = r.body;
-        let mut buf = BytesMut::with_capacity(usize::try_from(end - start).unwrap_or(0));
+        buf.clear();
         let read = loop {
             match body.next().await {
                 // A store that ignores Range sends the whole object: stop
@@ -663,7 +708,7 @@ async fn fetch_range(
             }
         };
         match read {
-            Ok(true) if buf.len() as u64 == end - start => return Ok(vec![buf.freeze()]),
+            Ok(true) if buf.len() as u64 == end - start => return Ok(buf.freeze()),
             Ok(true) => last = format!("got {} bytes of range {start}-{end}", buf.len()),
             Ok(false) => last = format!("got more than the {} bytes asked for", end - start),
             Err(e) => last = e.to_string(),
@@ -676,10 +721,12 @@ async fn fetch_range(
     )))
 }
 
-/// An `AsyncRead` over a channel of ranges, each a list of segments.
+/// An `AsyncRead` over a channel of ranges.
 struct ChannelReader {
-    rx: mpsc::Receiver<Result<Vec<Bytes>, std::io::Error>>,
-    segments: VecDeque<Bytes>,
+    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    /// The range being read and how far.
+    current: Option<(Bytes, usize)>,
+    pool: Pool,
 }
 
 impl AsyncRead for ChannelReader {
@@ -690,20 +737,23 @@ impl AsyncRead for ChannelReader {
     ) -> Poll<std::io::Result<()>> {
         let this = &mut *self;
         loop {
-            match this.segments.front_mut() {
-                Some(seg) if seg.is_empty() => {
-                    this.segments.pop_front();
-                }
-                Some(seg) => {
-                    let n = seg.len().min(buf.remaining());
-                    buf.put_slice(&seg.split_to(n));
+            match &mut this.current {
+                Some((range, pos)) if *pos < range.len() => {
+                    let n = (range.len() - *pos).min(buf.remaining());
+                    buf.put_slice(&range[*pos..*pos + n]);
+                    *pos += n;
                     return Poll::Ready(Ok(()));
+                }
+                Some(_) => {
+                    if let Some((range, _)) = this.current.take() {
+                        this.pool.give(range);
+                    }
                 }
                 None => match this.rx.poll_recv(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(None) => return Poll::Ready(Ok(())),
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
-                    Poll::Ready(Some(Ok(range))) => this.segments.extend(range),
+                    Poll::Ready(Some(Ok(range))) => this.current = Some((range, 0)),
                 },
             }
         }
@@ -935,6 +985,44 @@ impl Drop for S3Upload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn ranges_read_in_order_and_their_buffers_come_back_for_reuse() {
+        use tokio::io::AsyncReadExt;
+        let pool = Pool::default();
+        let (tx, rx) = mpsc::channel(4);
+        let mut want = Vec::new();
+        for i in 0..3u8 {
+            let mut buf = pool.take(1000);
+            buf.extend(std::iter::repeat_n(i, 1000));
+            want.extend_from_slice(&buf);
+            tx.send(Ok(buf.freeze())).await.expect("sent");
+        }
+        // A range still held elsewhere is read but not taken back.
+        let held = Bytes::from(vec![9u8; 10]);
+        want.extend_from_slice(&held);
+        tx.send(Ok(held.clone())).await.expect("sent");
+        drop(tx);
+        let mut r = ChannelReader {
+            rx,
+            current: None,
+            pool: pool.clone(),
+        };
+        let mut got = Vec::new();
+        let mut small = [0u8; 300];
+        loop {
+            let n = r.read(&mut small).await.expect("reads");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&small[..n]);
+        }
+        assert_eq!(got, want);
+        assert_eq!(pool.0.lock().expect("lock").len(), 3);
+        let again = pool.take(1000);
+        assert!(again.is_empty() && again.capacity() >= 1000);
+        assert_eq!(pool.0.lock().expect("lock").len(), 2);
+    }
 
     #[test]
     fn growing_parts_hold_five_tib() {
