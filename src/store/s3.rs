@@ -601,7 +601,7 @@ impl Store for S3Store {
 /// Range buffers the reader hands back once it has read them, for the next
 /// ranges: a restore allocates about as many as it holds at once, not one
 /// per range, and glibc keeps freed buffers of this size (S3 restore peaked
-/// at 124 to 165 MiB with a fresh buffer per range, BENCHMARKS.md).
+/// at 121 to 161 MiB with a fresh buffer per range, BENCHMARKS.md).
 #[derive(Clone, Default)]
 struct Pool(Arc<std::sync::Mutex<Vec<BytesMut>>>);
 
