@@ -673,7 +673,7 @@ async fn fetch_ranges(
 /// One range, copied into one buffer of its size as the body arrives. The
 /// body's own chunks are views of the HTTP client's read buffers, so
 /// holding them (as this did) kept more than the range alive: restoring a
-/// 190 MB object peaked at 143 to 148 MiB that way, 119 to 133 with the
+/// 190 MB object peaked at 139 to 144 MiB that way, 116 to 130 with the
 /// copy, in the same time (BENCHMARKS.md).
 async fn fetch_range(
     store: &S3Store,
