@@ -190,8 +190,8 @@ pub enum Action {
 
 type Rule = Box<dyn Fn(&str) -> Action + Send + Sync>;
 
-/// An HTTP/1.1 proxy that decides per request (by its request line)
-/// whether to forward, fail or cut it. It adds `Connection: close` to each
+/// An HTTP/1.1 proxy that decides per request (by its head: the request
+/// line, then the headers, one per line) whether to forward, fail or cut it. It adds `Connection: close` to each
 /// forwarded request so every request arrives on a new connection.
 pub struct HttpFaultProxy {
     pub port: u16,
@@ -256,7 +256,7 @@ fn handle(client: TcpStream, upstream: u16, rule: &Rule, log: &Mutex<Vec<(String
     let Some(request_line) = head.first().cloned() else {
         return;
     };
-    let action = rule(&request_line);
+    let action = rule(&head.join("\n"));
     log.lock().unwrap().push((request_line, action));
     let mut client = client;
     match action {
@@ -491,17 +491,23 @@ fn ranged_backup(prefix: &str) -> (S3Server, RedisServer, tempfile::TempDir, Pat
 
 #[test]
 fn s3_ranged_restore_retries_a_range_cut_mid_body() {
-    // The second ranged GET of the data object loses its connection 1 MiB
-    // into its body: that range alone is fetched again, and the restore
-    // gives the same data.
+    // The first GET of the data object's second range loses its connection
+    // 1 MiB into its answer: that range alone is fetched again, and the
+    // restore gives the same data. (Chosen by its Range header: the ranges
+    // are requested in parallel, so their order of arrival varies.)
     let (s3, redis, _work, key, vault) = ranged_backup("cut");
     let gets = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let g = gets.clone();
-    let proxy = HttpFaultProxy::start(s3.port, move |line| {
-        if line.starts_with("GET ")
-            && line.contains("/data")
-            && g.fetch_add(1, Ordering::SeqCst) == 1
-        {
+    let cut = Arc::new(AtomicBool::new(false));
+    let (g, c) = (gets.clone(), cut.clone());
+    let proxy = HttpFaultProxy::start(s3.port, move |head| {
+        if !(head.starts_with("GET ") && head.lines().next().unwrap().contains("/data")) {
+            return Action::Forward;
+        }
+        g.fetch_add(1, Ordering::SeqCst);
+        let second = head
+            .to_ascii_lowercase()
+            .contains("\nrange: bytes=8388608-");
+        if second && !c.swap(true, Ordering::SeqCst) {
             Action::CutAfter(1 << 20)
         } else {
             Action::Forward
