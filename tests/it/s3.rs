@@ -361,20 +361,6 @@ fn backup_args<'a>(server_url: &'a str, vault: &'a str, key: &'a str) -> Vec<&'a
     ]
 }
 
-/// `replvault restore` of the latest backup in `vault` to `out`.
-fn restore_args<'a>(vault: &'a str, key: &'a Path, out: &'a Path) -> [&'a str; 8] {
-    [
-        "restore",
-        "latest",
-        "--vault",
-        vault,
-        "--key-file",
-        key.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]
-}
-
 fn restore_and_compare(source: &RedisServer, vault: &str, key: &Path, env: &[(String, String)]) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dump.rdb");

@@ -315,16 +315,22 @@ pub fn verify_in(vault: &Path, key: &Path) -> Output {
 /// `replvault restore` of the latest backup in the local vault `vault`,
 /// decrypted with `key`, to `out`.
 pub fn restore_to(vault: &Path, key: &Path, out: &Path) -> Output {
-    replvault(&[
+    replvault(&restore_args(vault.to_str().unwrap(), key, out))
+}
+
+/// `replvault restore` of the latest backup in `vault` (a path or a URL) to
+/// `out`.
+pub fn restore_args<'a>(vault: &'a str, key: &'a Path, out: &'a Path) -> [&'a str; 8] {
+    [
         "restore",
         "latest",
         "--vault",
-        vault.to_str().unwrap(),
+        vault,
         "--key-file",
         key.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
-    ])
+    ]
 }
 
 /// `replvault backup` of `url` into the local vault `vault`, encrypted with
