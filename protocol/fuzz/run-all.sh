@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target on one core, one after the other, seeding the RDB
-# scanner's corpus with the real-server fixtures. Usage:
-#   protocol/fuzz/run-all.sh [seconds for rdb_scan] [seconds for each other]
+# checker's corpus with the real-server fixtures. Usage:
+#   protocol/fuzz/run-all.sh [seconds for rdb_check] [seconds for each other]
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`); stable Rust works
 # with RUSTC_BOOTSTRAP=1 (set here). Logs go to protocol/fuzz/logs/.
 # Built with -a (debug assertions, so overflow checks): -O alone turns them
@@ -11,12 +11,12 @@ cd "$(dirname "$0")"
 rdb_secs=${1:-1200}
 other_secs=${2:-300}
 export RUSTC_BOOTSTRAP=1
-mkdir -p corpus/rdb_scan corpus/dump logs
-cp ../../fixtures/rdb/*.rdb corpus/rdb_scan/
+mkdir -p corpus/rdb_check corpus/dump logs
+cp ../../fixtures/rdb/*.rdb corpus/rdb_check/
 cargo fuzz build -O -a
-for t in rdb_scan resp handshake payload dump; do
+for t in rdb_check resp handshake payload dump; do
   secs=$other_secs
-  [ "$t" = rdb_scan ] && secs=$rdb_secs
+  [ "$t" = rdb_check ] && secs=$rdb_secs
   echo "== $t for ${secs}s"
   cargo fuzz run -O -a "$t" -- -max_total_time="$secs" -max_len=65536 \
     -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 >"logs/$t.log" 2>&1 || {

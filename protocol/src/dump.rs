@@ -245,7 +245,7 @@ pub fn make_payload(value: &[u8], rdb_version: u16) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rdb::Scanner;
+    use crate::rdb::Checker;
 
     #[test]
     fn lengths_encode_like_redis() {
@@ -316,7 +316,7 @@ mod tests {
         ));
         let n = w.finish(&mut out);
         assert_eq!(n, out.len() as u64);
-        let mut sc = Scanner::new();
+        let mut sc = Checker::new();
         sc.feed(&out).unwrap();
         let sum = sc.finish().unwrap();
         assert_eq!(sum.rdb_version, 10);

@@ -12,7 +12,7 @@
 //!   state machine that reports `+FULLRESYNC` and the payload framing.
 //! - [`payload`]: RDB transfer framing (`$<len>` and `$EOF:<mark>`), and when
 //!   to send `REPLCONF ACK`.
-//! - [`rdb`]: streaming structural scanner for RDB files (Redis and Valkey),
+//! - [`rdb`]: streaming structural checker for RDB files (Redis and Valkey),
 //!   with bounded memory, and the summary it produces.
 //! - [`crc64`]: CRC-64/Jones, the checksum Redis puts in the RDB trailer.
 //! - [`dump`]: `DUMP` payloads, and writing an RDB from them (scan mode).

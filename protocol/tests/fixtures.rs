@@ -1,10 +1,10 @@
-//! The scanner against RDB files written by real servers (fixtures/rdb):
+//! The checker against RDB files written by real servers (fixtures/rdb):
 //! accepted in any chunking, with the counts the server itself reported;
 //! every single-byte flip (or a wide sample) and every truncation rejected.
 
 use std::path::{Path, PathBuf};
 
-use replvault_protocol::rdb::{Checksum, ScanError, ScanErrorKind, Scanner, Summary};
+use replvault_protocol::rdb::{CheckError, CheckErrorKind, Checker, Checksum, Summary};
 use serde_json::Value;
 
 fn fixtures() -> Vec<PathBuf> {
@@ -19,8 +19,8 @@ fn fixtures() -> Vec<PathBuf> {
     v
 }
 
-fn scan(bytes: &[u8], chunk: usize) -> Result<Summary, ScanError> {
-    let mut s = Scanner::new();
+fn scan(bytes: &[u8], chunk: usize) -> Result<Summary, CheckError> {
+    let mut s = Checker::new();
     for c in bytes.chunks(chunk.max(1)) {
         s.feed(c)?;
     }
@@ -29,8 +29,8 @@ fn scan(bytes: &[u8], chunk: usize) -> Result<Summary, ScanError> {
 
 /// `scan` with the content checks deferred and run after each chunk, as
 /// restore runs them on another thread.
-fn scan_deferring(bytes: &[u8], chunk: usize) -> Result<Summary, ScanError> {
-    let mut s = Scanner::new();
+fn scan_deferring(bytes: &[u8], chunk: usize) -> Result<Summary, CheckError> {
+    let mut s = Checker::new();
     let mut deferred_any = false;
     for c in bytes.chunks(chunk.max(1)) {
         let (deferred, fed) = s.feed_deferring(c);
@@ -45,7 +45,7 @@ fn scan_deferring(bytes: &[u8], chunk: usize) -> Result<Summary, ScanError> {
 }
 
 /// The same verdict, to the byte and the message, either way.
-fn scan_both(bytes: &[u8], chunk: usize) -> Result<Summary, ScanError> {
+fn scan_both(bytes: &[u8], chunk: usize) -> Result<Summary, CheckError> {
     let inline = scan(bytes, chunk);
     assert_eq!(scan_deferring(bytes, chunk), inline, "chunk {chunk}");
     inline
@@ -216,7 +216,7 @@ fn every_flipped_byte_is_rejected() {
                 rejected += 1;
                 content_errors += usize::from(matches!(
                     e.kind,
-                    ScanErrorKind::Lzf(_) | ScanErrorKind::Blob { .. }
+                    CheckErrorKind::Lzf(_) | CheckErrorKind::Blob { .. }
                 ));
             } else {
                 assert!(

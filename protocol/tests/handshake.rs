@@ -5,7 +5,7 @@
 //! elsewhere, plus the refusal mappings.
 
 use replvault_protocol::payload::{Framing, PayloadReader};
-use replvault_protocol::rdb::Scanner;
+use replvault_protocol::rdb::Checker;
 use replvault_protocol::replica::{Config, Event, Handshake, HandshakeError};
 
 struct Outcome {
@@ -77,7 +77,7 @@ fn check(out: &Outcome, eof: bool) {
         }
         e => panic!("unexpected {e:?}"),
     }
-    let mut s = Scanner::new();
+    let mut s = Checker::new();
     s.feed(&out.payload).unwrap();
     let summary = s.finish().unwrap();
     assert!(summary.total_keys() > 0);

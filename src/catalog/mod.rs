@@ -3,7 +3,7 @@
 //! point. See `docs/FORMAT.md` for the layout and its invariants.
 //!
 //! Write path: [`Vault::begin_backup`] gives a [`BackupWriter`] that takes
-//! raw RDB bytes, runs them through the streaming scanner (CRC-64 and
+//! raw RDB bytes, runs them through the streaming checker (CRC-64 and
 //! structure), zstd and the AEAD stream, and uploads; [`BackupWriter::finish`]
 //! refuses to commit unless the scan passed, then writes the manifest.
 //! Read path: [`Vault::list`], [`Vault::resolve`], and [`reader`] for
@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use replvault_protocol::rdb::ScanError;
+use replvault_protocol::rdb::CheckError;
 
 use crate::crypto::keys::random_bytes;
 use crate::crypto::{MasterKey, StreamError};
@@ -39,7 +39,7 @@ pub enum VaultError {
     Store(#[from] StoreError),
     /// The RDB failed the CRC or structure check.
     #[error("the RDB is corrupt: {0}")]
-    Corrupt(#[from] ScanError),
+    Corrupt(#[from] CheckError),
     /// The encrypted container is wrong (key, tampering, truncation).
     #[error(transparent)]
     Crypto(#[from] StreamError),

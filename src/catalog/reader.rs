@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
-use replvault_protocol::rdb::{Checksum, Deferred, ScanError, Scanner, Summary};
+use replvault_protocol::rdb::{CheckError, Checker, Checksum, Deferred, Summary};
 use ring::digest;
 use tokio_util::io::SyncIoBridge;
 
@@ -33,7 +33,7 @@ pub struct ReadReport {
 /// Why the checking thread stopped before the end.
 enum Stop {
     /// The RDB failed the scan.
-    Scan(ScanError),
+    Scan(CheckError),
     /// The data did not decompress.
     Decode(std::io::Error),
     /// A thread of ours failed.
@@ -42,7 +42,7 @@ enum Stop {
 
 /// What the checking thread found.
 struct Checked {
-    scanner: Scanner,
+    checker: Checker,
     stop: Option<Stop>,
     /// The restored file, or why writing it failed (restore only).
     file: Option<std::io::Result<File>>,
@@ -82,7 +82,7 @@ fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Check
         }
         None => (None, None),
     };
-    let mut scanner = Scanner::new();
+    let mut checker = Checker::new();
     let mut stop = None;
     for ticket in tickets {
         let chunk = match ticket.recv() {
@@ -94,7 +94,7 @@ fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Check
             // Its decoder went away with the stage: the caller has the cause.
             Err(_) => break,
         };
-        let (deferred, fed) = scanner.feed_deferring(&chunk);
+        let (deferred, fed) = checker.feed_deferring(&chunk);
         if !deferred.is_empty() && content_tx.send((Arc::clone(&chunk), deferred)).is_err() {
             // The content thread found a fault: its error is reported.
             break;
@@ -125,7 +125,7 @@ fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Check
             .unwrap_or_else(|_| Err(std::io::Error::other("the write thread panicked")))
     });
     Ok(Checked {
-        scanner,
+        checker,
         stop,
         file,
     })
@@ -133,7 +133,7 @@ fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Check
 
 /// The content-checking thread: runs the checks the scan deferred, piece
 /// by piece in stream order, and stops at the first fault.
-fn check_content(pieces: Receiver<(Piece, Deferred)>) -> Result<(), ScanError> {
+fn check_content(pieces: Receiver<(Piece, Deferred)>) -> Result<(), CheckError> {
     for (piece, deferred) in pieces {
         deferred.check(&piece)?;
     }
@@ -254,8 +254,8 @@ async fn read(
         }
         Err(e) => return Err(e),
     };
-    let bytes = checked.scanner.offset();
-    let summary = checked.scanner.finish()?;
+    let bytes = checked.checker.offset();
+    let summary = checked.checker.finish()?;
     if let Some(f) = file {
         f.sync_all().map_err(|e| disk_error(&e, m.rdb.bytes))?;
     }
@@ -420,7 +420,7 @@ fn publish(tmp: &Path, out: &Path, force: bool) -> std::io::Result<()> {
 mod tests {
     use std::sync::mpsc::sync_channel;
 
-    use replvault_protocol::rdb::ScanErrorKind;
+    use replvault_protocol::rdb::CheckErrorKind;
 
     use super::*;
 
@@ -432,8 +432,8 @@ mod tests {
     }
 
     /// The scan checking everything in place, fed the same pieces.
-    fn inline(bytes: &[u8], size: usize) -> Result<Summary, ScanError> {
-        let mut s = Scanner::new();
+    fn inline(bytes: &[u8], size: usize) -> Result<Summary, CheckError> {
+        let mut s = Checker::new();
         for p in bytes.chunks(size) {
             s.feed(p)?;
         }
@@ -442,7 +442,7 @@ mod tests {
 
     /// The checker's verdict on `bytes` handed over in pieces of `size`,
     /// as `read` takes it.
-    fn checked(bytes: &[u8], size: usize) -> Result<Summary, ScanError> {
+    fn checked(bytes: &[u8], size: usize) -> Result<Summary, CheckError> {
         let pieces: Vec<&[u8]> = bytes.chunks(size).collect();
         let (tx, rx) = sync_channel::<Ticket>(pieces.len());
         for p in pieces {
@@ -456,12 +456,12 @@ mod tests {
             Some(Stop::Scan(e)) => Err(e),
             Some(Stop::Decode(e)) => panic!("decode error {e}"),
             Some(Stop::Internal(what)) => panic!("{what}"),
-            None => c.scanner.finish(),
+            None => c.checker.finish(),
         }
     }
 
-    fn content_fault(e: &ScanError) -> bool {
-        matches!(e.kind, ScanErrorKind::Lzf(_) | ScanErrorKind::Blob { .. })
+    fn content_fault(e: &CheckError) -> bool {
+        matches!(e.kind, CheckErrorKind::Lzf(_) | CheckErrorKind::Blob { .. })
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::Utc;
-use replvault_protocol::rdb::{Checksum, Scanner, Summary};
+use replvault_protocol::rdb::{Checker, Checksum, Summary};
 use ring::digest;
 use tokio::sync::mpsc;
 
@@ -109,22 +109,22 @@ fn worker(
     level: i32,
 ) -> Result<WorkerOut, VaultError> {
     let io = |e: std::io::Error| VaultError::Pipeline(e.to_string());
-    let mut scanner = Scanner::new();
+    let mut checker = Checker::new();
     // Frames compress (and encrypt) on a thread of their own, so the
     // scan overlaps with them instead of serialising with them.
     let mut z = FrameWriter::start(sealer, level).map_err(io)?;
     loop {
         match rx.blocking_recv() {
             Some(Msg::Data(chunk)) => {
-                scanner.feed(&chunk)?;
+                checker.feed(&chunk)?;
                 z.write(&chunk).map_err(io)?;
             }
             Some(Msg::End) => break,
             None => return Err(VaultError::Aborted),
         }
     }
-    let rdb_bytes = scanner.offset();
-    let summary = scanner.finish()?;
+    let rdb_bytes = checker.offset();
+    let summary = checker.finish()?;
     let sealer = z.finish().map_err(io)?;
     sealer.finish().map_err(io)?;
     Ok(WorkerOut { summary, rdb_bytes })
@@ -198,7 +198,7 @@ impl BackupWriter {
     }
 
     /// Feeds the next raw RDB bytes (waits when the pipeline is full).
-    /// Fails as soon as the scanner rejects the data or the upload fails.
+    /// Fails as soon as the checker rejects the data or the upload fails.
     pub async fn write(&mut self, rdb: Bytes) -> Result<(), VaultError> {
         let n = rdb.len() as u64;
         let sent = match &self.tx {

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use replvault_protocol::rdb::{Checksum, Scanner};
+use replvault_protocol::rdb::{Checker, Checksum};
 
 use crate::cli::InspectArgs;
 use crate::cmd::common::size;
@@ -15,7 +15,7 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
     let summary = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let shown = path.display().to_string();
         let mut f = std::fs::File::open(&path).with_context(|| format!("cannot open {shown}"))?;
-        let mut scanner = Scanner::new();
+        let mut checker = Checker::new();
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = f
@@ -24,9 +24,9 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
             if n == 0 {
                 break;
             }
-            scanner.feed(&buf[..n]).with_context(|| shown.clone())?;
+            checker.feed(&buf[..n]).with_context(|| shown.clone())?;
         }
-        scanner.finish().with_context(|| shown.clone())
+        checker.finish().with_context(|| shown.clone())
     })
     .await??;
     if args.json {

@@ -78,7 +78,7 @@ fn scan_mode_with_a_least_privilege_user() {
     let r = src.cmd(&[
         "ACL",
         "SETUSER",
-        "scanner",
+        "checker",
         "on",
         ">scan-secret",
         "+scan",
@@ -91,12 +91,12 @@ fn scan_mode_with_a_least_privilege_user() {
         "%R~*",
     ]);
     assert_eq!(r.text(), "OK");
-    let url = format!("redis://scanner:scan-secret@127.0.0.1:{}", src.port);
+    let url = format!("redis://checker:scan-secret@127.0.0.1:{}", src.port);
     let m = round_trip(&src, &url, &["--mode", "scan", "--scan-count", "7"]);
     assert_eq!(m["source"]["mode"], "scan");
 
     // Without DUMP the error names what the user needs.
-    src.cmd(&["ACL", "SETUSER", "scanner", "-dump"]);
+    src.cmd(&["ACL", "SETUSER", "checker", "-dump"]);
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = work.path().join("vault");

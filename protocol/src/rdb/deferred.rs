@@ -1,15 +1,15 @@
-//! Content checks the scanner can leave to another thread.
+//! Content checks the checker can leave to another thread.
 //!
 //! Walking the records is sequential: where one ends depends on the one
 //! before. Checking what is inside a string is not: an LZF body or an
 //! encoded blob that lies wholly inside one chunk can be checked anywhere
 //! once its bounds are known, and that is most of a scan's CPU time on
 //! data with compressed values or small collections. See
-//! [`Scanner::feed_deferring`](super::Scanner::feed_deferring).
+//! [`Checker::feed_deferring`](super::Checker::feed_deferring).
 
 use super::blob::{self, BlobKind};
 use super::lzf::{self, Keep, Lzf};
-use super::{ScanError, ScanErrorKind};
+use super::{CheckError, CheckErrorKind};
 
 /// What to check in a span.
 #[derive(Clone, Copy, Debug)]
@@ -25,7 +25,7 @@ pub(crate) enum Check {
 /// One check, with the payload offsets of its bytes.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Job {
-    /// The offset a failure is reported at: where the scanner, checking in
+    /// The offset a failure is reported at: where the checker, checking in
     /// place, would have reported it.
     pub(crate) at: u64,
     pub(crate) start: u64,
@@ -33,13 +33,13 @@ pub(crate) struct Job {
     pub(crate) check: Check,
 }
 
-/// The content checks one [`feed_deferring`](super::Scanner::feed_deferring)
+/// The content checks one [`feed_deferring`](super::Checker::feed_deferring)
 /// call left, in payload order.
 ///
 /// Run [`Deferred::check`] on the same chunk, for every chunk in feed
 /// order (on any thread). The scan's verdict is the first of these checks
-/// to fail; if none does, the scanner's own. Every deferred check comes
-/// before any error the scanner reports for the same chunk, so that is the
+/// to fail; if none does, the checker's own. Every deferred check comes
+/// before any error the checker reports for the same chunk, so that is the
 /// error a scan checking everything in place would have reported.
 #[derive(Debug, Default)]
 pub struct Deferred {
@@ -57,7 +57,7 @@ impl Deferred {
     /// Runs the checks against `chunk`, the bytes given to the
     /// `feed_deferring` call that returned this; the first failure, in
     /// payload order.
-    pub fn check(&self, chunk: &[u8]) -> Result<(), ScanError> {
+    pub fn check(&self, chunk: &[u8]) -> Result<(), CheckError> {
         let mut scratch = Vec::new();
         for job in &self.jobs {
             let span = job
@@ -66,14 +66,14 @@ impl Deferred {
                 .zip(job.end.checked_sub(self.base))
                 .and_then(|(s, e)| chunk.get(usize::try_from(s).ok()?..usize::try_from(e).ok()?));
             let Some(span) = span else {
-                return Err(ScanError {
+                return Err(CheckError {
                     offset: job.at,
-                    kind: ScanErrorKind::Invalid(
+                    kind: CheckErrorKind::Invalid(
                         "internal: a deferred check was given another chunk".into(),
                     ),
                 });
             };
-            run(job.check, span, &mut scratch).map_err(|kind| ScanError {
+            run(job.check, span, &mut scratch).map_err(|kind| CheckError {
                 offset: job.at,
                 kind,
             })?;
@@ -83,23 +83,23 @@ impl Deferred {
 }
 
 /// One check, with the errors the in-place scan gives for the same bytes.
-fn run(check: Check, span: &[u8], scratch: &mut Vec<u8>) -> Result<(), ScanErrorKind> {
+fn run(check: Check, span: &[u8], scratch: &mut Vec<u8>) -> Result<(), CheckErrorKind> {
     match check {
         Check::Lzf { ulen } => {
             let mut l = Lzf::new(span.len() as u64, ulen, Keep::Nothing);
-            l.step(span).map_err(ScanErrorKind::Lzf)?;
-            l.complete().map_err(ScanErrorKind::Lzf)
+            l.step(span).map_err(CheckErrorKind::Lzf)?;
+            l.complete().map_err(CheckErrorKind::Lzf)
         }
         Check::LzfBlob { kind, ulen } => {
-            lzf::decode_whole(span, ulen, scratch).map_err(ScanErrorKind::Lzf)?;
+            lzf::decode_whole(span, ulen, scratch).map_err(CheckErrorKind::Lzf)?;
             blob(kind, scratch)
         }
         Check::Blob(kind) => blob(kind, span),
     }
 }
 
-fn blob(kind: BlobKind, b: &[u8]) -> Result<(), ScanErrorKind> {
-    blob::validate(kind, b).map_err(|reason| ScanErrorKind::Blob {
+fn blob(kind: BlobKind, b: &[u8]) -> Result<(), CheckErrorKind> {
+    blob::validate(kind, b).map_err(|reason| CheckErrorKind::Blob {
         kind: kind.name(),
         reason,
     })

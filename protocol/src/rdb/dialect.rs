@@ -15,7 +15,7 @@
 //! 12 to 79 for foreign formats; it never writes `VALKEY` with a version
 //! below 80 or `REDIS` with one above 79 (`rdbIsVersionAccepted`).
 
-use super::{LEN, STR, ScanErrorKind, Task, redis_type};
+use super::{CheckErrorKind, LEN, STR, Task, redis_type};
 use Task::{Fixed, Len};
 
 /// Newest Valkey RDB version accepted (Valkey 9.0 and 9.1 write 80). 81
@@ -60,7 +60,7 @@ impl Dialect {
         }
     }
 
-    /// Whether this scanner reads `version` in this dialect.
+    /// Whether this checker reads `version` in this dialect.
     pub(super) fn accepts(self, version: u32) -> bool {
         match self {
             Dialect::Redis => (1..=MAX_REDIS_RDB_VERSION).contains(&version),
@@ -81,15 +81,15 @@ impl Dialect {
         self,
         code: u8,
         version: u32,
-    ) -> Result<(&'static str, &'static [Task]), ScanErrorKind> {
+    ) -> Result<(&'static str, &'static [Task]), CheckErrorKind> {
         match self {
             Dialect::Redis => {
-                let found = redis_type(code).ok_or(ScanErrorKind::UnknownType(code))?;
+                let found = redis_type(code).ok_or(CheckErrorKind::UnknownType(code))?;
                 // A type newer than the file cannot have been written by the
                 // server that wrote it; this is what keeps a Valkey 8 file
                 // (REDIS0011) from ever having a 22 read as Redis's.
                 if version < redis_type_since(code) {
-                    return Err(ScanErrorKind::UnsupportedType {
+                    return Err(CheckErrorKind::UnsupportedType {
                         code,
                         what: "newer than the file's RDB version",
                     });
@@ -99,8 +99,8 @@ impl Dialect {
             Dialect::Valkey => match code {
                 22 => Ok(("hash-ttl-hashtable", VALKEY_HASH2_BODY)),
                 // Shared with Redis up to RDB 11; all older than RDB 80.
-                0..=21 => redis_type(code).ok_or(ScanErrorKind::UnknownType(code)),
-                _ => Err(ScanErrorKind::UnknownType(code)),
+                0..=21 => redis_type(code).ok_or(CheckErrorKind::UnknownType(code)),
+                _ => Err(CheckErrorKind::UnknownType(code)),
             },
         }
     }
@@ -121,7 +121,7 @@ fn redis_type_since(code: u8) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Checksum, ScanError, Scanner, Summary};
+    use super::super::{CheckError, Checker, Checksum, Summary};
     use super::*;
     use crate::crc64::Crc64;
 
@@ -136,8 +136,8 @@ mod tests {
         v
     }
 
-    fn scan(bytes: &[u8]) -> Result<Summary, ScanError> {
-        let mut s = Scanner::new();
+    fn scan(bytes: &[u8]) -> Result<Summary, CheckError> {
+        let mut s = Checker::new();
         s.feed(bytes)?;
         s.finish()
     }
@@ -165,7 +165,7 @@ mod tests {
         v
     }
 
-    fn kind(r: Result<Summary, ScanError>) -> ScanErrorKind {
+    fn kind(r: Result<Summary, CheckError>) -> CheckErrorKind {
         r.expect_err("should be rejected").kind
     }
 
@@ -201,7 +201,7 @@ mod tests {
         // RDB 11 (what Valkey 8 writes as REDIS0011) has no type 22 at all.
         assert_eq!(
             kind(scan(&file(b"REDIS0011", &key(22, &hash2())))),
-            ScanErrorKind::UnsupportedType {
+            CheckErrorKind::UnsupportedType {
                 code: 22,
                 what: "newer than the file's RDB version"
             }
@@ -216,7 +216,7 @@ mod tests {
         for code in [23u8, 24, 25, 26, 0xF2] {
             assert_eq!(
                 kind(scan(&file(b"VALKEY080", &key(code, &[0x00])))),
-                ScanErrorKind::UnknownType(code),
+                CheckErrorKind::UnknownType(code),
                 "type {code}"
             );
         }
@@ -232,7 +232,7 @@ mod tests {
         assert_eq!(s.total_keys(), 1);
         assert_eq!(
             kind(scan(&file(b"REDIS0012", &body))),
-            ScanErrorKind::UnknownType(0xF3)
+            CheckErrorKind::UnknownType(0xF3)
         );
     }
 
@@ -249,7 +249,7 @@ mod tests {
         assert!(scan(&file(b"REDIS0008", &key(5, &zset2()))).is_ok());
         assert!(matches!(
             kind(scan(&file(b"REDIS0007", &key(5, &zset2())))),
-            ScanErrorKind::UnsupportedType { code: 5, .. }
+            CheckErrorKind::UnsupportedType { code: 5, .. }
         ));
     }
 
@@ -265,7 +265,7 @@ mod tests {
         ] {
             assert_eq!(
                 kind(scan(&file(header, &[]))),
-                ScanErrorKind::UnsupportedVersion {
+                CheckErrorKind::UnsupportedVersion {
                     magic: magic.into(),
                     version
                 },

@@ -1,10 +1,10 @@
-//! Streaming structural scanner for RDB files (Redis and Valkey).
+//! Streaming structural checker for RDB files (Redis and Valkey).
 //!
 //! Feed the payload in chunks of any size; memory stays bounded whatever
-//! the value sizes. [`Scanner::finish`] checks the EOF opcode and the CRC-64
+//! the value sizes. [`Checker::finish`] checks the EOF opcode and the CRC-64
 //! trailer and returns a [`Summary`].
 //!
-//! The scanner is a small interpreter over a stack of `Task`s: each value
+//! The checker is a small interpreter over a stack of `Task`s: each value
 //! type expands into the sequence of lengths, strings and fixed fields that
 //! `rdbLoadObject` reads, with counts taken from the data. Every task either
 //! completes from the bytes at hand or leaves them for the next chunk, so the
@@ -12,7 +12,7 @@
 //! or field. String bodies are skipped (or LZF-decoded) as they stream;
 //! encoded blobs (listpack, ziplist, intset, zipmap) are collected up to
 //! [`BLOB_CHECK_LIMIT`] and validated entry by entry. With
-//! [`Scanner::feed_deferring`], those content checks for strings that lie
+//! [`Checker::feed_deferring`], those content checks for strings that lie
 //! wholly inside a chunk are handed back as a [`Deferred`] to run on
 //! another thread, while this one walks on.
 
@@ -156,22 +156,22 @@ pub enum Checksum {
 /// A structural or checksum failure, with the byte offset where it was seen.
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[error("invalid RDB at byte {offset}: {kind}")]
-pub struct ScanError {
+pub struct CheckError {
     /// Offset from the start of the payload.
     pub offset: u64,
     /// What was wrong.
-    pub kind: ScanErrorKind,
+    pub kind: CheckErrorKind,
 }
 
-/// The kinds of [`ScanError`].
+/// The kinds of [`CheckError`].
 #[derive(Debug, thiserror::Error, PartialEq)]
 #[non_exhaustive]
-pub enum ScanErrorKind {
+pub enum CheckErrorKind {
     /// The file does not start with `REDIS` or `VALKEY` and a version
     /// (the bytes found, with anything but printable ASCII escaped).
     #[error("not an RDB file (bad magic \"{0}\")")]
     BadMagic(String),
-    /// The version is newer than this scanner knows.
+    /// The version is newer than this checker knows.
     #[error("unsupported {magic} RDB version {version}")]
     UnsupportedVersion {
         /// `REDIS` or `VALKEY`.
@@ -179,7 +179,7 @@ pub enum ScanErrorKind {
         /// The version number.
         version: u32,
     },
-    /// An opcode or value type this scanner does not know.
+    /// An opcode or value type this checker does not know.
     #[error("unknown opcode or value type {0}")]
     UnknownType(u8),
     /// A value type that cannot appear in a valid file.
@@ -274,7 +274,7 @@ enum Task {
         left: u64,
         usage: StrUse,
     },
-    /// An LZF string being decoded (state in `Scanner::lzf`).
+    /// An LZF string being decoded (state in `Checker::lzf`).
     LzfBody {
         usage: StrUse,
     },
@@ -403,9 +403,9 @@ enum Run {
     NeedMore,
 }
 
-/// The streaming scanner.
+/// The streaming checker.
 #[derive(Debug, Default)]
-pub struct Scanner {
+pub struct Checker {
     crc: Crc64,
     /// Payload bytes consumed so far.
     offset: u64,
@@ -456,16 +456,16 @@ impl Default for TypeCounts {
     }
 }
 
-fn err(offset: u64, kind: ScanErrorKind) -> ScanError {
-    ScanError { offset, kind }
+fn err(offset: u64, kind: CheckErrorKind) -> CheckError {
+    CheckError { offset, kind }
 }
 
-impl Scanner {
-    /// A scanner at the start of a payload.
+impl Checker {
+    /// A checker at the start of a payload.
     pub fn new() -> Self {
-        Scanner {
+        Checker {
             tasks: vec![Record, Header],
-            ..Scanner::default()
+            ..Checker::default()
         }
     }
 
@@ -475,11 +475,11 @@ impl Scanner {
     }
 
     /// Feeds the next chunk of the payload.
-    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), ScanError> {
+    pub fn feed(&mut self, mut chunk: &[u8]) -> Result<(), CheckError> {
         if let Some((offset, msg)) = &self.failed {
             return Err(err(
                 *offset,
-                ScanErrorKind::Invalid(format!("scan already failed: {msg}")),
+                CheckErrorKind::Invalid(format!("scan already failed: {msg}")),
             ));
         }
         self.started = true;
@@ -499,7 +499,7 @@ impl Scanner {
     /// The scan fails if any `Deferred` fails, and then with the first such
     /// failure in feed order, which comes before any error `feed_deferring`
     /// itself returns for that chunk or later ones.
-    pub fn feed_deferring(&mut self, chunk: &[u8]) -> (Deferred, Result<(), ScanError>) {
+    pub fn feed_deferring(&mut self, chunk: &[u8]) -> (Deferred, Result<(), CheckError>) {
         let base = self.offset();
         self.defer = true;
         let result = self.feed(chunk);
@@ -514,7 +514,7 @@ impl Scanner {
         self.defer && self.in_chunk
     }
 
-    fn feed_inner(&mut self, chunk: &mut &[u8]) -> Result<(), ScanError> {
+    fn feed_inner(&mut self, chunk: &mut &[u8]) -> Result<(), CheckError> {
         // Finish a unit that straddled the previous chunk boundary by topping
         // up the carried bytes a little at a time, then run on the chunk
         // itself without copying it.
@@ -543,7 +543,7 @@ impl Scanner {
     }
 
     /// Runs tasks over `data`; returns bytes consumed.
-    fn run(&mut self, data: &[u8]) -> Result<usize, ScanError> {
+    fn run(&mut self, data: &[u8]) -> Result<usize, CheckError> {
         let mut pos = 0;
         // Start of the bytes not yet in the CRC; `None` once the trailer is
         // reached (the CRC covers everything before it).
@@ -561,17 +561,17 @@ impl Scanner {
         data: &[u8],
         pos: &mut usize,
         crc_from: &mut Option<usize>,
-    ) -> Result<(), ScanError> {
+    ) -> Result<(), CheckError> {
         loop {
             if self.finished {
                 if *pos < data.len() {
-                    return Err(err(self.offset + *pos as u64, ScanErrorKind::TrailingData));
+                    return Err(err(self.offset + *pos as u64, CheckErrorKind::TrailingData));
                 }
                 return Ok(());
             }
             let Some(task) = self.tasks.pop() else {
                 let at = self.offset + *pos as u64;
-                return Err(err(at, ScanErrorKind::Invalid("internal: no task".into())));
+                return Err(err(at, CheckErrorKind::Invalid("internal: no task".into())));
             };
             if let (Trailer, Some(from)) = (task, *crc_from) {
                 self.crc.update(&data[from..*pos]);
@@ -590,7 +590,7 @@ impl Scanner {
         }
     }
 
-    fn step(&mut self, task: Task, d: &[u8]) -> Result<Run, ScanErrorKind> {
+    fn step(&mut self, task: Task, d: &[u8]) -> Result<Run, CheckErrorKind> {
         match task {
             Header => self.header(d),
             Record => self.record(d),
@@ -599,7 +599,7 @@ impl Scanner {
                     return Ok(Run::NeedMore);
                 };
                 let LenValue::Len(len) = len else {
-                    return Err(ScanErrorKind::Invalid(
+                    return Err(CheckErrorKind::Invalid(
                         "encoded string where a length was expected".into(),
                     ));
                 };
@@ -680,13 +680,13 @@ impl Scanner {
             }
             LzfBody { usage } => {
                 let Some(lzf) = self.lzf.as_mut() else {
-                    return Err(ScanErrorKind::Invalid("internal: no LZF state".into()));
+                    return Err(CheckErrorKind::Invalid("internal: no LZF state".into()));
                 };
-                match lzf.step(d).map_err(ScanErrorKind::Lzf)? {
+                match lzf.step(d).map_err(CheckErrorKind::Lzf)? {
                     lzf::Step::NeedMore => Ok(Run::NeedMore),
                     lzf::Step::Consumed(n) => {
                         if lzf.done() {
-                            lzf.complete().map_err(ScanErrorKind::Lzf)?;
+                            lzf.complete().map_err(CheckErrorKind::Lzf)?;
                             if let Some(l) = self.lzf.take()
                                 && usage.wants_content()
                             {
@@ -717,7 +717,7 @@ impl Scanner {
                 } else if expected == computed {
                     Checksum::Verified { crc64: computed }
                 } else {
-                    return Err(ScanErrorKind::ChecksumMismatch { expected, computed });
+                    return Err(CheckErrorKind::ChecksumMismatch { expected, computed });
                 };
                 self.finished = true;
                 Ok(Run::Done(8))
@@ -725,13 +725,13 @@ impl Scanner {
         }
     }
 
-    fn header(&mut self, d: &[u8]) -> Result<Run, ScanErrorKind> {
+    fn header(&mut self, d: &[u8]) -> Result<Run, CheckErrorKind> {
         if d.len() < 9 {
             // A short prefix that already is not a magic fails at once.
             if !b"REDIS".starts_with(&d[..d.len().min(5)])
                 && !b"VALKEY".starts_with(&d[..d.len().min(6)])
             {
-                return Err(ScanErrorKind::BadMagic(d.escape_ascii().to_string()));
+                return Err(CheckErrorKind::BadMagic(d.escape_ascii().to_string()));
             }
             return Ok(Run::NeedMore);
         }
@@ -741,16 +741,16 @@ impl Scanner {
         } else if head.starts_with(b"VALKEY") {
             ("VALKEY", &head[6..9])
         } else {
-            return Err(ScanErrorKind::BadMagic(head.escape_ascii().to_string()));
+            return Err(CheckErrorKind::BadMagic(head.escape_ascii().to_string()));
         };
         let version: u32 = std::str::from_utf8(digits)
             .ok()
             .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| ScanErrorKind::BadMagic(head.escape_ascii().to_string()))?;
+            .ok_or_else(|| CheckErrorKind::BadMagic(head.escape_ascii().to_string()))?;
         let dialect = Dialect::from_magic(magic).unwrap_or_default();
         if !dialect.accepts(version) {
-            return Err(ScanErrorKind::UnsupportedVersion {
+            return Err(CheckErrorKind::UnsupportedVersion {
                 magic: magic.to_string(),
                 version,
             });
@@ -761,7 +761,7 @@ impl Scanner {
         Ok(Run::Done(9))
     }
 
-    fn record(&mut self, d: &[u8]) -> Result<Run, ScanErrorKind> {
+    fn record(&mut self, d: &[u8]) -> Result<Run, CheckErrorKind> {
         let Some(&op) = d.first() else {
             return Ok(Run::NeedMore);
         };
@@ -802,7 +802,7 @@ impl Scanner {
                 ],
             ),
             0xF6 => {
-                return Err(ScanErrorKind::UnsupportedType {
+                return Err(CheckErrorKind::UnsupportedType {
                     code: op,
                     what: "pre-release function format of Redis 7.0 RC",
                 });
@@ -850,14 +850,14 @@ impl Scanner {
             && !matches!(op, 0xF8 | 0xF9 | 0xFC | 0xFD)
             && self.pending_expire
         {
-            return Err(ScanErrorKind::Invalid(
+            return Err(CheckErrorKind::Invalid(
                 "expire time not followed by a key".into(),
             ));
         }
         Ok(Run::Done(1))
     }
 
-    fn use_len(&mut self, usage: LenUse, len: u64) -> Result<(), ScanErrorKind> {
+    fn use_len(&mut self, usage: LenUse, len: u64) -> Result<(), CheckErrorKind> {
         match usage {
             LenUse::Discard => {}
             LenUse::Repeat(body) => self.tasks.push(Repeat { left: len, body }),
@@ -869,7 +869,7 @@ impl Scanner {
                 1 => self.tasks.push(STR),
                 2 => self.tasks.push(Str(StrUse::Blob(BlobKind::Listpack))),
                 _ => {
-                    return Err(ScanErrorKind::Invalid(format!(
+                    return Err(CheckErrorKind::Invalid(format!(
                         "quicklist node container {len} is neither plain (1) nor packed (2)"
                     )));
                 }
@@ -892,7 +892,7 @@ impl Scanner {
             }
             LenUse::ModuleWhenOpcode => {
                 if len != 2 {
-                    return Err(ScanErrorKind::Invalid(format!(
+                    return Err(CheckErrorKind::Invalid(format!(
                         "module aux 'when' opcode {len}, expected 2"
                     )));
                 }
@@ -904,7 +904,7 @@ impl Scanner {
                 4 => self.tasks.extend([ModuleOps, Fixed(8, "module double")]),
                 5 => self.tasks.extend([ModuleOps, STR]),
                 _ => {
-                    return Err(ScanErrorKind::Invalid(format!(
+                    return Err(CheckErrorKind::Invalid(format!(
                         "unknown module opcode {len}"
                     )));
                 }
@@ -913,7 +913,7 @@ impl Scanner {
         Ok(())
     }
 
-    fn string_header(&mut self, d: &[u8], usage: StrUse) -> Result<Run, ScanErrorKind> {
+    fn string_header(&mut self, d: &[u8], usage: StrUse) -> Result<Run, CheckErrorKind> {
         let Some((len, n)) = read_len(d)? else {
             return Ok(Run::NeedMore);
         };
@@ -931,7 +931,7 @@ impl Scanner {
                     _ => i64::from(i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]])),
                 };
                 if let StrUse::Blob(kind) = usage {
-                    return Err(ScanErrorKind::Blob {
+                    return Err(CheckErrorKind::Blob {
                         kind: kind.name(),
                         reason: "stored as an integer".into(),
                     });
@@ -950,10 +950,10 @@ impl Scanner {
                     return Ok(Run::NeedMore);
                 };
                 let (LenValue::Len(clen), LenValue::Len(ulen)) = (clen, ulen) else {
-                    return Err(ScanErrorKind::Lzf("encoded lengths".into()));
+                    return Err(CheckErrorKind::Lzf("encoded lengths".into()));
                 };
                 if clen == 0 {
-                    return Err(ScanErrorKind::Lzf("zero compressed length".into()));
+                    return Err(CheckErrorKind::Lzf("zero compressed length".into()));
                 }
                 self.check_content_len(usage, ulen)?;
                 let keep = match usage {
@@ -998,7 +998,8 @@ impl Scanner {
                         .ok()
                         .and_then(|c| d.get(start..start.checked_add(c)?))
                 {
-                    lzf::decode_whole(body, ulen, &mut self.collect).map_err(ScanErrorKind::Lzf)?;
+                    lzf::decode_whole(body, ulen, &mut self.collect)
+                        .map_err(CheckErrorKind::Lzf)?;
                     self.string_done(usage)?;
                     return Ok(Run::Done(start + body.len()));
                 }
@@ -1036,9 +1037,9 @@ impl Scanner {
         }
     }
 
-    fn check_content_len(&mut self, usage: StrUse, len: u64) -> Result<(), ScanErrorKind> {
+    fn check_content_len(&mut self, usage: StrUse, len: u64) -> Result<(), CheckErrorKind> {
         match usage {
-            StrUse::StreamId if len != 16 => Err(ScanErrorKind::Invalid(format!(
+            StrUse::StreamId if len != 16 => Err(CheckErrorKind::Invalid(format!(
                 "stream node key of {len} bytes, expected 16"
             ))),
             StrUse::Blob(_) if len > BLOB_CHECK_LIMIT => {
@@ -1049,7 +1050,7 @@ impl Scanner {
         }
     }
 
-    fn string_done(&mut self, usage: StrUse) -> Result<(), ScanErrorKind> {
+    fn string_done(&mut self, usage: StrUse) -> Result<(), CheckErrorKind> {
         match usage {
             StrUse::Plain | StrUse::StreamId => {}
             StrUse::AuxKey => self.aux_key = Some(capture(&self.collect)),
@@ -1078,7 +1079,7 @@ impl Scanner {
             }
             StrUse::Blob(kind) => {
                 if !self.blob_unchecked {
-                    blob::validate(kind, &self.collect).map_err(|reason| ScanErrorKind::Blob {
+                    blob::validate(kind, &self.collect).map_err(|reason| CheckErrorKind::Blob {
                         kind: kind.name(),
                         reason,
                     })?;
@@ -1090,11 +1091,11 @@ impl Scanner {
     }
 
     /// Ends the scan: the payload must have ended exactly after the trailer.
-    pub fn finish(mut self) -> Result<Summary, ScanError> {
+    pub fn finish(mut self) -> Result<Summary, CheckError> {
         if let Some((offset, msg)) = self.failed {
             return Err(err(
                 offset,
-                ScanErrorKind::Invalid(format!("scan already failed: {msg}")),
+                CheckErrorKind::Invalid(format!("scan already failed: {msg}")),
             ));
         }
         let end = self.offset();
@@ -1107,7 +1108,7 @@ impl Scanner {
                 Some(Body { .. }) | Some(LzfBody { .. }) | Some(Str(_)) => "a string",
                 _ => "a value",
             };
-            return Err(err(end, ScanErrorKind::Truncated(what)));
+            return Err(err(end, CheckErrorKind::Truncated(what)));
         }
         self.flush_db_counts();
         for (code, &n) in self.type_counts.0.iter().enumerate() {
@@ -1252,7 +1253,7 @@ fn plain_element(
 
 /// Reads an RDB length; `None` when `d` is too short.
 #[inline(always)]
-fn read_len(d: &[u8]) -> Result<Option<(LenValue, usize)>, ScanErrorKind> {
+fn read_len(d: &[u8]) -> Result<Option<(LenValue, usize)>, CheckErrorKind> {
     let Some(&first) = d.first() else {
         return Ok(None);
     };
@@ -1292,11 +1293,11 @@ fn read_len(d: &[u8]) -> Result<Option<(LenValue, usize)>, ScanErrorKind> {
 /// callers inline [`read_len`].
 #[cold]
 #[inline(never)]
-fn bad_len(first: u8) -> ScanErrorKind {
+fn bad_len(first: u8) -> CheckErrorKind {
     if first >> 6 == 3 {
-        ScanErrorKind::Invalid(format!("invalid string encoding {}", first & 0x3F))
+        CheckErrorKind::Invalid(format!("invalid string encoding {}", first & 0x3F))
     } else {
-        ScanErrorKind::Invalid(format!("invalid length byte {first:#04x}"))
+        CheckErrorKind::Invalid(format!("invalid length byte {first:#04x}"))
     }
 }
 
@@ -1361,8 +1362,8 @@ mod tests {
         (v, counts)
     }
 
-    fn scan(bytes: &[u8], chunk: usize, defer: bool) -> Result<Summary, ScanError> {
-        let mut s = Scanner::new();
+    fn scan(bytes: &[u8], chunk: usize, defer: bool) -> Result<Summary, CheckError> {
+        let mut s = Checker::new();
         for c in bytes.chunks(chunk) {
             if defer {
                 let (d, fed) = s.feed_deferring(c);
@@ -1408,12 +1409,12 @@ mod tests {
             let crc = crate::crc64::checksum(&bad[..end]);
             bad[end..].copy_from_slice(&crc.to_le_bytes());
             let want = scan(&bad, bad.len(), false).expect_err("a wrong length");
-            assert!(matches!(want.kind, ScanErrorKind::Lzf(_)), "{want}");
+            assert!(matches!(want.kind, CheckErrorKind::Lzf(_)), "{want}");
             assert_eq!(scan(&bad, bad.len(), true).err().as_ref(), Some(&want));
             for chunk in [1, 7, 1000] {
                 for defer in [false, true] {
                     let got = scan(&bad, chunk, defer).expect_err("a wrong length");
-                    assert!(matches!(got.kind, ScanErrorKind::Lzf(_)), "{got}");
+                    assert!(matches!(got.kind, CheckErrorKind::Lzf(_)), "{got}");
                     if at / chunk == (at + value.len() - 1) / chunk {
                         assert_eq!(got, want, "chunks of {chunk}, deferring {defer}");
                     }

@@ -1,23 +1,23 @@
-//! Arbitrary bytes into the streaming RDB scanner, in chunks whose sizes
+//! Arbitrary bytes into the streaming RDB checker, in chunks whose sizes
 //! come from the first input byte, then `finish`. Must never panic, hang or
-//! allocate without bound; errors are fine. A second scanner leaves its
+//! allocate without bound; errors are fine. A second checker leaves its
 //! content checks deferred (as restore runs them, on another thread) and
 //! must reach the same verdict, to the byte and the message.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use replvault_protocol::rdb::{ScanError, Scanner, Summary};
+use replvault_protocol::rdb::{CheckError, Checker, Summary};
 
-fn inline(rest: &[u8], chunk: usize) -> Result<Summary, ScanError> {
-    let mut s = Scanner::new();
+fn inline(rest: &[u8], chunk: usize) -> Result<Summary, CheckError> {
+    let mut s = Checker::new();
     for piece in rest.chunks(chunk) {
         s.feed(piece)?;
     }
     s.finish()
 }
 
-fn deferring(rest: &[u8], chunk: usize) -> Result<Summary, ScanError> {
-    let mut s = Scanner::new();
+fn deferring(rest: &[u8], chunk: usize) -> Result<Summary, CheckError> {
+    let mut s = Checker::new();
     for piece in rest.chunks(chunk) {
         let (deferred, fed) = s.feed_deferring(piece);
         deferred.check(piece)?;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Scanner throughput on large real RDB files: starts a throwaway
+# Checker throughput on large real RDB files: starts a throwaway
 # redis-server, makes a bulk (DEBUG POPULATE) and a mixed (every type)
 # dataset, saves each with rdbcompression yes and no, then runs the
-# scan_throughput bench over the files. Usage: bench/scanner.sh [GiB]
+# check_throughput bench over the files. Usage: bench/checker.sh [GiB]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 gib=${1:-1}
@@ -32,4 +32,4 @@ PY
     files+=("$work/$dataset-$comp.rdb")
   done
 done
-cargo bench -q -p replvault-protocol --bench scan_throughput -- "${files[@]}"
+cargo bench -q -p replvault-protocol --bench check_throughput -- "${files[@]}"

@@ -1,17 +1,17 @@
-//! Scanner throughput on real RDB files: CRC-64 alone, then the full
+//! Checker throughput on real RDB files: CRC-64 alone, then the full
 //! streaming scan (CRC + structure), fed in 256 KiB chunks as the replica
 //! driver does; then the two halves restore runs on two threads (4 MiB
 //! pieces): the scan with its content checks deferred, and those checks.
 //! Best of three runs per file, in MB/s (10^6 bytes).
 //!
-//! `bench/scanner.sh` makes large RDB files with a real redis-server and runs
-//! this; by hand: `cargo bench -p replvault-protocol --bench scan_throughput
+//! `bench/checker.sh` makes large RDB files with a real redis-server and runs
+//! this; by hand: `cargo bench -p replvault-protocol --bench check_throughput
 //! -- FILE.rdb...`.
 
 use std::time::Instant;
 
 use replvault_protocol::crc64::Crc64;
-use replvault_protocol::rdb::Scanner;
+use replvault_protocol::rdb::Checker;
 
 const CHUNK: usize = 256 * 1024;
 /// A restore's decoded piece: one zstd frame.
@@ -33,7 +33,7 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     if files.is_empty() {
-        eprintln!("usage: scan_throughput FILE.rdb... (bench/scanner.sh makes them)");
+        eprintln!("usage: check_throughput FILE.rdb... (bench/checker.sh makes them)");
         return;
     }
     println!(
@@ -58,7 +58,7 @@ fn main() {
         });
         let mut keys = 0;
         let scan = best_of_3(|| {
-            let mut s = Scanner::new();
+            let mut s = Checker::new();
             for piece in data.chunks(CHUNK) {
                 if let Err(e) = s.feed(piece) {
                     eprintln!("{path}: {e}");
@@ -75,7 +75,7 @@ fn main() {
         });
         let mut deferred = Vec::new();
         let split = best_of_3(|| {
-            let mut s = Scanner::new();
+            let mut s = Checker::new();
             deferred.clear();
             for piece in data.chunks(PIECE) {
                 let (d, fed) = s.feed_deferring(piece);
