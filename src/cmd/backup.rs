@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::backup::take_backup;
-use crate::cli::BackupArgs;
 use crate::cmd::common::{load_backup_key, open_vault, size};
+use crate::cmd::flags::BackupArgs;
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
@@ -63,8 +63,8 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
     });
     let began = Instant::now();
     let result = take_backup(
-        &args.source,
-        &args.write,
+        &args.source.options(),
+        args.write.compression_level,
         &vault,
         key.as_ref(),
         progress,

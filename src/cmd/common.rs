@@ -3,19 +3,19 @@
 
 use anyhow::Context;
 
-use crate::catalog::Vault;
-use crate::cli::{KeyArgs, VaultArgs, WriteArgs};
+use super::flags::{KeyArgs, VaultArgs, WriteArgs};
 use crate::crypto::MasterKey;
+use crate::vault::Vault;
 
 /// Opens the vault a `--vault` value names.
 pub async fn open_vault(args: &VaultArgs) -> anyhow::Result<Vault> {
-    let store = crate::store::open(args).await?;
+    let store = crate::store::open(&args.options()).await?;
     Ok(Vault::new(store))
 }
 
 /// Opens a vault that must already exist (list, restore, verify, prune).
 pub async fn open_existing_vault(args: &VaultArgs) -> anyhow::Result<Vault> {
-    let store = crate::store::open_existing(args).await?;
+    let store = crate::store::open_existing(&args.options()).await?;
     Ok(Vault::new(store))
 }
 

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use replvault_protocol::rdb::{Checker, Checksum};
 
-use crate::cli::InspectArgs;
 use crate::cmd::common::size;
+use crate::cmd::flags::InspectArgs;
 
 /// Runs `replvault inspect`.
 pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::KeygenArgs;
+use crate::cmd::flags::KeygenArgs;
 use crate::crypto::MasterKey;
 
 /// Runs `replvault keygen`.

@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use crate::cli::ListArgs;
 use crate::cmd::common::{open_existing_vault, size};
+use crate::cmd::flags::ListArgs;
 
 /// Runs `replvault list`.
 pub async fn run(args: ListArgs) -> anyhow::Result<ExitCode> {

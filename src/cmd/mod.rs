@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command, LogFormat};
+use flags::{Cli, Command, LogFormat};
 
 /// `println!` that ignores a closed stdout (`replvault list | head`)
 /// instead of panicking.
@@ -22,9 +22,12 @@ macro_rules! outln {
 
 pub mod backup;
 pub mod common;
+pub mod config_file;
+pub mod flags;
 pub mod inspect;
 pub mod keygen;
 pub mod list;
+pub mod options;
 pub mod prune;
 pub mod restore;
 pub mod run;
@@ -38,8 +41,8 @@ pub fn main() -> ExitCode {
     // `--config FILE`: its keys become environment defaults, before any
     // thread exists (setting the environment is only sound then).
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if let Some(path) = crate::daemon::config::config_path(&argv) {
-        match crate::daemon::config::env_from_file(&path) {
+    if let Some(path) = config_file::config_path(&argv) {
+        match config_file::env_from_file(&path) {
             Ok(vars) => {
                 for (k, v) in vars {
                     if std::env::var_os(&k).is_none() {
@@ -58,7 +61,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse_from(argv);
     init_tracing(cli.log_format, cli.verbose);
     // Before any other thread exists, so all of them inherit it.
-    match crate::sched::batch() {
+    match crate::thread_policy::batch() {
         Ok(true) => tracing::debug!("threads run under SCHED_BATCH"),
         Ok(false) => {}
         Err(e) => {
@@ -79,7 +82,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             // One line: the context chain joined with ": ", each cause once.
-            eprintln!("error: {}", crate::chain::one_line(err.as_ref()));
+            eprintln!("error: {}", crate::error_line::one_line(err.as_ref()));
             ExitCode::FAILURE
         }
     }

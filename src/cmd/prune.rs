@@ -5,13 +5,13 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 
-use crate::cli::PruneArgs;
 use crate::cmd::common::open_existing_vault;
-use crate::retention::{self, Policy, Report};
+use crate::cmd::flags::PruneArgs;
+use crate::vault::retention::{self, Report};
 
 /// Runs `replvault prune`.
 pub async fn run(args: PruneArgs) -> anyhow::Result<ExitCode> {
-    let policy = Policy::from_args(&args.retention);
+    let policy = args.retention.policy();
     if policy.is_empty() {
         anyhow::bail!(
             "no retention rule: pass at least one of --keep-last, --keep-within, --keep-daily, --keep-weekly, --keep-monthly"

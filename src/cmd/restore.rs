@@ -5,24 +5,24 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::catalog::reader;
-use crate::cli::RestoreArgs;
 use crate::cmd::common::{load_key, open_existing_vault, size};
+use crate::cmd::flags::RestoreArgs;
+use crate::restore;
 
 /// Runs `replvault restore`.
 pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     // Before the vault is opened: no listing or download for a target
     // that would be refused.
-    reader::check_target(&args.out, args.force)?;
+    restore::check_target(&args.out, args.force)?;
     let vault = open_existing_vault(&args.vault).await?;
     let m = vault.resolve(&args.backup).await?;
     let key = load_key(&args.key)?;
-    let report = reader::restore(
+    let report = restore::restore(
         &vault,
         &m,
         key,
         &args.out,
-        reader::RestoreOptions {
+        restore::RestoreOptions {
             force: args.force,
             direct_io: !args.no_direct_io,
         },

@@ -2,16 +2,16 @@
 
 use std::process::ExitCode;
 
-use crate::cli::RunArgs;
 use crate::cmd::backup::shutdown_signal;
 use crate::cmd::common::{load_backup_key, open_vault};
-use crate::daemon::{self, Schedule};
+use crate::cmd::flags::RunArgs;
+use crate::daemon;
 
 /// Runs `replvault run` until SIGTERM/SIGINT.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let schedule = Schedule::new(args.every, args.cron.as_deref())?;
+    let options = args.options()?;
     let key = load_backup_key(&args.backup.key, &args.backup.write)?;
     let vault = open_vault(&args.backup.vault).await?;
-    daemon::run(args, vault, key, schedule, shutdown_signal()).await?;
+    daemon::run(options, vault, key, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

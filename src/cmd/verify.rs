@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
-use crate::catalog::reader;
-use crate::cli::VerifyArgs;
 use crate::cmd::common::{load_key, open_existing_vault, size};
+use crate::cmd::flags::VerifyArgs;
+use crate::restore;
 
 /// Runs `replvault verify`.
 pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
@@ -22,7 +22,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     for m in &manifests {
         let key = load_key(&args.key)?;
-        match reader::verify(&vault, m, key).await {
+        match restore::verify(&vault, m, key).await {
             Ok(r) => outln!(
                 "OK      {}  {} RDB, {} keys, CRC and structure valid, SHA-256 matches",
                 m.id,

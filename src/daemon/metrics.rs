@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::backup::BackupError;
-use crate::catalog::{Manifest, VaultError};
+use crate::vault::{Manifest, VaultError};
 
 /// Failure reasons, as the `reason` label of `replvault_failures_total`.
 pub const REASONS: [&str; 3] = ["source", "vault", "interrupted"];

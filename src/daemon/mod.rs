@@ -3,6 +3,7 @@
 //! exit on SIGTERM (a backup in flight is aborted and its debris removed).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -11,19 +12,17 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backup::{BackupError, take_backup};
-use crate::catalog::Vault;
-use crate::cli::RetentionArgs;
-use crate::cli::RunArgs;
 use crate::crypto::MasterKey;
-use crate::retention::{self, Policy};
+use crate::source::SourceOptions;
+use crate::vault::Vault;
+use crate::vault::retention::{self, RetentionPolicy};
 
-pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod schedule;
 
 pub use metrics::State;
-pub use schedule::Schedule;
+pub use schedule::{Schedule, ScheduleError};
 
 /// State shared with the HTTP endpoints.
 #[derive(Debug)]
@@ -50,14 +49,50 @@ impl Shared {
     }
 }
 
+/// What the daemon does, and when.
+#[derive(Clone, Debug)]
+pub struct DaemonOptions {
+    /// The server to back up.
+    pub source: SourceOptions,
+    /// zstd level of each backup.
+    pub compression_level: i32,
+    /// When to back up.
+    pub schedule: Schedule,
+    /// Random delay up to this long before each scheduled backup.
+    pub jitter: Duration,
+    /// Applied after each successful backup, unless empty.
+    pub retention: RetentionPolicy,
+    /// Incomplete backups older than this are removed with the retention.
+    pub incomplete_grace: Duration,
+    /// Serve `/metrics` and `/healthz` here.
+    pub listen: Option<SocketAddr>,
+    /// `/healthz` fails when the last success is older than this.
+    pub unhealthy_after: Duration,
+}
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DaemonError {
+    /// The metrics address cannot be bound.
+    #[error("cannot listen on {addr} for /metrics: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Runs the daemon until `shutdown` resolves.
 pub async fn run(
-    args: RunArgs,
+    args: DaemonOptions,
     vault: Vault,
     key: Option<MasterKey>,
-    schedule: Schedule,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), DaemonError> {
+    let schedule = &args.schedule;
     let shared = Arc::new(Shared {
         state: Mutex::new(State::new(Utc::now())),
         progress: Arc::new(AtomicU64::new(0)),
@@ -74,7 +109,7 @@ pub async fn run(
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for /metrics: {e}"))?;
+                .map_err(|source| DaemonError::Listen { addr, source })?;
             tracing::info!(%addr, "serving /metrics and /healthz");
             Some(tokio::spawn(http::serve(listener, shared.clone())))
         }
@@ -86,7 +121,7 @@ pub async fn run(
         Ok(list) => shared.lock().last_success = list.last().map(|m| m.finished_at),
         Err(e) => tracing::warn!(error = %e, "cannot list the vault at start"),
     }
-    let policy = Policy::from_args(&args.retention);
+    let policy = &args.retention;
     let last = shared.lock().last_success;
     let mut next = schedule.first(last, Utc::now());
     let mut failures = 0u32;
@@ -102,8 +137,8 @@ pub async fn run(
         shared.progress.store(0, Ordering::Relaxed);
         shared.lock().in_progress = true;
         let result = take_backup(
-            &args.backup.source,
-            &args.backup.write,
+            &args.source,
+            args.compression_level,
             &vault,
             key.as_ref(),
             shared.progress.clone(),
@@ -126,7 +161,7 @@ pub async fn run(
                 shared.lock().success(&m);
                 next = schedule.after(now);
                 if !policy.is_empty() {
-                    apply_retention(&vault, &policy, &args.retention, &shared).await;
+                    apply_retention(&vault, policy, args.incomplete_grace, &shared).await;
                 }
             }
             Err(e) => {
@@ -149,8 +184,13 @@ pub async fn run(
 
 /// Prunes after a successful backup; failures are logged, not fatal (the
 /// next run tries again).
-async fn apply_retention(vault: &Vault, policy: &Policy, args: &RetentionArgs, shared: &Shared) {
-    match retention::prune(vault, policy, args.incomplete_grace, false, Utc::now()).await {
+async fn apply_retention(
+    vault: &Vault,
+    policy: &RetentionPolicy,
+    grace: Duration,
+    shared: &Shared,
+) {
+    match retention::prune(vault, policy, grace, false, Utc::now()).await {
         Ok(r) => {
             let deleted: Vec<&str> = r.deleted().map(|d| d.id.as_str()).collect();
             shared.lock().pruned += deleted.len() as u64;

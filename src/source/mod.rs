@@ -11,16 +11,62 @@ use replvault_protocol::payload::PayloadError;
 use replvault_protocol::replica::HandshakeError;
 use tokio::sync::mpsc;
 
-use crate::catalog::SourceInfo;
-use crate::cli::{Mode, SourceArgs};
-
 pub mod conn;
+pub mod info;
 pub mod replica;
-pub mod scan;
+pub mod scan_mode;
 pub mod url;
 
 pub use conn::{ConnectOptions, Connection, connect};
+pub use info::SourceInfo;
 pub use url::RedisTarget;
+
+/// How the backup is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Replication, falling back to scan mode when the server refuses it.
+    Auto,
+    /// Replication only (PSYNC, then SYNC).
+    Sync,
+    /// Scan mode only (SCAN + DUMP).
+    Scan,
+}
+
+/// Which server to back up, and how.
+#[derive(Clone)]
+pub struct SourceOptions {
+    /// `redis://[user[:password]@]host[:port]` or `rediss://`.
+    pub url: String,
+    /// Password when the URL has none.
+    pub password: Option<String>,
+    /// Replication, scan mode, or replication falling back to scan mode.
+    pub mode: Mode,
+    /// TCP and TLS settings.
+    pub connect: ConnectOptions,
+    /// Fail when the server sends nothing, not even a keepalive, this long.
+    pub idle_timeout: Duration,
+    /// Scan mode: keys per `SCAN` call.
+    pub scan_count: u32,
+    /// Scan mode: at most this many keys per second (0 = unlimited).
+    pub scan_rate: u64,
+}
+
+// By hand, so a `{:?}` never prints the password.
+impl std::fmt::Debug for SourceOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let address = RedisTarget::parse(&self.url)
+            .map(|t| t.redacted())
+            .unwrap_or_else(|_| "(invalid URL)".into());
+        f.debug_struct("SourceOptions")
+            .field("address", &address)
+            .field("mode", &self.mode)
+            .field("connect", &self.connect)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("scan_count", &self.scan_count)
+            .field("scan_rate", &self.scan_rate)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Errors while getting the RDB from the server. Messages say what to do.
 #[derive(Debug, thiserror::Error)]
@@ -94,27 +140,21 @@ pub struct RdbSource {
 }
 
 /// Connects to the server `args` names and starts the transfer.
-pub async fn open(args: &SourceArgs) -> Result<RdbSource, SourceError> {
-    let mut target = RedisTarget::parse(&args.redis)?;
+pub async fn open(args: &SourceOptions) -> Result<RdbSource, SourceError> {
+    let mut target = RedisTarget::parse(&args.url)?;
     if target.password.is_none() {
-        target.password = args.redis_password.clone();
+        target.password = args.password.clone();
     }
-    let opts = ConnectOptions {
-        connect_timeout: args.connect_timeout,
-        tls_ca_file: args.tls_ca_file.clone(),
-        tls_server_name: args.tls_server_name.clone(),
-        tls_cert_file: args.tls_cert_file.clone(),
-        tls_key_file: args.tls_key_file.clone(),
-    };
-    let scan_opts = scan::ScanOptions {
+    let opts = &args.connect;
+    let scan_opts = scan_mode::ScanOptions {
         count: args.scan_count,
         rate: args.scan_rate,
         idle_timeout: args.idle_timeout,
     };
     if args.mode == Mode::Scan {
-        return scan::start(connect(&target, &opts).await?, &target, &scan_opts).await;
+        return scan_mode::start(connect(&target, opts).await?, &target, &scan_opts).await;
     }
-    let conn = connect(&target, &opts).await?;
+    let conn = connect(&target, opts).await?;
     let replica = replica::start(
         conn,
         &target,
@@ -132,7 +172,7 @@ pub async fn open(args: &SourceArgs) -> Result<RdbSource, SourceError> {
                 reason = %e,
                 "replication refused: falling back to scan mode (SCAN + DUMP; not a point-in-time snapshot)"
             );
-            scan::start(connect(&target, &opts).await?, &target, &scan_opts).await
+            scan_mode::start(connect(&target, opts).await?, &target, &scan_opts).await
         }
         other => other,
     }

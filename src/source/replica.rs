@@ -10,10 +10,10 @@ use replvault_protocol::replica::{Config, Event, Handshake};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::SourceInfo;
 use super::conn::Connection;
 use super::url::RedisTarget;
 use super::{RdbSource, SourceError};
-use crate::catalog::SourceInfo;
 
 /// Payload is handed on in chunks of up to this size, read from the
 /// socket at most this much at a time. Servers write about 16 KiB at a

@@ -15,10 +15,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::io::AsyncRead;
 
-use crate::cli::VaultArgs;
-
 pub mod local;
 pub mod s3;
+
+pub use s3::S3Options;
 
 /// Checks every store must pass; public so the S3 integration tests can run
 /// them against a real server. Test support, not an API.
@@ -168,22 +168,30 @@ pub trait Upload: Send {
     async fn abort(self: Box<Self>) -> Result<(), StoreError>;
 }
 
-/// Opens the store a `--vault` value names: a directory path, `file://PATH`
-/// or `s3://bucket[/prefix]`.
-pub async fn open(args: &VaultArgs) -> Result<Arc<dyn Store>, StoreError> {
-    open_with(args, false).await
+/// Where a vault is and how to reach it.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// A directory path, `file://PATH`, or `s3://bucket[/prefix]`.
+    pub location: String,
+    /// Settings for an `s3://` location.
+    pub s3: s3::S3Options,
+}
+
+/// Opens the store `opts.location` names, creating a local root.
+pub async fn open(opts: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(opts, false).await
 }
 
 /// Like [`open`], for commands that only read: a local root must exist.
 /// (A missing S3 bucket fails on the first request anyway.)
-pub async fn open_existing(args: &VaultArgs) -> Result<Arc<dyn Store>, StoreError> {
-    open_with(args, true).await
+pub async fn open_existing(opts: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
+    open_with(opts, true).await
 }
 
-async fn open_with(args: &VaultArgs, must_exist: bool) -> Result<Arc<dyn Store>, StoreError> {
-    let spec = args.vault.as_str();
+async fn open_with(opts: &StoreOptions, must_exist: bool) -> Result<Arc<dyn Store>, StoreError> {
+    let spec = opts.location.as_str();
     if let Some(rest) = spec.strip_prefix("s3://") {
-        return Ok(Arc::new(s3::S3Store::open(rest, args).await?));
+        return Ok(Arc::new(s3::S3Store::open(rest, &opts.s3).await?));
     }
     let root = spec.strip_prefix("file://").unwrap_or(spec).into();
     Ok(Arc::new(if must_exist {

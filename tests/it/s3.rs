@@ -10,9 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use replvault::cli::VaultArgs;
 use replvault::store::Store;
-use replvault::store::s3::S3Store;
+use replvault::store::s3::{S3Options, S3Store};
 
 use super::util::*;
 
@@ -137,7 +136,7 @@ impl S3Server {
             // runs before any other thread reads the environment.
             unsafe { std::env::set_var(k, v) };
         }
-        S3Store::open(&format!("{}/{prefix}", self.bucket), &vault_args(true))
+        S3Store::open(&format!("{}/{prefix}", self.bucket), &s3_options(true))
             .await
             .unwrap()
     }
@@ -150,18 +149,17 @@ impl Drop for S3Server {
     }
 }
 
-fn vault_args(path_style: bool) -> VaultArgs {
-    VaultArgs {
-        vault: String::new(),
-        s3_path_style: path_style,
-        s3_storage_class: None,
-        s3_sse: None,
-        s3_sse_kms_key_id: None,
-        s3_part_size: None,
-        s3_equal_parts: false,
-        s3_concurrency: 4,
-        s3_max_attempts: 3,
-        s3_list_page_size: None,
+fn s3_options(path_style: bool) -> S3Options {
+    S3Options {
+        path_style,
+        storage_class: None,
+        sse: None,
+        sse_kms_key_id: None,
+        part_size: None,
+        equal_parts: false,
+        concurrency: 4,
+        max_attempts: 3,
+        list_page_size: None,
     }
 }
 

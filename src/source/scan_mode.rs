@@ -21,10 +21,10 @@ use replvault_protocol::resp::{self, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use super::SourceInfo;
 use super::conn::Connection;
 use super::url::RedisTarget;
 use super::{RdbSource, SourceError};
-use crate::catalog::SourceInfo;
 
 /// Keys of one database whose digest slots are reserved up front (from
 /// `INFO keyspace`), so the set does not double while full: 2^27 slots of

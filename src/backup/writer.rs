@@ -1,14 +1,14 @@
-//! Writing a backup: raw RDB → scan (CRC-64 + structure) → zstd → AEAD →
-//! upload, in one pass with bounded memory, the manifest written last.
+//! Writing a backup: raw RDB → check (CRC-64 + structure) → zstd → seal
+//! (AEAD) → upload, in one pass with bounded memory, the manifest written
+//! last.
 //!
 //! Four stages run concurrently: the caller's task sends RDB chunks; a
-//! worker thread scans them and cuts them into frames; a zstd thread
-//! compresses each frame and encrypts it; an upload task hashes and
-//! writes to the store.
+//! worker thread checks them and cuts them into frames; a zstd thread
+//! compresses each frame and seals it ([`super::seal`]); an upload task
+//! hashes and writes to the store.
 //! Bounded channels between them hold memory at a few MiB and let the
 //! slowest stage set the pace.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,15 +18,18 @@ use replvault_protocol::rdb::{Checker, Checksum, Summary};
 use ring::digest;
 use tokio::sync::mpsc;
 
-use super::frames::FrameWriter;
-use super::manifest::{CompressionInfo, EncryptionInfo, Manifest, RdbInfo, SourceInfo, StoredInfo};
-use super::{VaultError, WriteOptions, data_key, manifest_key};
-use crate::crypto::stream::SEGMENT;
+use super::WriteOptions;
+use super::compress::FrameWriter;
+use super::seal::Sealer;
+use crate::crypto::aead_stream::SEGMENT;
 use crate::crypto::{Encryptor, MasterKey};
+use crate::source::SourceInfo;
 use crate::store::{Store, Upload, UploadOptions};
+use crate::vault::manifest::{
+    self, CompressionInfo, EncryptionInfo, Manifest, RdbInfo, StoredInfo,
+};
+use crate::vault::{Vault, VaultError, data_key, manifest_key, new_id};
 
-/// Encrypted output is handed to the uploader in chunks of about this size.
-const OUT_CHUNK: usize = 1 << 20;
 /// Chunks in flight between stages.
 const DEPTH: usize = 8;
 
@@ -58,51 +61,6 @@ pub struct BackupWriter {
     rdb_sent: u64,
 }
 
-/// Output side of the zstd thread: encrypts and forwards to the uploader.
-struct Sealer {
-    enc: Option<Encryptor>,
-    buf: Vec<u8>,
-    out: mpsc::Sender<Bytes>,
-}
-
-impl Sealer {
-    fn send(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::replace(
-            &mut self.buf,
-            Vec::with_capacity(OUT_CHUNK + SEGMENT),
-        ));
-        self.out
-            .blocking_send(chunk)
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "upload stopped"))
-    }
-
-    fn finish(mut self) -> std::io::Result<()> {
-        if let Some(enc) = self.enc.take() {
-            enc.finish(&mut self.buf);
-        }
-        self.send()
-    }
-}
-
-impl Write for Sealer {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        if let Some(enc) = self.enc.as_mut() {
-            enc.push(data, &mut self.buf);
-        }
-        if self.buf.len() >= OUT_CHUNK {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn worker(
     mut rx: mpsc::Receiver<Msg>,
     sealer: Sealer,
@@ -111,7 +69,7 @@ fn worker(
     let io = |e: std::io::Error| VaultError::Pipeline(e.to_string());
     let mut checker = Checker::new();
     // Frames compress (and encrypt) on a thread of their own, so the
-    // scan overlaps with them instead of serialising with them.
+    // check overlaps with them instead of serialising with them.
     let mut z = FrameWriter::start(sealer, level).map_err(io)?;
     loop {
         match rx.blocking_recv() {
@@ -145,12 +103,15 @@ async fn uploader(mut rx: mpsc::Receiver<Bytes>, mut upload: Box<dyn Upload>) ->
 }
 
 impl BackupWriter {
-    pub(super) async fn start(
-        store: Arc<dyn Store>,
-        id: String,
+    /// Starts a new backup in `vault`; `key` is `None` only for a
+    /// deliberate plaintext backup (`--no-encryption`).
+    pub async fn start(
+        vault: &Vault,
         key: Option<&MasterKey>,
         opts: WriteOptions,
     ) -> Result<Self, VaultError> {
+        let id = new_id(Utc::now())?;
+        let store = vault.store().clone();
         let enc = Encryptor::new(key)?;
         let upload = store
             .put_multipart(
@@ -162,11 +123,7 @@ impl BackupWriter {
             .await?;
         let (tx, rx) = mpsc::channel(DEPTH);
         let (out_tx, out_rx) = mpsc::channel(DEPTH);
-        let sealer = Sealer {
-            enc: Some(enc),
-            buf: Vec::with_capacity(OUT_CHUNK + SEGMENT),
-            out: out_tx,
-        };
+        let sealer = Sealer::new(enc, out_tx);
         let level = opts.compression_level;
         let worker = std::thread::Builder::new()
             .name("replvault-pipeline".into())
@@ -233,7 +190,8 @@ impl BackupWriter {
         VaultError::Pipeline("the backup pipeline stopped".into())
     }
 
-    /// Checks the scan, completes the data upload, writes the manifest.
+    /// Waits for the checker's verdict, completes the data upload, writes
+    /// the manifest.
     pub async fn finish(mut self, source: SourceInfo) -> Result<Manifest, VaultError> {
         let res = self.finish_inner(source).await;
         if res.is_err() {
@@ -287,7 +245,7 @@ impl BackupWriter {
         }
         let finished = Utc::now();
         let manifest = Manifest {
-            format: super::manifest::FORMAT,
+            format: manifest::FORMAT,
             id: self.id.clone(),
             started_at: self.started,
             finished_at: finished,

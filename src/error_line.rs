@@ -70,7 +70,7 @@ mod tests {
     #[test]
     fn anyhow_context_over_an_error_that_shows_its_source() {
         let io = std::io::Error::from_raw_os_error(2);
-        let e = crate::catalog::VaultError::Io {
+        let e = crate::vault::VaultError::Io {
             op: "create",
             path: "/x/.tmp".into(),
             source: io,

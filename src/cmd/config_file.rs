@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 
-use crate::cli::Cli;
+use crate::cmd::flags::Cli;
 
 /// A config file that cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -1,62 +1,40 @@
-//! The zstd layer of the data object: the RDB cut into independent frames.
+//! The zstd stage of a restore: independent frames decoded on
+//! [`DECODERS`] threads at once, each in one call straight into a buffer
+//! of its size, starting at a boundary the caller chooses (so the file
+//! writer can hand whole blocks to `O_DIRECT` without a copy).
 //!
-//! A backup compresses each [`FRAME`] bytes of RDB into a frame of its own,
-//! in one call, with the content size in the frame header. A reader can
-//! then decode several frames at once, each in one call straight into a
-//! buffer of the right size, where zstd's streaming decoder decodes on one
-//! thread and copies everything out of its window.
-//!
-//! Backups written before this layout hold one frame of unknown size; a
-//! reader sees that in the first frame header and decodes the stream as
-//! one, with zstd's streaming decoder.
+//! Backups written before frames hold one zstd stream of unknown size; the
+//! first frame header says which, and such a stream goes through zstd's
+//! streaming decoder on one thread.
 //!
 //! Decoded bytes reach the checker in order as tickets: one channel per
-//! piece, queued in stream order before the piece is decoded, so frames
+//! decoded buffer, queued in stream order before it is decoded, so frames
 //! decoded on different threads need no reordering.
 
-use std::io::{self, Write};
+use std::io;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
 use zstd::zstd_safe;
 
-use super::direct::ALIGN;
+use crate::vault::{FRAME, MAX_FRAME};
 
-/// RDB bytes per frame (the last frame may hold fewer). Each frame starts
-/// with an empty window: against the single stream backups used to be,
-/// mixed data came out 6 % larger in 4 MiB frames and 12 % larger in
-/// 1 MiB ones (with [`MIN_MATCH`]; BENCHMARKS.md).
-pub const FRAME: usize = 4 << 20;
-/// The largest content size a reader takes a frame of, so its memory
-/// stays bounded whatever a data object claims.
-pub const MAX_FRAME: usize = 8 << 20;
 /// Room for plaintext waiting to be split into frames: a frame and a
 /// stored read.
 const PENDING: usize = FRAME + (1 << 20);
-/// zstd's shortest match, for levels up to [`MIN_MATCH_UP_TO`]. Their own
-/// minimum (5 or 6 bytes) finds the short repeats RDB files are full of
-/// (length prefixes, LZF back-references, listpack headers); at 7 bytes
-/// backups of bulk data are about 9 % smaller and decode about 20 %
-/// faster; mixed data comes out a few per cent larger (BENCHMARKS.md).
-const MIN_MATCH: u32 = 7;
-/// The highest level [`MIN_MATCH`] applies to; above it zstd's slower
-/// strategies are left as they are.
-const MIN_MATCH_UP_TO: i32 = 9;
-/// Compressed output is handed on in pieces of at most this size.
-const PIECE: usize = 1 << 20;
 /// Frames decoded at once: one per core on the machines we target.
 const DECODERS: usize = 2;
 /// The longest zstd frame header (`ZSTD_FRAMEHEADERSIZE_MAX`): with this
 /// many bytes the first header says whether the frame declares its size.
 const HEADER_MAX: usize = 18;
-/// Decompressed pieces the streaming decoder hands on at a time.
+/// Bytes the streaming decoder hands on at a time.
 const STREAM_CHUNK: usize = 1 << 20;
 
 /// Decoded RDB bytes, or why the data does not decompress.
-pub type Piece = io::Result<Decoded>;
+pub type DecodeResult = io::Result<Decoded>;
 
-/// Decoded RDB bytes: a buffer from `start` on. A frame is decoded at a
-/// block boundary of its buffer ([`ALIGN`]), so a restore writes it with
+/// Decoded RDB bytes: a buffer from `start` on. A frame is decoded at the
+/// boundary [`Decode::new`] was given, so a restore writes it with
 /// `O_DIRECT` as it is, not through a copy into an aligned buffer.
 #[derive(Debug)]
 pub struct Decoded {
@@ -79,7 +57,7 @@ impl std::ops::Deref for Decoded {
 }
 
 /// Where the checker waits for the next piece of RDB.
-pub type Ticket = Receiver<Piece>;
+pub type Ticket = Receiver<DecodeResult>;
 
 fn stopped(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::BrokenPipe, format!("{what} stopped"))
@@ -89,106 +67,6 @@ fn join<T>(t: JoinHandle<io::Result<T>>, what: &str) -> io::Result<T> {
     t.join()
         .unwrap_or_else(|_| Err(io::Error::other(format!("the {what} thread panicked"))))
 }
-
-// ---- writing ----
-
-/// Cuts RDB bytes into frames and compresses them on a thread of their
-/// own, which writes the frames, in order, to `W`. The caller's thread
-/// fills the next frame while the last one is compressed.
-pub struct FrameWriter<W> {
-    buf: Vec<u8>,
-    tx: Option<SyncSender<Vec<u8>>>,
-    spent: Receiver<Vec<u8>>,
-    thread: Option<JoinHandle<io::Result<W>>>,
-}
-
-impl<W: Write + Send + 'static> FrameWriter<W> {
-    /// Starts the compressing thread, which writes to `out`.
-    pub fn start(out: W, level: i32) -> io::Result<Self> {
-        // A rendezvous: at most one frame compressing, one filling.
-        let (tx, rx) = sync_channel::<Vec<u8>>(0);
-        let (spent_tx, spent) = sync_channel::<Vec<u8>>(1);
-        let mut z = zstd::bulk::Compressor::new(level)?;
-        if level <= MIN_MATCH_UP_TO {
-            z.set_parameter(zstd_safe::CParameter::MinMatch(MIN_MATCH))?;
-        }
-        let thread = std::thread::Builder::new()
-            .name("replvault-zstd".into())
-            .spawn(move || compress(z, rx, spent_tx, out))?;
-        Ok(FrameWriter {
-            buf: Vec::with_capacity(FRAME),
-            tx: Some(tx),
-            spent,
-            thread: Some(thread),
-        })
-    }
-
-    /// Takes the next RDB bytes.
-    pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
-            let n = (FRAME - self.buf.len()).min(data.len());
-            self.buf.extend_from_slice(&data[..n]);
-            data = &data[n..];
-            if self.buf.len() == FRAME {
-                self.send()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        let mut next = self
-            .spent
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(FRAME));
-        next.clear();
-        let frame = std::mem::replace(&mut self.buf, next);
-        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(frame).is_ok());
-        if sent {
-            return Ok(());
-        }
-        // The thread stopped: its error says why.
-        self.tx = None;
-        match self.thread.take().map(|t| join(t, "zstd")) {
-            Some(Err(e)) => Err(e),
-            _ => Err(stopped("the zstd thread")),
-        }
-    }
-
-    /// Compresses what is left; returns the output once all is written.
-    pub fn finish(mut self) -> io::Result<W> {
-        if !self.buf.is_empty() {
-            self.send()?;
-        }
-        self.tx = None;
-        match self.thread.take() {
-            Some(t) => join(t, "zstd"),
-            None => Err(stopped("the zstd thread")),
-        }
-    }
-}
-
-/// The compressing thread: one call per frame, output in pieces so the
-/// stages after it keep their chunk sizes.
-fn compress<W: Write>(
-    mut z: zstd::bulk::Compressor<'static>,
-    frames: Receiver<Vec<u8>>,
-    spent: SyncSender<Vec<u8>>,
-    mut out: W,
-) -> io::Result<W> {
-    let mut packed = Vec::with_capacity(zstd_safe::compress_bound(FRAME));
-    for frame in frames {
-        z.compress_to_buffer(&frame, &mut packed)?;
-        for piece in packed.chunks(PIECE) {
-            out.write_all(piece)?;
-        }
-        // Handed back for reuse; if the queue is full it is freed.
-        let _ = spent.try_send(frame);
-    }
-    Ok(out)
-}
-
-// ---- reading ----
 
 /// The zstd stage of a read. The decrypting thread appends plaintext to
 /// [`Decode::input`] and calls [`Decode::pushed`]; decoded RDB goes to the
@@ -204,6 +82,8 @@ pub struct Decode {
     /// Plaintext not yet handed on.
     pending: Vec<u8>,
     state: State,
+    /// Where decoded frames start in their buffers: a power of two.
+    align: usize,
 }
 
 enum State {
@@ -214,12 +94,15 @@ enum State {
 }
 
 impl Decode {
-    /// A decoder that hands its output to the checker through `tickets`.
-    pub fn new(tickets: SyncSender<Ticket>) -> Self {
+    /// A decoder that hands its output to the checker through `tickets`,
+    /// each decoded frame starting at an `align` boundary of its buffer
+    /// (a power of two; 1 for no alignment).
+    pub fn new(tickets: SyncSender<Ticket>, align: usize) -> Self {
         Decode {
             tickets,
             pending: Vec::with_capacity(PENDING),
             state: State::Start,
+            align,
         }
     }
 
@@ -263,7 +146,7 @@ impl Decode {
         );
         self.state = if sized {
             tracing::debug!("decoding independent zstd frames on {DECODERS} threads");
-            State::Frames(Frames::start()?)
+            State::Frames(Frames::start(self.align)?)
         } else {
             // A frame of unknown size (an older backup), or not zstd at
             // all: zstd's streaming decoder takes it or says what is wrong.
@@ -278,7 +161,7 @@ impl Decode {
 struct Job {
     frame: Vec<u8>,
     size: usize,
-    done: SyncSender<Piece>,
+    done: SyncSender<DecodeResult>,
 }
 
 /// Independent frames, split off the plaintext and decoded on
@@ -293,7 +176,7 @@ struct Frames {
 }
 
 impl Frames {
-    fn start() -> io::Result<Self> {
+    fn start(align: usize) -> io::Result<Self> {
         let (spent_tx, spent) = sync_channel::<Vec<u8>>(DECODERS);
         let mut jobs = Vec::with_capacity(DECODERS);
         let mut threads = Vec::with_capacity(DECODERS);
@@ -305,7 +188,7 @@ impl Frames {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("replvault-zstd-{i}"))
-                    .spawn(move || decoder(z, rx, spent))?,
+                    .spawn(move || decoder(z, rx, spent, align))?,
             );
             jobs.push(tx);
         }
@@ -417,7 +300,7 @@ impl Frames {
 
 /// Queues a piece that is already at hand (decoded bytes, or an error)
 /// for the checker, in order after the pieces before it.
-fn queue(tickets: &SyncSender<Ticket>, piece: Piece) -> io::Result<()> {
+fn queue(tickets: &SyncSender<Ticket>, piece: DecodeResult) -> io::Result<()> {
     let (tx, rx) = sync_channel(1);
     // Room for one and its receiver held here: this cannot fail.
     let _ = tx.send(piece);
@@ -436,9 +319,10 @@ fn decoder(
     mut z: zstd::bulk::Decompressor<'static>,
     jobs: Receiver<Job>,
     spent: SyncSender<Vec<u8>>,
+    align: usize,
 ) {
     for Job { frame, size, done } in jobs {
-        let result = decode_aligned(&mut z, &frame, size);
+        let result = decode_aligned(&mut z, &frame, size, align);
         let failed = result.is_err();
         if done.send(result).is_err() || failed {
             // The checker stopped, or now has this error.
@@ -451,17 +335,18 @@ fn decoder(
 }
 
 /// Decodes one frame of `size` bytes into a new buffer, starting at its
-/// first [`ALIGN`] boundary.
+/// first `align` boundary.
 fn decode_aligned(
     z: &mut zstd::bulk::Decompressor<'static>,
     frame: &[u8],
     size: usize,
+    align: usize,
 ) -> io::Result<Decoded> {
-    let mut buf = Vec::<u8>::with_capacity(size + ALIGN);
+    let mut buf = Vec::<u8>::with_capacity(size + align);
     // `align_offset` may decline; the piece is then unaligned, and the
     // writer copies it as it would any other.
-    let start = Some(buf.as_ptr().align_offset(ALIGN))
-        .filter(|&s| s < ALIGN)
+    let start = Some(buf.as_ptr().align_offset(align))
+        .filter(|&s| s < align)
         .unwrap_or(0);
     buf.resize(start, 0);
     // zstd writes from the cursor on, into the room after it.
@@ -635,6 +520,10 @@ fn inflate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backup::compress::FrameWriter;
+
+    /// The alignment a restore asks for.
+    const ALIGN: usize = 4096;
 
     /// What a checker would see: the decoded bytes, the largest piece,
     /// and the error queued for it, if any.
@@ -673,7 +562,7 @@ mod tests {
             seen
         });
         let result = (|| {
-            let mut z = Decode::new(tx);
+            let mut z = Decode::new(tx, ALIGN);
             for p in pieces {
                 z.input().extend_from_slice(p);
                 z.pushed()?;
@@ -700,34 +589,6 @@ mod tests {
             w.write(piece).expect("write");
         }
         w.finish().expect("finish")
-    }
-
-    /// The content sizes of the frames in `z`.
-    fn frame_sizes(mut z: &[u8]) -> Vec<Option<u64>> {
-        let mut sizes = Vec::new();
-        while !z.is_empty() {
-            let n = zstd_safe::find_frame_compressed_size(z).expect("a whole frame");
-            sizes.push(zstd_safe::get_frame_content_size(&z[..n]).expect("a header"));
-            z = &z[n..];
-        }
-        sizes
-    }
-
-    #[test]
-    fn the_writer_makes_frames_of_a_fixed_size_that_declare_it() {
-        let data = rdb_like(2 * FRAME + FRAME / 2);
-        let z = framed(&data);
-        let f = FRAME as u64;
-        assert_eq!(frame_sizes(&z), [Some(f), Some(f), Some(f / 2)]);
-        assert!(zstd::decode_all(&z[..]).expect("plain zstd reads it") == data);
-        assert!(z.len() < data.len() / 4, "{} bytes", z.len());
-        // Levels above MIN_MATCH_UP_TO keep zstd's own settings.
-        for level in [1, MIN_MATCH_UP_TO, MIN_MATCH_UP_TO + 1, 19] {
-            let mut w = FrameWriter::start(Vec::new(), level).expect("start");
-            w.write(&data[..100_000]).expect("write");
-            let z = w.finish().expect("finish");
-            assert!(zstd::decode_all(&z[..]).expect("decode") == data[..100_000]);
-        }
     }
 
     #[test]
@@ -846,7 +707,7 @@ mod tests {
                 let first = rx.recv().expect("a ticket");
                 first.recv().expect("a piece").expect("data");
             });
-            let mut d = Decode::new(tx);
+            let mut d = Decode::new(tx, ALIGN);
             let mut failed = None;
             for piece in z.chunks(1 << 20) {
                 d.input().extend_from_slice(piece);

@@ -1,14 +1,32 @@
-//! Taking one backup: source → vault writer, with cancellation. Shared by
-//! `replvault backup` and the daemon.
+//! The write pipeline: taking one backup from a source into a vault, with
+//! cancellation. Shared by `replvault backup` and the daemon.
+//!
+//! - [`writer`]: [`BackupWriter`], the pipeline's stages and the manifest.
+//! - [`compress`]: the zstd stage (independent frames).
+//! - [`seal`]: the sealing stage (AES-256-GCM STREAM).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::catalog::{Manifest, Vault, VaultError, WriteOptions};
-use crate::cli::{SourceArgs, WriteArgs};
 use crate::crypto::MasterKey;
-use crate::source::{self, SourceError};
+use crate::source::{self, SourceError, SourceOptions};
+use crate::vault::{Manifest, Vault, VaultError};
+
+pub mod compress;
+mod seal;
+pub mod writer;
+
+pub use writer::BackupWriter;
+
+/// Options for a new backup's data object.
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    /// zstd level.
+    pub compression_level: i32,
+    /// Expected RDB size, if known (sizes S3 parts).
+    pub size_hint: Option<u64>,
+}
 
 /// Why a backup failed. Whatever the cause, nothing was committed.
 #[derive(Debug, thiserror::Error)]
@@ -28,8 +46,8 @@ pub enum BackupError {
 /// Takes one backup; `cancel` resolving aborts it and removes what was
 /// written. `progress` counts RDB bytes as they arrive.
 pub async fn take_backup(
-    source_args: &SourceArgs,
-    write: &WriteArgs,
+    source: &SourceOptions,
+    compression_level: i32,
     vault: &Vault,
     key: Option<&MasterKey>,
     progress: Arc<AtomicU64>,
@@ -37,18 +55,18 @@ pub async fn take_backup(
 ) -> Result<Manifest, BackupError> {
     tokio::pin!(cancel);
     let mut src = tokio::select! {
-        s = source::open(source_args) => s?,
+        s = source::open(source) => s?,
         () = &mut cancel => return Err(BackupError::Interrupted),
     };
-    let mut writer = vault
-        .begin_backup(
-            key,
-            WriteOptions {
-                compression_level: write.compression_level,
-                size_hint: src.size_hint,
-            },
-        )
-        .await?;
+    let mut writer = BackupWriter::start(
+        vault,
+        key,
+        WriteOptions {
+            compression_level,
+            size_hint: src.size_hint,
+        },
+    )
+    .await?;
     tracing::info!(id = writer.id(), "backup started");
     let pumped: Result<(), BackupError> = async {
         loop {

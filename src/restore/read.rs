@@ -1,39 +1,25 @@
-//! Reading a backup back: stored object → SHA-256 → AEAD open → zstd →
-//! CRC-64 + structure scan → (restore only) a temp file beside the target,
-//! written with `O_DIRECT` where possible, fsynced and renamed into place.
-//! One pass, bounded memory.
+//! The read pipeline's threads: stored object → SHA-256 → AEAD open →
+//! zstd → CRC-64 + structure check → (restore only) the file writer.
 
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
-use replvault_protocol::rdb::{CheckError, Checker, Checksum, Deferred, Summary};
+use replvault_protocol::rdb::{CheckError, Checker, Checksum, Deferred};
 use ring::digest;
 use tokio_util::io::SyncIoBridge;
 
-use super::direct::{Mode, Sink};
-use super::frames::{Decode, Decoded, Ticket};
-use super::{Manifest, Vault, VaultError};
-use crate::crypto::keys::random_bytes;
+use super::decompress::{Decode, Decoded, Ticket};
+use super::direct::{ALIGN, Mode, Sink};
+use super::{ReadReport, disk_error};
 use crate::crypto::{Decryptor, MasterKey, StreamError};
-
-/// What reading a backup found.
-#[derive(Clone, Debug)]
-pub struct ReadReport {
-    /// The scan of the restored RDB.
-    pub summary: Summary,
-    /// RDB bytes produced.
-    pub rdb_bytes: u64,
-    /// Stored bytes read.
-    pub stored_bytes: u64,
-}
+use crate::vault::{Manifest, Vault, VaultError};
 
 /// Why the checking thread stopped before the end.
 enum Stop {
-    /// The RDB failed the scan.
-    Scan(CheckError),
+    /// The RDB failed the check.
+    Check(CheckError),
     /// The data did not decompress.
     Decode(std::io::Error),
     /// A thread of ours failed.
@@ -57,8 +43,8 @@ const WRITE_DEPTH: usize = 1;
 /// Pieces queued from the checker to the content checker.
 const CONTENT_DEPTH: usize = 1;
 
-/// A decoded piece, shared by the threads that check and write it.
-type Piece = Arc<Decoded>;
+/// Decoded bytes, shared by the threads that check and write them.
+type SharedDecoded = Arc<Decoded>;
 
 /// The checking thread: scans each decoded piece, in stream order, then
 /// hands it to the file-writing thread. Writing (the direct write, or a
@@ -74,7 +60,7 @@ fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Check
         .spawn(move || check_content(content_rx))?;
     let (tx, writer) = match sink {
         Some(sink) => {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(WRITE_DEPTH);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<SharedDecoded>(WRITE_DEPTH);
             let writer = std::thread::Builder::new()
                 .name("replvault-write".into())
                 .spawn(move || write_file(sink, rx))?;
@@ -100,7 +86,7 @@ fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Check
             break;
         }
         if let Err(e) = fed {
-            stop = Some(Stop::Scan(e));
+            stop = Some(Stop::Check(e));
             break;
         }
         if let Some(tx) = &tx
@@ -116,7 +102,7 @@ fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Check
     drop(tx);
     match content.join() {
         // A content fault comes before anything the scan found after it.
-        Ok(Err(e)) => stop = Some(Stop::Scan(e)),
+        Ok(Err(e)) => stop = Some(Stop::Check(e)),
         Ok(Ok(())) => {}
         Err(_) => stop = Some(Stop::Internal("the content check thread panicked")),
     }
@@ -133,7 +119,7 @@ fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Check
 
 /// The content-checking thread: runs the checks the scan deferred, piece
 /// by piece in stream order, and stops at the first fault.
-fn check_content(pieces: Receiver<(Piece, Deferred)>) -> Result<(), CheckError> {
+fn check_content(pieces: Receiver<(SharedDecoded, Deferred)>) -> Result<(), CheckError> {
     for (piece, deferred) in pieces {
         deferred.check(&piece)?;
     }
@@ -141,7 +127,7 @@ fn check_content(pieces: Receiver<(Piece, Deferred)>) -> Result<(), CheckError> 
 }
 
 /// The file-writing thread.
-fn write_file(mut sink: Sink, chunks: Receiver<Piece>) -> std::io::Result<File> {
+fn write_file(mut sink: Sink, chunks: Receiver<SharedDecoded>) -> std::io::Result<File> {
     match sink.mode() {
         Mode::Direct => tracing::debug!("writing the restored file with O_DIRECT"),
         Mode::Buffered => tracing::debug!("writing the restored file through the page cache"),
@@ -153,7 +139,7 @@ fn write_file(mut sink: Sink, chunks: Receiver<Piece>) -> std::io::Result<File> 
 }
 
 /// Checks the key against the manifest before any download.
-fn check_key(m: &Manifest, key: Option<&MasterKey>) -> Result<(), VaultError> {
+pub(super) fn check_key(m: &Manifest, key: Option<&MasterKey>) -> Result<(), VaultError> {
     match (&m.encryption.key_id, key) {
         (Some(id), None) => Err(StreamError::NoKey(id.clone()).into()),
         (Some(id), Some(k)) if k.key_id() != *id => Err(StreamError::WrongKey {
@@ -170,7 +156,7 @@ fn check_key(m: &Manifest, key: Option<&MasterKey>) -> Result<(), VaultError> {
 /// One thread reads, hashes and decrypts; the zstd stage decodes (two
 /// frames at a time, or one stream for older backups); one thread scans;
 /// one writes the file. None waits for another's CPU work.
-async fn read(
+pub(super) async fn read(
     vault: &Vault,
     m: &Manifest,
     key: Option<MasterKey>,
@@ -187,7 +173,7 @@ async fn read(
     let m2 = m.clone();
     let decoded = tokio::task::spawn_blocking(move || -> Result<(u64, String), VaultError> {
         let mut dec = Decryptor::new(key);
-        let mut z = Decode::new(tickets);
+        let mut z = Decode::new(tickets, ALIGN);
         let mut sha = digest::Context::new(&digest::SHA256);
         let mut buf = vec![0u8; 1 << 20];
         let mut stored = 0u64;
@@ -230,7 +216,7 @@ async fn read(
         .map_err(|e| VaultError::Pipeline(format!("cannot start the write thread: {e}")))?;
     // The checker's stop, in stream order, explains a stopped stage best.
     match checked.stop {
-        Some(Stop::Scan(se)) => return Err(VaultError::Corrupt(se)),
+        Some(Stop::Check(se)) => return Err(VaultError::Corrupt(se)),
         Some(Stop::Decode(e)) => {
             return Err(VaultError::Mismatch {
                 id: m.id.clone(),
@@ -292,135 +278,15 @@ async fn read(
     })
 }
 
-fn disk_error(e: &std::io::Error, need: u64) -> VaultError {
-    let detail = if e.raw_os_error() == Some(28) {
-        format!("no space left on device (the restored file needs {need} bytes)")
-    } else {
-        e.to_string()
-    };
-    VaultError::Io {
-        op: "write",
-        path: "the restored file".into(),
-        source: std::io::Error::new(e.kind(), detail),
-    }
-}
-
-/// Verifies backup `m` end to end without writing anything.
-pub async fn verify(
-    vault: &Vault,
-    m: &Manifest,
-    key: Option<MasterKey>,
-) -> Result<ReadReport, VaultError> {
-    read(vault, m, key, None).await
-}
-
-/// Refuses a target `restore` would fail on only after reading the whole
-/// backup (a directory), or must not replace (an existing file without
-/// `force`).
-pub fn check_target(out: &Path, force: bool) -> Result<(), VaultError> {
-    let shown = out.display().to_string();
-    if out.is_dir() {
-        let example = out.join("dump.rdb").display().to_string();
-        return Err(VaultError::OutputIsDirectory(shown, example));
-    }
-    if !force && out.symlink_metadata().is_ok() {
-        return Err(VaultError::OutputExists(shown));
-    }
-    Ok(())
-}
-
-/// How `restore` writes its file.
-#[derive(Clone, Copy, Debug)]
-pub struct RestoreOptions {
-    /// Replace an existing file at the target.
-    pub force: bool,
-    /// Write with `O_DIRECT` where the filesystem takes it; otherwise
-    /// through the page cache.
-    pub direct_io: bool,
-}
-
-/// Restores backup `m` to `out`: a temp file beside it, fully checked,
-/// fsynced, then renamed. Never leaves a partial file at `out`; refuses an
-/// existing `out` unless `opts.force`.
-pub async fn restore(
-    vault: &Vault,
-    m: &Manifest,
-    key: Option<MasterKey>,
-    out: &Path,
-    opts: RestoreOptions,
-) -> Result<ReadReport, VaultError> {
-    let RestoreOptions { force, direct_io } = opts;
-    let shown = out.display().to_string();
-    check_target(out, force)?;
-    check_key(m, key.as_ref())?;
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| VaultError::Io {
-            op: "restore to",
-            path: shown.clone(),
-            source: std::io::Error::other("not a file path"),
-        })?;
-    let mut r = [0u8; 6];
-    random_bytes(&mut r).map_err(|e| VaultError::Pipeline(e.to_string()))?;
-    let tmp = dir.join(format!(".{name}.replvault-tmp-{}", hex::encode(r)));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| VaultError::Io {
-            op: "create",
-            path: tmp.display().to_string(),
-            source: e,
-        })?;
-    let sink = if direct_io {
-        Sink::new(file)
-    } else {
-        Sink::with_mode(file, Mode::Buffered)
-    };
-    let result = read(vault, m, key, Some(sink)).await.and_then(|report| {
-        publish(&tmp, out, force).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::AlreadyExists {
-                VaultError::OutputExists(shown.clone())
-            } else {
-                VaultError::Io {
-                    op: "rename into place",
-                    path: shown.clone(),
-                    source: e,
-                }
-            }
-        })?;
-        Ok(report)
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn publish(tmp: &Path, out: &Path, force: bool) -> std::io::Result<()> {
-    if force {
-        std::fs::rename(tmp, out)?;
-    } else {
-        // link(2) refuses to replace a file that appeared meanwhile.
-        std::fs::hard_link(tmp, out)?;
-        std::fs::remove_file(tmp)?;
-    }
-    if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc::sync_channel;
 
     use replvault_protocol::rdb::CheckErrorKind;
+
+    use std::path::Path;
+
+    use replvault_protocol::rdb::Summary;
 
     use super::*;
 
@@ -453,7 +319,7 @@ mod tests {
         drop(tx);
         let c = check(rx, None).unwrap();
         match c.stop {
-            Some(Stop::Scan(e)) => Err(e),
+            Some(Stop::Check(e)) => Err(e),
             Some(Stop::Decode(e)) => panic!("decode error {e}"),
             Some(Stop::Internal(what)) => panic!("{what}"),
             None => c.checker.finish(),

@@ -2,12 +2,10 @@
 //! `backups/<id>/manifest.json`, the manifest written last as the commit
 //! point. See `docs/FORMAT.md` for the layout and its invariants.
 //!
-//! Write path: [`Vault::begin_backup`] gives a [`BackupWriter`] that takes
-//! raw RDB bytes, runs them through the streaming checker (CRC-64 and
-//! structure), zstd and the AEAD stream, and uploads; [`BackupWriter::finish`]
-//! refuses to commit unless the scan passed, then writes the manifest.
-//! Read path: [`Vault::list`], [`Vault::resolve`], and [`reader`] for
-//! restore and verify.
+//! This module owns what the format fixes (object keys, backup ids, the
+//! data object's frame size), listing and resolving backups, and deleting
+//! them; [`retention`] decides which to keep. Writing a backup is
+//! [`crate::backup`]'s job, reading one back [`crate::restore`]'s.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,19 +14,23 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use replvault_protocol::rdb::CheckError;
 
+use crate::crypto::StreamError;
 use crate::crypto::keys::random_bytes;
-use crate::crypto::{MasterKey, StreamError};
 use crate::store::{Store, StoreError};
 
-mod direct;
-mod frames;
 pub mod manifest;
-pub mod reader;
-mod writeback;
-mod writer;
+pub mod retention;
 
-pub use manifest::{Manifest, SourceInfo};
-pub use writer::BackupWriter;
+pub use manifest::Manifest;
+pub use retention::RetentionPolicy;
+
+/// RDB bytes per zstd frame of a data object (the last frame may hold
+/// fewer). Each frame starts with an empty window, so frames decode
+/// independently, several at once.
+pub const FRAME: usize = 4 << 20;
+/// The largest content size a reader takes a frame of, so its memory
+/// stays bounded whatever a data object claims.
+pub const MAX_FRAME: usize = 8 << 20;
 
 /// Vault errors. Messages say what is wrong and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -88,15 +90,6 @@ pub enum VaultError {
     /// The backup was interrupted.
     #[error("the backup was aborted")]
     Aborted,
-}
-
-/// Options for a new backup.
-#[derive(Clone, Debug)]
-pub struct WriteOptions {
-    /// zstd level.
-    pub compression_level: i32,
-    /// Expected RDB size, if known (sizes S3 parts).
-    pub size_hint: Option<u64>,
 }
 
 /// A backup whose data exists without a manifest (failed or in progress).
@@ -230,17 +223,6 @@ impl Vault {
             )),
             other => other,
         }
-    }
-
-    /// Starts a backup; `key` is `None` only for a deliberate plaintext
-    /// backup (`--no-encryption`).
-    pub async fn begin_backup(
-        &self,
-        key: Option<&MasterKey>,
-        opts: WriteOptions,
-    ) -> Result<BackupWriter, VaultError> {
-        let id = new_id(Utc::now())?;
-        BackupWriter::start(self.store.clone(), id, key, opts).await
     }
 
     /// Deletes a backup: the manifest first, so a half-deleted backup is

@@ -14,12 +14,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Utc};
 
-use crate::catalog::{Vault, VaultError};
-use crate::cli::RetentionArgs;
+use super::{Vault, VaultError};
 
 /// A retention policy.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Policy {
+pub struct RetentionPolicy {
     /// Keep the newest N.
     pub last: Option<u32>,
     /// Keep those newer than this.
@@ -32,22 +31,11 @@ pub struct Policy {
     pub monthly: Option<u32>,
 }
 
-impl Policy {
-    /// From the command-line flags.
-    pub fn from_args(a: &RetentionArgs) -> Self {
-        Policy {
-            last: a.keep_last,
-            within: a.keep_within,
-            daily: a.keep_daily,
-            weekly: a.keep_weekly,
-            monthly: a.keep_monthly,
-        }
-    }
-
+impl RetentionPolicy {
     /// True when no rule is given (prune refuses: it would keep only the
     /// newest backup, which is never what someone meant).
     pub fn is_empty(&self) -> bool {
-        *self == Policy::default()
+        *self == RetentionPolicy::default()
     }
 }
 
@@ -103,7 +91,7 @@ impl Decision {
 /// newest first. Ties in time are broken by id, so the plan is stable.
 pub fn plan(
     backups: &[(String, DateTime<Utc>)],
-    policy: &Policy,
+    policy: &RetentionPolicy,
     now: DateTime<Utc>,
 ) -> Vec<Decision> {
     let mut out: Vec<Decision> = backups
@@ -209,7 +197,7 @@ impl Report {
 /// is recorded and the rest go on.
 pub async fn prune(
     vault: &Vault,
-    policy: &Policy,
+    policy: &RetentionPolicy,
     grace: Duration,
     dry_run: bool,
     now: DateTime<Utc>,
@@ -299,7 +287,7 @@ mod tests {
     }
 
     /// The ids kept, newest first.
-    fn kept(times: &[&str], p: &Policy, now: &str) -> Vec<String> {
+    fn kept(times: &[&str], p: &RetentionPolicy, now: &str) -> Vec<String> {
         plan(&backups(times), p, t(now))
             .into_iter()
             .filter(Decision::kept)
@@ -328,15 +316,15 @@ mod tests {
         let s: Vec<&str> = s.iter().map(String::as_str).collect();
         struct Case {
             name: &'static str,
-            policy: Policy,
+            policy: RetentionPolicy,
             want: Vec<&'static str>,
         }
         let cases = [
             Case {
                 name: "keep-last 3",
-                policy: Policy {
+                policy: RetentionPolicy {
                     last: Some(3),
-                    ..Policy::default()
+                    ..RetentionPolicy::default()
                 },
                 want: vec![
                     "2026-11-24T12:00:00Z",
@@ -346,9 +334,9 @@ mod tests {
             },
             Case {
                 name: "keep-within 12h includes the boundary",
-                policy: Policy {
+                policy: RetentionPolicy {
                     within: Some(Duration::from_secs(12 * 3600)),
-                    ..Policy::default()
+                    ..RetentionPolicy::default()
                 },
                 want: vec![
                     "2026-11-24T12:00:00Z",
@@ -358,9 +346,9 @@ mod tests {
             },
             Case {
                 name: "keep-daily 3: newest of each day",
-                policy: Policy {
+                policy: RetentionPolicy {
                     daily: Some(3),
-                    ..Policy::default()
+                    ..RetentionPolicy::default()
                 },
                 want: vec![
                     "2026-11-24T12:00:00Z",
@@ -370,27 +358,27 @@ mod tests {
             },
             Case {
                 name: "keep-weekly 2: ISO weeks start on Monday (2026-11-23)",
-                policy: Policy {
+                policy: RetentionPolicy {
                     weekly: Some(2),
-                    ..Policy::default()
+                    ..RetentionPolicy::default()
                 },
                 want: vec!["2026-11-24T12:00:00Z", "2026-11-22T18:00:00Z"],
             },
             Case {
                 name: "keep-monthly 5 with only two months of backups",
-                policy: Policy {
+                policy: RetentionPolicy {
                     monthly: Some(5),
-                    ..Policy::default()
+                    ..RetentionPolicy::default()
                 },
                 want: vec!["2026-11-24T12:00:00Z", "2026-10-31T18:00:00Z"],
             },
             Case {
                 name: "rules combine: a backup kept by any rule is kept",
-                policy: Policy {
+                policy: RetentionPolicy {
                     last: Some(1),
                     daily: Some(2),
                     monthly: Some(2),
-                    ..Policy::default()
+                    ..RetentionPolicy::default()
                 },
                 want: vec![
                     "2026-11-24T12:00:00Z",
@@ -400,9 +388,9 @@ mod tests {
             },
             Case {
                 name: "keep-last 0 still keeps the newest",
-                policy: Policy {
+                policy: RetentionPolicy {
                     last: Some(0),
-                    ..Policy::default()
+                    ..RetentionPolicy::default()
                 },
                 want: vec!["2026-11-24T12:00:00Z"],
             },
@@ -420,9 +408,9 @@ mod tests {
             "2026-12-31T10:00:00Z",
             "2026-12-27T10:00:00Z",
         ];
-        let p = Policy {
+        let p = RetentionPolicy {
             weekly: Some(2),
-            ..Policy::default()
+            ..RetentionPolicy::default()
         };
         assert_eq!(
             kept(&times, &p, "2027-01-02T00:00:00Z"),
@@ -435,9 +423,9 @@ mod tests {
             d[0]
         );
         // Months and days do split there.
-        let p = Policy {
+        let p = RetentionPolicy {
             monthly: Some(2),
-            ..Policy::default()
+            ..RetentionPolicy::default()
         };
         assert_eq!(
             kept(&times, &p, "2027-01-02T00:00:00Z"),
@@ -453,10 +441,10 @@ mod tests {
             "2026-03-01T00:00:00Z",
             "2026-01-31T23:00:00Z",
         ];
-        let p = Policy {
+        let p = RetentionPolicy {
             monthly: Some(3),
             daily: Some(2),
-            ..Policy::default()
+            ..RetentionPolicy::default()
         };
         assert_eq!(
             kept(&times, &p, "2026-03-02T00:00:00Z"),
@@ -476,18 +464,18 @@ mod tests {
             ("b".to_string(), now - chrono::Duration::days(3)),
             ("future".to_string(), now + chrono::Duration::hours(2)),
         ];
-        let p = Policy {
+        let p = RetentionPolicy {
             last: Some(2),
-            ..Policy::default()
+            ..RetentionPolicy::default()
         };
         let d = plan(&same, &p, now);
         // Newest first, ties by id: the plan is stable.
         let ids: Vec<&str> = d.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, ["future", "b", "a"]);
         assert!(d[0].kept() && d[1].kept() && !d[2].kept());
-        let p = Policy {
+        let p = RetentionPolicy {
             within: Some(Duration::from_secs(60)),
-            ..Policy::default()
+            ..RetentionPolicy::default()
         };
         let d = plan(&same, &p, now);
         assert!(d[0].keep.contains(&Reason::Within(Duration::from_secs(60))));
@@ -498,19 +486,19 @@ mod tests {
         assert!(
             plan(
                 &[],
-                &Policy {
+                &RetentionPolicy {
                     last: Some(3),
-                    ..Policy::default()
+                    ..RetentionPolicy::default()
                 },
                 t(NOW)
             )
             .is_empty()
         );
-        assert!(Policy::default().is_empty());
+        assert!(RetentionPolicy::default().is_empty());
         assert!(
-            !Policy {
+            !RetentionPolicy {
                 daily: Some(0),
-                ..Policy::default()
+                ..RetentionPolicy::default()
             }
             .is_empty()
         );

@@ -1,0 +1,94 @@
+//! Resolving the command line into the library's option types.
+//!
+//! Values reach a flag from the command line, its `REPLVAULT_*` variable,
+//! or the `--config` file (which [`super::config_file`] turns into those
+//! variables before parsing), in that order of precedence; clap merges
+//! them. What is left is turning each flag group into the plain options a
+//! library module takes, so no module outside `cmd` sees clap.
+
+use crate::daemon::{DaemonOptions, Schedule, ScheduleError};
+use crate::source::{self, ConnectOptions, SourceOptions};
+use crate::store::{S3Options, StoreOptions};
+use crate::vault::RetentionPolicy;
+
+use super::flags::{Mode, RetentionArgs, RunArgs, SourceArgs, VaultArgs};
+
+impl From<Mode> for source::Mode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Auto => source::Mode::Auto,
+            Mode::Sync => source::Mode::Sync,
+            Mode::Scan => source::Mode::Scan,
+        }
+    }
+}
+
+impl SourceArgs {
+    /// The source these flags name.
+    pub fn options(&self) -> SourceOptions {
+        SourceOptions {
+            url: self.redis.clone(),
+            password: self.redis_password.clone(),
+            mode: self.mode.into(),
+            connect: ConnectOptions {
+                connect_timeout: self.connect_timeout,
+                tls_ca_file: self.tls_ca_file.clone(),
+                tls_server_name: self.tls_server_name.clone(),
+                tls_cert_file: self.tls_cert_file.clone(),
+                tls_key_file: self.tls_key_file.clone(),
+            },
+            idle_timeout: self.idle_timeout,
+            scan_count: self.scan_count,
+            scan_rate: self.scan_rate,
+        }
+    }
+}
+
+impl VaultArgs {
+    /// The store these flags name.
+    pub fn options(&self) -> StoreOptions {
+        StoreOptions {
+            location: self.vault.clone(),
+            s3: S3Options {
+                path_style: self.s3_path_style,
+                storage_class: self.s3_storage_class.clone(),
+                sse: self.s3_sse.clone(),
+                sse_kms_key_id: self.s3_sse_kms_key_id.clone(),
+                part_size: self.s3_part_size,
+                equal_parts: self.s3_equal_parts,
+                concurrency: self.s3_concurrency,
+                max_attempts: self.s3_max_attempts,
+                list_page_size: self.s3_list_page_size,
+            },
+        }
+    }
+}
+
+impl RetentionArgs {
+    /// The retention rules these flags give.
+    pub fn policy(&self) -> RetentionPolicy {
+        RetentionPolicy {
+            last: self.keep_last,
+            within: self.keep_within,
+            daily: self.keep_daily,
+            weekly: self.keep_weekly,
+            monthly: self.keep_monthly,
+        }
+    }
+}
+
+impl RunArgs {
+    /// The daemon these flags describe.
+    pub fn options(&self) -> Result<DaemonOptions, ScheduleError> {
+        Ok(DaemonOptions {
+            source: self.backup.source.options(),
+            compression_level: self.backup.write.compression_level,
+            schedule: Schedule::new(self.every, self.cron.as_deref())?,
+            jitter: self.jitter,
+            retention: self.retention.policy(),
+            incomplete_grace: self.retention.incomplete_grace,
+            listen: self.listen,
+            unhealthy_after: self.unhealthy_after,
+        })
+    }
+}
