@@ -1,4 +1,4 @@
-//! `replvault verify`: decrypt, decompress, CRC + structure scan, SHA-256
+//! `replvault verify`: decrypt, decompress, CRC + structure check, SHA-256
 //! against the manifest, without writing anything.
 
 use std::process::ExitCode;

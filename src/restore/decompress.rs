@@ -90,7 +90,7 @@ enum State {
     /// Waiting for the first frame header.
     Start,
     Frames(Frames),
-    Stream(Stream),
+    OneStream(OneStream),
 }
 
 impl Decode {
@@ -121,7 +121,7 @@ impl Decode {
         }
         match &mut self.state {
             State::Frames(f) => f.split(&mut self.pending, &self.tickets),
-            State::Stream(s) => s.push(&mut self.pending),
+            State::OneStream(s) => s.push(&mut self.pending),
             State::Start => Ok(()),
         }
     }
@@ -133,7 +133,7 @@ impl Decode {
         }
         match self.state {
             State::Frames(f) => f.finish(self.pending, &self.tickets),
-            State::Stream(s) => s.finish(self.pending),
+            State::OneStream(s) => s.finish(self.pending),
             State::Start => Err(stopped("the zstd stage")),
         }
     }
@@ -151,7 +151,7 @@ impl Decode {
             // A frame of unknown size (an older backup), or not zstd at
             // all: zstd's streaming decoder takes it or says what is wrong.
             tracing::debug!("decoding one zstd stream");
-            State::Stream(Stream::start(self.tickets.clone())?)
+            State::OneStream(OneStream::start(self.tickets.clone())?)
         };
         Ok(())
     }
@@ -361,13 +361,13 @@ fn decode_aligned(
 
 /// One zstd stream of any frames, through zstd's streaming decoder on a
 /// thread of its own (backups written before independent frames).
-struct Stream {
+struct OneStream {
     plain: Option<SyncSender<Option<Vec<u8>>>>,
     spent: Receiver<Vec<u8>>,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
-impl Stream {
+impl OneStream {
     fn start(tickets: SyncSender<Ticket>) -> io::Result<Self> {
         // Short queues: zstd is the slow stage, and this keeps it fed.
         let (plain, rx) = sync_channel::<Option<Vec<u8>>>(2);
@@ -376,7 +376,7 @@ impl Stream {
         let thread = std::thread::Builder::new()
             .name("replvault-zstd".into())
             .spawn(move || inflate(z, rx, spent_tx))?;
-        Ok(Stream {
+        Ok(OneStream {
             plain: Some(plain),
             spent,
             thread: Some(thread),

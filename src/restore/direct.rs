@@ -2,9 +2,8 @@
 //!
 //! A restore writes gigabytes once and fsyncs them; through the page cache
 //! that costs the kernel a copy, dirty-page accounting and writeback for
-//! every page, and evicts what the Redis host had cached. On the test VM a
-//! buffered write plus fsync of 900 MiB took 0.3–2.6 s of system time from
-//! run to run, a direct write 0.1 s. Direct I/O needs block-aligned buffers,
+//! every page, and evicts what the Redis host had cached (BENCHMARKS.md,
+//! "Decisions"). Direct I/O needs block-aligned buffers,
 //! offsets and lengths: decoded zstd frames are made to start at a block
 //! boundary and their whole blocks are written from where they are; other
 //! data is staged in an aligned buffer. The last partial block is written

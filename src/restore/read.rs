@@ -46,13 +46,13 @@ const CONTENT_DEPTH: usize = 1;
 /// Decoded bytes, shared by the threads that check and write them.
 type SharedDecoded = Arc<Decoded>;
 
-/// The checking thread: scans each decoded piece, in stream order, then
+/// The checking thread: checks each decoded piece, in stream order, then
 /// hands it to the file-writing thread. Writing (the direct write, or a
 /// copy into the page cache or the aligned buffer) is a good share of
-/// the work, so it runs beside the scan instead of after it. So does
+/// the work, so it runs beside the check instead of after it. So does
 /// checking what is inside LZF bodies and encoded blobs, which costs more
 /// than walking the records on data with compressed values or small
-/// collections: the scan leaves it to the content thread.
+/// collections: the checker leaves it to the content thread.
 fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Checked> {
     let (content_tx, content_rx) = std::sync::mpsc::sync_channel(CONTENT_DEPTH);
     let content = std::thread::Builder::new()
@@ -101,7 +101,7 @@ fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Check
     drop(content_tx);
     drop(tx);
     match content.join() {
-        // A content fault comes before anything the scan found after it.
+        // A content fault comes before anything the checker found after it.
         Ok(Err(e)) => stop = Some(Stop::Check(e)),
         Ok(Ok(())) => {}
         Err(_) => stop = Some(Stop::Internal("the content check thread panicked")),
@@ -117,7 +117,7 @@ fn check(tickets: Receiver<Ticket>, sink: Option<Sink>) -> std::io::Result<Check
     })
 }
 
-/// The content-checking thread: runs the checks the scan deferred, piece
+/// The content-checking thread: runs the checks the checker deferred, piece
 /// by piece in stream order, and stops at the first fault.
 fn check_content(pieces: Receiver<(SharedDecoded, Deferred)>) -> Result<(), CheckError> {
     for (piece, deferred) in pieces {
@@ -154,7 +154,7 @@ pub(super) fn check_key(m: &Manifest, key: Option<&MasterKey>) -> Result<(), Vau
 /// Reads backup `m` through every check; writes the RDB to `sink` if given.
 ///
 /// One thread reads, hashes and decrypts; the zstd stage decodes (two
-/// frames at a time, or one stream for older backups); one thread scans;
+/// frames at a time, or one stream for older backups); one thread checks;
 /// one writes the file. None waits for another's CPU work.
 pub(super) async fn read(
     vault: &Vault,
@@ -163,7 +163,7 @@ pub(super) async fn read(
     sink: Option<Sink>,
 ) -> Result<ReadReport, VaultError> {
     check_key(m, key.as_ref())?;
-    let stream = vault.store().get_stream(&m.stored.key).await?;
+    let stream = vault.store().get_reader(&m.stored.key).await?;
     let mut bridge = SyncIoBridge::new(stream);
     let (tickets, tickets_rx) = std::sync::mpsc::sync_channel::<Ticket>(TICKETS);
     let checker_thread = std::thread::Builder::new()
@@ -297,7 +297,7 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
-    /// The scan checking everything in place, fed the same pieces.
+    /// The checker checking everything in place, fed the same pieces.
     fn inline(bytes: &[u8], size: usize) -> Result<Summary, CheckError> {
         let mut s = Checker::new();
         for p in bytes.chunks(size) {
@@ -331,7 +331,7 @@ mod tests {
     }
 
     #[test]
-    fn the_content_thread_reports_what_the_inline_scan_does() {
+    fn the_content_thread_reports_what_the_inline_check_does() {
         let mut content = 0;
         for name in ["redis-7.0.15.rdb", "redis-7.0.15-nocompress.rdb"] {
             let bytes = fixture(name);
@@ -349,7 +349,7 @@ mod tests {
     }
 
     #[test]
-    fn a_content_fault_wins_over_a_later_scan_error() {
+    fn a_content_fault_wins_over_a_later_check_error() {
         let bytes = fixture("redis-7.0.15.rdb");
         // A flip inside a compressed string or a blob.
         let (p, fault) = (0..bytes.len())
@@ -371,7 +371,7 @@ mod tests {
         b[half..].fill(0xF6);
         assert_eq!(checked(&b, b.len()).err(), Some(fault));
         // In smaller pieces too, where the fault's offset can move to the
-        // piece a string's last part is in, as the inline scan has it.
+        // piece a string's last part is in, as the inline check has it.
         for size in [4096, 1000] {
             let want = inline(&b, size).err();
             assert!(want.as_ref().is_some_and(content_fault), "{want:?}");

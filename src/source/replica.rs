@@ -17,10 +17,9 @@ use super::{RdbSource, SourceError};
 
 /// Payload is handed on in chunks of up to this size, read from the
 /// socket at most this much at a time. Servers write about 16 KiB at a
-/// time; handing each piece on by itself woke the two stages downstream
-/// tens of thousands of times per GiB. Under 128 KiB, glibc serves the
-/// chunks from its heap and reuses them: 256 KiB chunks cost 10 MiB more
-/// peak RSS.
+/// time, and each hand-off wakes the stages downstream; under 128 KiB
+/// glibc serves the chunks from its heap and reuses them (BENCHMARKS.md,
+/// "Decisions").
 const CHUNK: usize = 120 * 1024;
 /// Bytes per read from the socket.
 const READ_SIZE: usize = CHUNK;

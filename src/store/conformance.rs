@@ -18,7 +18,7 @@ pub async fn run_all(store: &dyn Store) {
 }
 
 async fn read_all(store: &dyn Store, key: &str) -> Vec<u8> {
-    let mut r = store.get_stream(key).await.unwrap();
+    let mut r = store.get_reader(key).await.unwrap();
     let mut v = Vec::new();
     r.read_to_end(&mut v).await.unwrap();
     v
@@ -99,7 +99,7 @@ pub async fn missing_objects(store: &dyn Store) {
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
-        store.get_stream("t4/none").await,
+        store.get_reader("t4/none").await,
         Err(StoreError::NotFound { .. })
     ));
     assert!(store.list("t4/").await.unwrap().is_empty());

@@ -282,7 +282,7 @@ impl Store for LocalStore {
         }
     }
 
-    async fn get_stream(&self, key: &str) -> Result<ObjectReader, StoreError> {
+    async fn get_reader(&self, key: &str) -> Result<ObjectReader, StoreError> {
         let path = self.path(key)?;
         match tokio::fs::File::open(&path).await {
             Ok(f) => Ok(Box::pin(f)),

@@ -121,8 +121,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Reads a whole (small) object.
     async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
 
-    /// Streams an object.
-    async fn get_stream(&self, key: &str) -> Result<ObjectReader, StoreError>;
+    /// A reader of an object, for objects too large to hold.
+    async fn get_reader(&self, key: &str) -> Result<ObjectReader, StoreError>;
 
     /// Every object whose key starts with `prefix`, in key order.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;

@@ -66,7 +66,7 @@ pub struct Manifest {
     pub source: SourceInfo,
     /// The RDB file.
     pub rdb: RdbInfo,
-    /// What the scan found: version, aux fields, per-db keys and expiries,
+    /// What the RDB check found: version, aux fields, per-db keys and expiries,
     /// types, functions, checksum status.
     pub summary: Summary,
     /// The stored object.

@@ -21,8 +21,8 @@ const RANGE_ATTEMPTS: u32 = 4;
 
 /// Range buffers the reader hands back once it has read them, for the next
 /// ranges: a restore allocates about as many as it holds at once, not one
-/// per range, and glibc keeps freed buffers of this size (S3 restore peaked
-/// at 121 to 161 MiB with a fresh buffer per range, BENCHMARKS.md).
+/// per range, and glibc keeps freed buffers of this size (BENCHMARKS.md,
+/// "Decisions").
 #[derive(Clone, Default)]
 pub(super) struct Pool(Arc<std::sync::Mutex<Vec<BytesMut>>>);
 
@@ -92,10 +92,8 @@ pub(super) async fn fetch_ranges(
 }
 
 /// One range, copied into one buffer of its size as the body arrives. The
-/// body's own chunks are views of the HTTP client's read buffers, so
-/// holding them (as this did) kept more than the range alive: restoring a
-/// 190 MB object peaked at 139 to 144 MiB that way, 116 to 130 with the
-/// copy, in the same time (BENCHMARKS.md).
+/// body's own chunks are views of the HTTP client's read buffers, and
+/// holding them would keep more than the range alive.
 async fn fetch_range(
     store: &S3Store,
     key: &str,

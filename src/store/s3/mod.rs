@@ -308,7 +308,7 @@ impl Store for S3Store {
         Ok(body.into_bytes())
     }
 
-    async fn get_stream(&self, key: &str) -> Result<ObjectReader, StoreError> {
+    async fn get_reader(&self, key: &str) -> Result<ObjectReader, StoreError> {
         let size = self.head(key).await?.ok_or_else(|| StoreError::NotFound {
             store: self.describe(),
             key: key.to_string(),
