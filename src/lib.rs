@@ -29,6 +29,7 @@ pub mod cmd;
 pub mod crypto;
 pub mod daemon;
 pub mod error_line;
+pub mod pitr;
 pub mod restore;
 pub mod source;
 pub mod store;

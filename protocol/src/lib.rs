@@ -14,6 +14,8 @@
 //!   to send `REPLCONF ACK`.
 //! - [`rdb`]: streaming structural checker for RDB files (Redis and Valkey),
 //!   with bounded memory, and the summary it produces.
+//! - [`repl_stream`]: the command stream after the snapshot: command
+//!   boundaries and what each command means to an archive.
 //! - [`crc64`]: CRC-64/Jones, the checksum Redis puts in the RDB trailer.
 //! - [`dump`]: `DUMP` payloads, and writing an RDB from them (scan mode).
 #![warn(missing_docs, unreachable_pub)]
@@ -22,5 +24,6 @@ pub mod crc64;
 pub mod dump;
 pub mod payload;
 pub mod rdb;
+pub mod repl_stream;
 pub mod replica;
 pub mod resp;

@@ -51,7 +51,7 @@ pub enum Command {
     /// Delete backups outside a retention policy, and incomplete leftovers.
     Prune(PruneArgs),
     /// Run as a daemon: back up on a schedule, prune, serve metrics.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write a new random 32-byte encryption key file (mode 0600).
     Keygen(KeygenArgs),
     /// Check a local RDB file (CRC and structure) and summarise it.
@@ -252,6 +252,54 @@ pub struct RestoreArgs {
     /// (for filesystems that take `O_DIRECT` but are slow with it).
     #[arg(long, env = "REPLVAULT_NO_DIRECT_IO")]
     pub no_direct_io: bool,
+    /// Restore the data as it was at this time (RFC 3339, e.g.
+    /// `2026-12-05T06:00:00.250Z`), or `latest` (the last archived
+    /// command): the newest base backup at or before it plus the archived
+    /// stream after it (`replvault run --pitr`). Instead of a backup id.
+    #[arg(long, value_parser = parse_at)]
+    pub at: Option<At>,
+    /// With --at: `rdb` (a verified dump.rdb, built by replaying into a
+    /// private server), `aof-dir` (a Redis 7+ appendonlydir, --out is the
+    /// directory to create) or `aof` (one AOF file with an RDB preamble,
+    /// for Redis 4 to 6.2).
+    #[arg(long, value_enum, default_value_t = AtFormat::Rdb, requires = "at")]
+    pub format: AtFormat,
+    /// With --at --format rdb: the server binary that replays (it must
+    /// read the base's RDB version).
+    #[arg(long, default_value = "redis-server", env = "REPLVAULT_SERVER_BIN")]
+    pub server_bin: PathBuf,
+}
+
+/// A time to restore to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum At {
+    /// The last archived command.
+    Latest,
+    /// This time.
+    Time(chrono::DateTime<chrono::Utc>),
+}
+
+/// Output of `restore --at`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AtFormat {
+    /// A verified dump.rdb.
+    Rdb,
+    /// A Redis 7+ multi-part AOF directory.
+    AofDir,
+    /// One AOF file with an RDB preamble.
+    Aof,
+}
+
+/// Parses `latest` or an RFC 3339 time.
+pub fn parse_at(s: &str) -> Result<At, String> {
+    if s.eq_ignore_ascii_case("latest") {
+        return Ok(At::Latest);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| At::Time(t.with_timezone(&chrono::Utc)))
+        .map_err(|e| {
+            format!("{e} (examples: latest, 2026-12-05T06:00:00Z, 2026-12-05T07:00:00.250+01:00)")
+        })
 }
 
 /// `replvault verify`.
@@ -336,6 +384,22 @@ pub struct RunArgs {
     /// TOML configuration file; flags and environment win over it.
     #[arg(long, env = "REPLVAULT_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Point-in-time recovery: stay connected as a replica after the
+    /// snapshot and archive the command stream into the vault, so
+    /// `restore --at TIME` can rebuild the data as it was at any moment.
+    /// The scheduled backups (`--every`, 24h by default with --pitr) are
+    /// its base snapshots.
+    #[arg(long, env = "REPLVAULT_PITR")]
+    pub pitr: bool,
+    /// With --pitr: write what arrived at least this often (and only
+    /// acknowledge it to the primary once written, so `WAIT 1` on the
+    /// primary returns when a write is in the vault).
+    #[arg(long, default_value = "1s", value_parser = parse_duration, env = "REPLVAULT_PITR_INTERVAL")]
+    pub pitr_interval: Duration,
+    /// With --pitr: also write a segment once this much of the stream is
+    /// pending (e.g. `16MiB`).
+    #[arg(long, default_value = "16MiB", value_parser = parse_size, env = "REPLVAULT_PITR_SEGMENT_SIZE")]
+    pub pitr_segment_size: u64,
 }
 
 /// `replvault keygen`.

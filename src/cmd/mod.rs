@@ -95,7 +95,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Restore(args) => restore::run(args).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Prune(args) => prune::run(args).await,
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => run::run(*args).await,
         Command::Keygen(args) => keygen::run(args).await,
         Command::Inspect(args) => inspect::run(args).await,
     }

@@ -6,7 +6,10 @@
 //! them. What is left is turning each flag group into the plain options a
 //! library module takes, so no module outside `cmd` sees clap.
 
+use std::time::Duration;
+
 use crate::daemon::{DaemonOptions, Schedule, ScheduleError};
+use crate::pitr::PitrOptions;
 use crate::source::{self, ConnectOptions, SourceOptions};
 use crate::store::{S3Options, StoreOptions};
 use crate::vault::RetentionPolicy;
@@ -77,18 +80,31 @@ impl RetentionArgs {
     }
 }
 
+/// Base snapshots with `--pitr` when neither `--every` nor `--cron` says.
+const DEFAULT_PITR_EVERY: Duration = Duration::from_secs(24 * 3600);
+
 impl RunArgs {
     /// The daemon these flags describe.
     pub fn options(&self) -> Result<DaemonOptions, ScheduleError> {
         Ok(DaemonOptions {
             source: self.backup.source.options(),
             compression_level: self.backup.write.compression_level,
-            schedule: Schedule::new(self.every, self.cron.as_deref())?,
+            schedule: Schedule::new(
+                // With --pitr the stream covers the time between bases.
+                self.every
+                    .or((self.pitr && self.cron.is_none()).then_some(DEFAULT_PITR_EVERY)),
+                self.cron.as_deref(),
+            )?,
             jitter: self.jitter,
             retention: self.retention.policy(),
             incomplete_grace: self.retention.incomplete_grace,
             listen: self.listen,
             unhealthy_after: self.unhealthy_after,
+            pitr: self.pitr.then_some(PitrOptions {
+                interval: self.pitr_interval,
+                segment_size: self.pitr_segment_size,
+                compression_level: self.backup.write.compression_level,
+            }),
         })
     }
 }

@@ -6,11 +6,15 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cmd::common::{load_key, open_existing_vault, size};
-use crate::cmd::flags::RestoreArgs;
+use crate::cmd::flags::{At, AtFormat, RestoreArgs};
+use crate::pitr::restore_at::{self, AtOptions, Format};
 use crate::restore;
 
 /// Runs `replvault restore`.
 pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    if let Some(at) = args.at {
+        return restore_at(&args, at).await;
+    }
     // Before the vault is opened: no listing or download for a target
     // that would be refused.
     restore::check_target(&args.out, args.force)?;
@@ -78,5 +82,87 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         outln!("       (no keys)");
     }
     outln!("     Keys with an expiry that passed since the backup are dropped on load.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `restore --at`.
+async fn restore_at(args: &RestoreArgs, at: At) -> anyhow::Result<ExitCode> {
+    if args.backup != "latest" {
+        anyhow::bail!(
+            "give either a backup id ({}) or --at, not both",
+            args.backup
+        );
+    }
+    let vault = open_existing_vault(&args.vault).await?;
+    let key = load_key(&args.key)?;
+    let format = match args.format {
+        AtFormat::Rdb => Format::Rdb,
+        AtFormat::AofDir => Format::AofDir,
+        AtFormat::Aof => Format::Aof,
+    };
+    let time = match at {
+        At::Latest => None,
+        At::Time(t) => Some(t),
+    };
+    let report = restore_at::restore_at(
+        &vault,
+        key,
+        time,
+        &args.out,
+        &AtOptions {
+            format,
+            server_bin: args.server_bin.clone(),
+            force: args.force,
+            direct_io: !args.no_direct_io,
+        },
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "restore to a time failed, nothing was written to {}",
+            args.out.display()
+        )
+    })?;
+    let p = &report.plan;
+    let s = &report.stats;
+    let shown = |ms: Option<u64>| {
+        ms.map(|ms| {
+            crate::pitr::archive::ms_time(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        })
+        .unwrap_or_else(|| "(none after the base)".into())
+    };
+    outln!(
+        "restored the data as of {} to {}: base backup {} (offset {}) + {} commands from timeline {} (last at {})",
+        p.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        args.out.display(),
+        p.base.id,
+        p.base_offset,
+        s.commands,
+        p.timeline,
+        shown(s.last_ms),
+    );
+    if s.partial_transaction > 0 {
+        outln!(
+            "note: a transaction of {} commands was still open at that time and is left out",
+            s.partial_transaction
+        );
+    }
+    match format {
+        Format::Rdb => {
+            if let Some(sum) = &report.summary {
+                outln!(
+                    "RDB: {} keys, CRC-64 and structure verified",
+                    sum.total_keys()
+                );
+            }
+            outln!("Load it as any restored dump.rdb (see `replvault restore --help`).");
+        }
+        Format::AofDir => outln!(
+            "Put the directory where `CONFIG GET appenddirname` points (under `dir`) and start Redis 7+ with `appendonly yes`."
+        ),
+        Format::Aof => outln!(
+            "Put the file where `appendfilename` points and start Redis (4 to 6.2) with `appendonly yes`."
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }

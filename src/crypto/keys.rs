@@ -60,7 +60,9 @@ pub enum KeyError {
     Random,
 }
 
-/// The 32-byte master key from a key file. Zeroized on drop, never printed.
+/// The 32-byte master key from a key file. Zeroized on drop, never printed;
+/// a clone is zeroized on drop too.
+#[derive(Clone)]
 pub struct MasterKey {
     bytes: Zeroizing<[u8; KEY_LEN]>,
 }

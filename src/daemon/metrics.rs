@@ -276,6 +276,60 @@ impl State {
     }
 }
 
+/// The stream archiver's metrics (`run --pitr`).
+pub fn render_pitr(s: &crate::pitr::ArchiverStatus, now: DateTime<Utc>) -> String {
+    let mut o = String::new();
+    let lag_secs = s
+        .oldest_pending_ms
+        .map(|t| (now.timestamp_millis().max(0) as u64).saturating_sub(t) as f64 / 1000.0)
+        .unwrap_or(0.0);
+    for (name, kind, help, v) in [
+        (
+            "replvault_pitr_streaming",
+            "gauge",
+            "1 while the archiver is connected and streaming.",
+            u8::from(s.streaming).to_string(),
+        ),
+        (
+            "replvault_pitr_committed_offset",
+            "gauge",
+            "Replication offset of the last byte written to the vault (and acknowledged).",
+            s.committed_offset.to_string(),
+        ),
+        (
+            "replvault_pitr_lag_bytes",
+            "gauge",
+            "Stream bytes received but not yet written to the vault.",
+            s.received_offset
+                .saturating_sub(s.committed_offset)
+                .to_string(),
+        ),
+        (
+            "replvault_pitr_lag_seconds",
+            "gauge",
+            "Age of the oldest command received but not yet written to the vault.",
+            format!("{lag_secs:.3}"),
+        ),
+        (
+            "replvault_pitr_segments_total",
+            "counter",
+            "Segments written since start.",
+            s.segments.to_string(),
+        ),
+        (
+            "replvault_pitr_gaps_total",
+            "counter",
+            "Timelines started after a gap (the primary could not continue) since start.",
+            s.gaps.to_string(),
+        ),
+    ] {
+        let _ = writeln!(o, "# HELP {name} {help}");
+        let _ = writeln!(o, "# TYPE {name} {kind}");
+        let _ = writeln!(o, "{name} {v}");
+    }
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backup::{BackupError, take_backup};
 use crate::crypto::MasterKey;
+use crate::pitr::archiver;
+use crate::pitr::{PitrOptions, SharedStatus};
 use crate::source::SourceOptions;
+use crate::vault::Manifest;
 use crate::vault::Vault;
 use crate::vault::retention::{self, RetentionPolicy};
 
@@ -30,6 +33,8 @@ pub struct Shared {
     state: Mutex<State>,
     progress: Arc<AtomicU64>,
     unhealthy_after: Duration,
+    /// The stream archiver's status, with `--pitr`.
+    pitr: Option<SharedStatus>,
 }
 
 impl Shared {
@@ -40,7 +45,12 @@ impl Shared {
 
     /// Prometheus text.
     pub fn render(&self) -> String {
-        self.lock().render(self.progress.load(Ordering::Relaxed))
+        let mut text = self.lock().render(self.progress.load(Ordering::Relaxed));
+        if let Some(p) = &self.pitr {
+            let s = p.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            text.push_str(&metrics::render_pitr(&s, Utc::now()));
+        }
+        text
     }
 
     /// Health verdict and its reason.
@@ -68,6 +78,8 @@ pub struct DaemonOptions {
     pub listen: Option<SocketAddr>,
     /// `/healthz` fails when the last success is older than this.
     pub unhealthy_after: Duration,
+    /// Archive the replication stream too (`--pitr`).
+    pub pitr: Option<PitrOptions>,
 }
 
 /// Why the daemon could not run.
@@ -97,6 +109,7 @@ pub async fn run(
         state: Mutex::new(State::new(Utc::now())),
         progress: Arc::new(AtomicU64::new(0)),
         unhealthy_after: args.unhealthy_after,
+        pitr: args.pitr.as_ref().map(|_| SharedStatus::default()),
     });
     let cancel = CancellationToken::new();
     let c = cancel.clone();
@@ -124,6 +137,39 @@ pub async fn run(
     let policy = &args.retention;
     let last = shared.lock().last_success;
     let mut next = schedule.first(last, Utc::now());
+    let archiver = match (&args.pitr, &shared.pitr) {
+        (Some(opts), Some(status)) => {
+            if last.is_none() {
+                // The archiver's own snapshot is the first base.
+                next = schedule.after(Utc::now());
+            }
+            let (source, vault, key, opts, status) = (
+                args.source.clone(),
+                vault.clone(),
+                key.clone(),
+                opts.clone(),
+                status.clone(),
+            );
+            let (shared2, cancel2) = (shared.clone(), cancel.clone());
+            Some(tokio::spawn(async move {
+                let on_base = move |r: Result<Manifest, String>| match r {
+                    Ok(m) => shared2.lock().success(&m),
+                    Err(e) => tracing::warn!(error = %e, "the archiver's base backup failed"),
+                };
+                archiver::run(
+                    &source,
+                    &vault,
+                    key.as_ref(),
+                    &opts,
+                    status,
+                    on_base,
+                    cancel2,
+                )
+                .await;
+            }))
+        }
+        _ => None,
+    };
     let mut failures = 0u32;
     loop {
         shared.lock().next_run = Some(next);
@@ -175,6 +221,11 @@ pub async fn run(
                 tracing::error!(error = %e, failures, retry_at = %next, "backup failed");
             }
         }
+    }
+    // A clean stop writes what the archiver received before it ends.
+    cancel.cancel();
+    if let Some(a) = archiver {
+        let _ = a.await;
     }
     if let Some(s) = server {
         s.abort();

@@ -145,6 +145,27 @@ pub async fn restore(
     result
 }
 
+/// Checks a local RDB file (CRC-64 and structure), as `inspect` does.
+pub fn check_file(path: &Path) -> Result<Summary, VaultError> {
+    use std::io::Read;
+    let io = |op: &'static str, source: std::io::Error| VaultError::Io {
+        op,
+        path: path.display().to_string(),
+        source,
+    };
+    let mut f = File::open(path).map_err(|e| io("open", e))?;
+    let mut checker = replvault_protocol::rdb::Checker::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| io("read", e))?;
+        if n == 0 {
+            break;
+        }
+        checker.feed(&buf[..n])?;
+    }
+    Ok(checker.finish()?)
+}
+
 fn publish(tmp: &Path, out: &Path, force: bool) -> std::io::Result<()> {
     if force {
         std::fs::rename(tmp, out)?;

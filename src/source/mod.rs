@@ -125,6 +125,9 @@ pub enum SourceError {
     /// Scan mode could not read the keyspace.
     #[error("scan mode: {0}")]
     ScanRefused(String),
+    /// The consumer stopped taking the payload (the backup was aborted).
+    #[error("the backup stopped taking the snapshot")]
+    Aborted,
 }
 
 /// A running source of RDB bytes.

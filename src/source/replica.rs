@@ -35,7 +35,8 @@ pub struct ReplicaOptions {
     pub force_sync: bool,
 }
 
-async fn read_some(
+/// Reads what the server sends next into `buf`; 0 at end of stream.
+pub async fn read_some(
     conn: &mut Connection,
     buf: &mut BytesMut,
     idle: Duration,
@@ -52,20 +53,59 @@ async fn read_some(
     }
 }
 
+/// Runs the handshake on `conn` until the server says what follows (a
+/// payload header, or `+CONTINUE`), handing each event to `on_event`.
+/// Bytes read past the handshake stay in `buf`.
+pub async fn handshake(
+    conn: &mut Connection,
+    hs: &mut Handshake,
+    buf: &mut BytesMut,
+    idle: Duration,
+    mut on_event: impl FnMut(Event),
+) -> Result<(), SourceError> {
+    while !hs.is_complete() {
+        while let Some(out) = hs.poll_transmit() {
+            conn.write_all(&out)
+                .await
+                .map_err(|source| SourceError::Io { bytes: 0, source })?;
+        }
+        let used = hs.handle_input(buf)?;
+        let _ = buf.split_to(used);
+        let mut any = false;
+        while let Some(ev) = hs.poll_event() {
+            any = true;
+            on_event(ev);
+        }
+        if hs.is_complete() || used > 0 || any {
+            continue;
+        }
+        if read_some(conn, buf, idle, 0).await? == 0 {
+            return Err(hs.handle_eof().into());
+        }
+    }
+    Ok(())
+}
+
+/// The handshake configuration for `target`.
+pub fn config(target: &RedisTarget, rdb_only: bool, force_sync: bool) -> Config {
+    Config {
+        username: target.username.clone(),
+        password: target.password.clone(),
+        listening_port: 0,
+        rdb_only,
+        force_sync,
+        announce_version: Some(replvault_protocol::replica::ANNOUNCED_VALKEY_VERSION.into()),
+        resume: None,
+    }
+}
+
 /// Runs the handshake; on success the payload streams in a spawned task.
 pub async fn start(
     mut conn: Connection,
     target: &RedisTarget,
     opts: &ReplicaOptions,
 ) -> Result<RdbSource, SourceError> {
-    let mut hs = Handshake::new(Config {
-        username: target.username.clone(),
-        password: target.password.clone(),
-        listening_port: 0,
-        rdb_only: true,
-        force_sync: opts.force_sync,
-        announce_version: Some(replvault_protocol::replica::ANNOUNCED_VALKEY_VERSION.into()),
-    });
+    let mut hs = Handshake::new(config(target, true, opts.force_sync));
     let mut info = SourceInfo {
         address: target.redacted(),
         mode: "sync".into(),
@@ -78,38 +118,10 @@ pub async fn start(
     // sync that can be repl-diskless-sync-delay seconds later.
     tracing::info!(address = %info.address, "connected; asking for a snapshot");
     let asked = Instant::now();
-    while framing.is_none() {
-        while let Some(out) = hs.poll_transmit() {
-            conn.write_all(&out)
-                .await
-                .map_err(|source| SourceError::Io { bytes: 0, source })?;
-        }
-        let used = hs.handle_input(&buf)?;
-        let _ = buf.split_to(used);
-        while let Some(ev) = hs.poll_event() {
-            match ev {
-                Event::FullResync { replid, offset } => {
-                    info.replid = Some(replid);
-                    info.offset = Some(offset);
-                }
-                Event::FellBackToSync => {
-                    tracing::info!("the server refused PSYNC; using SYNC");
-                    info.mode = "sync (SYNC fallback)".into();
-                }
-                Event::OptionRefused { option, message } => {
-                    tracing::debug!(%option, %message, "server did not accept an optional REPLCONF");
-                }
-                Event::Payload(f) => framing = Some(f),
-                _ => {}
-            }
-        }
-        if framing.is_some() || used > 0 {
-            continue;
-        }
-        if read_some(&mut conn, &mut buf, opts.idle_timeout, 0).await? == 0 {
-            return Err(hs.handle_eof().into());
-        }
-    }
+    handshake(&mut conn, &mut hs, &mut buf, opts.idle_timeout, |ev| {
+        note_event(ev, &mut info, &mut framing)
+    })
+    .await?;
     let framing = framing.ok_or(SourceError::Io {
         bytes: 0,
         source: std::io::Error::other("no payload header"),
@@ -126,8 +138,14 @@ pub async fn start(
     let offset = info.offset.unwrap_or(0);
     let idle = opts.idle_timeout;
     tokio::spawn(async move {
-        if let Err(e) = pump(conn, buf, framing, offset, idle, &tx).await {
-            let _ = tx.send(Err(e)).await;
+        match pump(conn, buf, framing, offset, idle, &tx).await {
+            // Closing the link is how a backup replica says goodbye.
+            Ok((mut conn, _)) => {
+                let _ = conn.shutdown().await;
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+            }
         }
     });
     Ok(RdbSource {
@@ -137,15 +155,35 @@ pub async fn start(
     })
 }
 
-/// Streams the payload into `tx` until complete.
-async fn pump(
+/// Records what a handshake event says about the snapshot.
+pub fn note_event(ev: Event, info: &mut SourceInfo, framing: &mut Option<Framing>) {
+    match ev {
+        Event::FullResync { replid, offset } => {
+            info.replid = Some(replid);
+            info.offset = Some(offset);
+        }
+        Event::FellBackToSync => {
+            tracing::info!("the server refused PSYNC; using SYNC");
+            info.mode = "sync (SYNC fallback)".into();
+        }
+        Event::OptionRefused { option, message } => {
+            tracing::debug!(%option, %message, "server did not accept an optional REPLCONF");
+        }
+        Event::Payload(f) => *framing = Some(f),
+        _ => {}
+    }
+}
+
+/// Streams the payload into `tx` until complete; returns the connection
+/// and what was read past the payload (the replication stream).
+pub async fn pump(
     mut conn: Connection,
     mut buf: BytesMut,
     framing: Framing,
     offset: i64,
     idle: Duration,
     tx: &mpsc::Sender<Result<Bytes, SourceError>>,
-) -> Result<(), SourceError> {
+) -> Result<(Connection, BytesMut), SourceError> {
     let mut reader = PayloadReader::new(framing);
     let mut out = BytesMut::with_capacity(CHUNK);
     let (mut reads, mut sends) = (0u64, 0u64);
@@ -155,7 +193,7 @@ async fn pump(
             if !out.is_empty() && out.len() + buf.len() > CHUNK {
                 sends += 1;
                 if !pass_on(&mut out, tx).await {
-                    return Ok(());
+                    return Err(SourceError::Aborted);
                 }
             }
             let used = reader
@@ -165,7 +203,7 @@ async fn pump(
             if reader.is_complete() && !out.is_empty() {
                 sends += 1;
                 if !pass_on(&mut out, tx).await {
-                    return Ok(());
+                    return Err(SourceError::Aborted);
                 }
             }
         }
@@ -173,15 +211,13 @@ async fn pump(
             let _ = conn.write_all(&ack).await;
         }
         if reader.is_complete() {
-            // Closing the link is how a backup replica says goodbye.
-            let _ = conn.shutdown().await;
             tracing::debug!(reads, sends, bytes = reader.delivered(), "payload received");
-            return Ok(());
+            return Ok((conn, buf));
         }
         reads += 1;
         if read_some(&mut conn, &mut buf, idle, reader.delivered()).await? == 0 {
             reader.handle_eof().map_err(SourceError::Payload)?;
-            return Ok(());
+            return Ok((conn, buf));
         }
     }
 }

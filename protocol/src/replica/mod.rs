@@ -6,6 +6,9 @@
 //! falling back to `SYNC` when PSYNC is refused. Lone `\n` keepalives are
 //! skipped. Ends when the payload header (`$<len>` or `$EOF:<mark>`) is read.
 //!
+//! With [`Config::resume`] it asks `PSYNC <replid> <offset+1>` instead, and a
+//! `+CONTINUE` ends the handshake without a payload: the stream follows.
+//!
 //! Driver loop: write what [`Handshake::poll_transmit`] returns, feed what
 //! the socket reads to [`Handshake::handle_input`], drain
 //! [`Handshake::poll_event`], until [`Handshake::is_complete`]; then hand the
@@ -42,6 +45,11 @@ pub struct Config {
     pub force_sync: bool,
     /// Send `REPLCONF version <this>` (see [`ANNOUNCED_VALKEY_VERSION`]).
     pub announce_version: Option<String>,
+    /// Ask to continue from here (`PSYNC <replid> <offset + 1>`): the
+    /// replication id and the offset of the last byte already held. The
+    /// server answers `+CONTINUE` (the stream follows, no snapshot) or
+    /// `+FULLRESYNC`.
+    pub resume: Option<(String, i64)>,
 }
 
 impl fmt::Debug for Config {
@@ -54,6 +62,7 @@ impl fmt::Debug for Config {
             .field("rdb_only", &self.rdb_only)
             .field("force_sync", &self.force_sync)
             .field("announce_version", &self.announce_version)
+            .field("resume", &self.resume)
             .finish()
     }
 }
@@ -68,6 +77,13 @@ pub enum Event {
         replid: String,
         /// Replication offset the snapshot corresponds to.
         offset: i64,
+    },
+    /// `+CONTINUE [<replid>]`: the server continues the stream from the
+    /// offset asked for; no snapshot follows. A new replid means the server
+    /// is a new primary that knows the old one's history (its replid2).
+    Continue {
+        /// The replication id from now on, if the server changed it.
+        replid: Option<String>,
     },
     /// PSYNC was refused and SYNC is used instead (no replid/offset).
     FellBackToSync,
@@ -249,7 +265,13 @@ impl Handshake {
                 encode_command(&[b"REPLCONF", b"version", v.as_bytes()], &mut out)
             }
             Step::RdbOnly => encode_command(&[b"REPLCONF", b"rdb-only", b"1"], &mut out),
-            Step::Psync => encode_command(&[b"PSYNC", b"?", b"-1"], &mut out),
+            Step::Psync => match &self.config.resume {
+                Some((replid, offset)) => {
+                    let next = offset.saturating_add(1).to_string();
+                    encode_command(&[b"PSYNC", replid.as_bytes(), next.as_bytes()], &mut out)
+                }
+                None => encode_command(&[b"PSYNC", b"?", b"-1"], &mut out),
+            },
             Step::Sync => encode_command(&[b"SYNC"], &mut out),
         }
         Some(out)
@@ -354,8 +376,15 @@ impl Handshake {
             Step::Psync => {
                 let text = String::from_utf8_lossy(status);
                 let mut parts = text.split_ascii_whitespace();
-                if parts.next() != Some("FULLRESYNC") {
-                    return Err(self.protocol_error(status));
+                match parts.next() {
+                    Some("FULLRESYNC") => {}
+                    Some("CONTINUE") if self.config.resume.is_some() => {
+                        let replid = parts.next().map(str::to_string);
+                        self.events.push_back(Event::Continue { replid });
+                        self.state = State::Done;
+                        return Ok(());
+                    }
+                    _ => return Err(self.protocol_error(status)),
                 }
                 let replid = parts.next().map(str::to_string);
                 let offset = parts.next().and_then(|o| o.parse::<i64>().ok());
@@ -422,8 +451,104 @@ impl Handshake {
         self.events.pop_front()
     }
 
-    /// True once the payload header has been read.
+    /// True once the payload header (or `+CONTINUE`) has been read.
     pub fn is_complete(&self) -> bool {
         self.state == State::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the handshake against `replies` (one per command sent, all
+    /// `+OK` before PSYNC's); returns what was sent, the events and the
+    /// bytes left for the stream.
+    fn run(config: Config, psync_reply: &[u8]) -> (Vec<Vec<u8>>, Vec<Event>, usize) {
+        let mut hs = Handshake::new(config);
+        let mut sent = Vec::new();
+        let mut events = Vec::new();
+        while let Some(out) = hs.poll_transmit() {
+            let is_psync = out.windows(5).any(|w| w == b"PSYNC");
+            sent.push(out);
+            let reply: &[u8] = if is_psync { psync_reply } else { b"+OK\r\n" };
+            let used = hs.handle_input(reply).expect("a valid reply");
+            while let Some(e) = hs.poll_event() {
+                events.push(e);
+            }
+            if is_psync {
+                assert!(hs.is_complete());
+                return (sent, events, reply.len() - used);
+            }
+        }
+        panic!("no PSYNC sent");
+    }
+
+    #[test]
+    fn resume_asks_for_the_next_offset_and_takes_continue() {
+        let config = Config {
+            resume: Some(("a".repeat(40), 1234)),
+            ..Config::default()
+        };
+        let stream = b"*1\r\n$4\r\nPING\r\n";
+        let mut reply = format!("+CONTINUE {}\r\n", "b".repeat(40)).into_bytes();
+        reply.extend_from_slice(stream);
+        let (sent, events, left) = run(config.clone(), &reply);
+        let psync = sent.last().expect("PSYNC");
+        let want = format!(
+            "*3\r\n$5\r\nPSYNC\r\n$40\r\n{}\r\n$4\r\n1235\r\n",
+            "a".repeat(40)
+        );
+        assert_eq!(psync, want.as_bytes());
+        assert_eq!(
+            events,
+            [Event::Continue {
+                replid: Some("b".repeat(40))
+            }]
+        );
+        // The stream after +CONTINUE is not the handshake's to consume.
+        assert_eq!(left, stream.len());
+        // An old server's bare +CONTINUE keeps the replid.
+        let (_, events, _) = run(config.clone(), b"+CONTINUE\r\n");
+        assert_eq!(events, [Event::Continue { replid: None }]);
+        // The backlog no longer holds the offset: a full sync instead.
+        let full = format!("+FULLRESYNC {} 99\r\n", "c".repeat(40));
+        let mut hs = Handshake::new(config);
+        while let Some(out) = hs.poll_transmit() {
+            let is_psync = out.windows(5).any(|w| w == b"PSYNC");
+            let reply: &[u8] = if is_psync {
+                full.as_bytes()
+            } else {
+                b"+OK\r\n"
+            };
+            hs.handle_input(reply).expect("valid");
+        }
+        assert_eq!(
+            hs.poll_event(),
+            Some(Event::FullResync {
+                replid: "c".repeat(40),
+                offset: 99
+            })
+        );
+        assert!(!hs.is_complete(), "a payload header comes next");
+    }
+
+    #[test]
+    fn continue_without_asking_to_resume_is_a_protocol_error() {
+        let mut hs = Handshake::new(Config::default());
+        while let Some(out) = hs.poll_transmit() {
+            let is_psync = out.windows(5).any(|w| w == b"PSYNC");
+            let reply: &[u8] = if is_psync {
+                b"+CONTINUE\r\n"
+            } else {
+                b"+OK\r\n"
+            };
+            let r = hs.handle_input(reply);
+            if is_psync {
+                assert!(matches!(r, Err(HandshakeError::Protocol { .. })), "{r:?}");
+                return;
+            }
+        }
+        panic!("no PSYNC sent");
     }
 }
