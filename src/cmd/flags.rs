@@ -338,6 +338,12 @@ pub struct RetentionArgs {
     /// Keep the newest backup of each of the last N months.
     #[arg(long, env = "REPLVAULT_KEEP_MONTHLY")]
     pub keep_monthly: Option<u32>,
+    /// Keep the stream archive (`run --pitr`) restorable to any time in
+    /// this window before now (e.g. `7d`), and the base backups that
+    /// needs. Without it, archived stream older than the oldest kept base
+    /// is deleted.
+    #[arg(long, value_parser = parse_duration, env = "REPLVAULT_KEEP_PITR")]
+    pub keep_pitr: Option<Duration>,
     /// Incomplete backups (no manifest) older than this are removed.
     #[arg(long, default_value = "24h", value_parser = parse_duration, env = "REPLVAULT_INCOMPLETE_GRACE")]
     pub incomplete_grace: Duration,

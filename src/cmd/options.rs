@@ -98,6 +98,7 @@ impl RunArgs {
             jitter: self.jitter,
             retention: self.retention.policy(),
             incomplete_grace: self.retention.incomplete_grace,
+            keep_pitr: self.retention.keep_pitr,
             listen: self.listen,
             unhealthy_after: self.unhealthy_after,
             pitr: self.pitr.then_some(PitrOptions {

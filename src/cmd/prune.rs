@@ -7,34 +7,54 @@ use chrono::Utc;
 
 use crate::cmd::common::open_existing_vault;
 use crate::cmd::flags::PruneArgs;
-use crate::vault::retention::{self, Report};
+use crate::pitr::prune::prune_vault;
+use crate::vault::retention::Report;
 
 /// Runs `replvault prune`.
 pub async fn run(args: PruneArgs) -> anyhow::Result<ExitCode> {
     let policy = args.retention.policy();
-    if policy.is_empty() {
+    if policy.is_empty() && args.retention.keep_pitr.is_none() {
         anyhow::bail!(
-            "no retention rule: pass at least one of --keep-last, --keep-within, --keep-daily, --keep-weekly, --keep-monthly"
+            "no retention rule: pass at least one of --keep-last, --keep-within, --keep-daily, --keep-weekly, --keep-monthly, --keep-pitr"
         );
     }
     let vault = open_existing_vault(&args.vault).await?;
-    let report = retention::prune(
+    let (report, archive) = prune_vault(
         &vault,
         &policy,
+        args.retention.keep_pitr,
         args.retention.incomplete_grace,
         args.dry_run,
         Utc::now(),
     )
     .await?;
     print(&report);
-    if report.failed.is_empty() {
+    let mut failed = report.failed.clone();
+    if let Some(a) = archive {
+        let verb = if args.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        };
+        outln!(
+            "stream archive: {verb} {} segment(s) and {} timeline(s){}",
+            a.segments,
+            a.timelines.len(),
+            if a.timelines.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", a.timelines.join(", "))
+            }
+        );
+        failed.extend(a.failed);
+    }
+    if failed.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
         anyhow::bail!(
             "{} deletion(s) failed: {}",
-            report.failed.len(),
-            report
-                .failed
+            failed.len(),
+            failed
                 .iter()
                 .map(|(what, e)| format!("{what}: {e}"))
                 .collect::<Vec<_>>()

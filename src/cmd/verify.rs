@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use crate::cmd::common::{load_key, open_existing_vault, size};
 use crate::cmd::flags::VerifyArgs;
+use crate::pitr::Archive;
+use crate::pitr::verify::verify_timeline;
 use crate::restore;
 
 /// Runs `replvault verify`.
@@ -15,11 +17,18 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         vec![vault.resolve(&args.backup).await?]
     };
-    if manifests.is_empty() {
+    // `--all` checks the stream archive too.
+    let archive = if args.all {
+        Archive::load(&vault).await?
+    } else {
+        Archive::default()
+    };
+    if manifests.is_empty() && archive.timelines.is_empty() {
         outln!("no backups in {} to verify", vault.store().describe());
         return Ok(ExitCode::SUCCESS);
     }
     let mut failed = 0;
+    let mut total = manifests.len();
     for m in &manifests {
         let key = load_key(&args.key)?;
         match restore::verify(&vault, m, key).await {
@@ -35,11 +44,32 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    if !archive.timelines.is_empty() {
+        let key = load_key(&args.key)?;
+        for t in &archive.timelines {
+            total += 1;
+            match verify_timeline(&vault, t, key.as_ref()).await {
+                Ok(c) => outln!(
+                    "OK      timeline {}  {} segment(s), {} commands, {} of stream, offsets contiguous",
+                    t.info.id,
+                    c.segments,
+                    c.commands,
+                    size(c.bytes)
+                ),
+                Err(e) => {
+                    failed += 1;
+                    outln!("FAILED  timeline {}  {e}", t.info.id);
+                }
+            }
+        }
+    }
     if failed > 0 {
-        anyhow::bail!(
-            "{failed} of {} backups failed verification",
-            manifests.len()
-        );
+        let what = if archive.timelines.is_empty() {
+            "backups"
+        } else {
+            "backups and timelines"
+        };
+        anyhow::bail!("{failed} of {total} {what} failed verification");
     }
     Ok(ExitCode::SUCCESS)
 }

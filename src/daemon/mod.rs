@@ -14,11 +14,12 @@ use tokio_util::sync::CancellationToken;
 use crate::backup::{BackupError, take_backup};
 use crate::crypto::MasterKey;
 use crate::pitr::archiver;
+use crate::pitr::prune::prune_vault;
 use crate::pitr::{PitrOptions, SharedStatus};
 use crate::source::SourceOptions;
 use crate::vault::Manifest;
 use crate::vault::Vault;
-use crate::vault::retention::{self, RetentionPolicy};
+use crate::vault::retention::RetentionPolicy;
 
 pub mod http;
 pub mod metrics;
@@ -74,6 +75,8 @@ pub struct DaemonOptions {
     pub retention: RetentionPolicy,
     /// Incomplete backups older than this are removed with the retention.
     pub incomplete_grace: Duration,
+    /// Keep the stream archive restorable this far back (`--keep-pitr`).
+    pub keep_pitr: Option<Duration>,
     /// Serve `/metrics` and `/healthz` here.
     pub listen: Option<SocketAddr>,
     /// `/healthz` fails when the last success is older than this.
@@ -206,8 +209,15 @@ pub async fn run(
                 );
                 shared.lock().success(&m);
                 next = schedule.after(now);
-                if !policy.is_empty() {
-                    apply_retention(&vault, policy, args.incomplete_grace, &shared).await;
+                if !policy.is_empty() || args.keep_pitr.is_some() {
+                    apply_retention(
+                        &vault,
+                        policy,
+                        args.keep_pitr,
+                        args.incomplete_grace,
+                        &shared,
+                    )
+                    .await;
                 }
             }
             Err(e) => {
@@ -238,11 +248,18 @@ pub async fn run(
 async fn apply_retention(
     vault: &Vault,
     policy: &RetentionPolicy,
+    keep_pitr: Option<Duration>,
     grace: Duration,
     shared: &Shared,
 ) {
-    match retention::prune(vault, policy, grace, false, Utc::now()).await {
-        Ok(r) => {
+    match prune_vault(vault, policy, keep_pitr, grace, false, Utc::now()).await {
+        Ok((r, archive)) => {
+            if let Some(a) = archive {
+                tracing::info!(segments = a.segments, timelines = ?a.timelines, "stream archive pruned");
+                for (what, e) in &a.failed {
+                    tracing::warn!(%what, error = %e, "retention could not delete");
+                }
+            }
             let deleted: Vec<&str> = r.deleted().map(|d| d.id.as_str()).collect();
             shared.lock().pruned += deleted.len() as u64;
             tracing::info!(

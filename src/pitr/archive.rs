@@ -66,8 +66,9 @@ pub fn replid_object(timeline: &str, offset: u64, replid: &str) -> String {
 pub struct Timeline {
     /// Its `timeline.json`.
     pub info: TimelineInfo,
-    /// Its segments in offset order, up to the first hole (a hole cannot
-    /// be written by the archiver; one made by hand ends what is usable).
+    /// Its segments in offset order, from the first one stored (pruning
+    /// removes the oldest) up to the first hole (the archiver cannot write
+    /// one; one made by hand ends what is usable).
     pub segments: Vec<SegmentKey>,
     /// Segments stored past a hole, which no restore can reach.
     pub unreachable: usize,
@@ -78,6 +79,13 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// Offset from which the archive holds the stream.
+    pub fn start_offset(&self) -> u64 {
+        self.segments
+            .first()
+            .map_or(self.info.start_offset, |s| s.start)
+    }
+
     /// Offset of the last archived byte.
     pub fn end_offset(&self) -> u64 {
         self.segments
@@ -92,6 +100,10 @@ impl Timeline {
     pub fn time_of_offset(&self, offset: u64) -> Option<DateTime<Utc>> {
         if offset == self.info.start_offset {
             return Some(self.info.started_at);
+        }
+        if self.segments.first().is_some_and(|s| s.start == offset) {
+            // What came before was pruned; nothing after arrived earlier.
+            return self.segments.first().map(|s| ms_time(s.first_ms));
         }
         self.segments
             .iter()
@@ -115,7 +127,7 @@ impl Timeline {
         };
         m.source.point_in_time
             && (self.info.replid == *replid || self.replids.iter().any(|(_, r)| r == replid))
-            && offset >= self.info.start_offset
+            && offset >= self.start_offset()
             && offset <= self.end_offset()
     }
 }
@@ -191,7 +203,9 @@ impl Archive {
             };
             let mut segs = keys.remove(id).unwrap_or_default();
             segs.sort();
-            let mut next = info.start_offset;
+            // Pruning removes segments from the front: the usable run starts
+            // at the first one left.
+            let mut next = segs.first().map_or(info.start_offset, |s| s.start);
             let reachable = segs
                 .iter()
                 .take_while(|s| {
@@ -272,4 +286,25 @@ pub async fn write_info(vault: &Vault, info: &TimelineInfo) -> Result<(), VaultE
         .store()
         .put(&TimelineInfo::object(&info.id), Bytes::from(json))
         .await?)
+}
+
+/// A span of time no point of which can be restored, between windows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Gap {
+    /// The end of the window before.
+    pub from: DateTime<Utc>,
+    /// The start of the window after.
+    pub to: DateTime<Utc>,
+}
+
+/// The gaps between consecutive windows.
+pub fn gaps(windows: &[Window]) -> Vec<Gap> {
+    windows
+        .windows(2)
+        .filter(|w| w[0].to < w[1].from)
+        .map(|w| Gap {
+            from: w[0].to,
+            to: w[1].from,
+        })
+        .collect()
 }

@@ -6,14 +6,18 @@
 //! - [`segment`]: one segment's key and its sealed contents.
 //! - [`archive`]: timelines and segments as stored; restorable windows.
 //! - [`archiver`]: the replica that writes the archive (`run --pitr`).
+//! - [`prune`]: which bases `--keep-pitr` needs; deleting what none uses.
 //! - [`replay`]: what to replay for a time: base, segments, commands.
+//! - [`verify`]: checking every segment of a timeline.
 //! - [`restore_at`]: `restore --at` in its three output formats.
 
 pub mod archive;
 pub mod archiver;
+pub mod prune;
 pub mod replay;
 pub mod restore_at;
 pub mod segment;
+pub mod verify;
 
-pub use archive::{Archive, Window};
+pub use archive::{Archive, Gap, Window};
 pub use archiver::{ArchiverStatus, PitrOptions, SharedStatus};

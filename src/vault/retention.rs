@@ -54,6 +54,8 @@ pub enum Reason {
     Weekly(String),
     /// Newest of this month.
     Monthly(String),
+    /// A base the stream archive needs for `--keep-pitr`.
+    Pitr,
 }
 
 impl fmt::Display for Reason {
@@ -65,6 +67,7 @@ impl fmt::Display for Reason {
             Reason::Daily(d) => write!(f, "daily {d}"),
             Reason::Weekly(w) => write!(f, "weekly {w}"),
             Reason::Monthly(m) => write!(f, "monthly {m}"),
+            Reason::Pitr => f.write_str("base of the point-in-time window"),
         }
     }
 }
@@ -192,12 +195,13 @@ impl Report {
 }
 
 /// Applies `policy` to `vault`: deletes complete backups outside it
-/// (manifest first), incomplete ones older than `grace`, and pending uploads
-/// older than `grace`. With `dry_run`, deletes nothing. A deletion that fails
-/// is recorded and the rest go on.
+/// (manifest first) unless `protect` names them, incomplete ones older than
+/// `grace`, and pending uploads older than `grace`. With `dry_run`, deletes
+/// nothing. A deletion that fails is recorded and the rest go on.
 pub async fn prune(
     vault: &Vault,
     policy: &RetentionPolicy,
+    protect: &BTreeSet<String>,
     grace: Duration,
     dry_run: bool,
     now: DateTime<Utc>,
@@ -208,8 +212,14 @@ pub async fn prune(
         .into_iter()
         .map(|m| (m.id, m.started_at))
         .collect();
+    let mut decisions = plan(&backups, policy, now);
+    for d in &mut decisions {
+        if protect.contains(&d.id) {
+            d.keep.push(Reason::Pitr);
+        }
+    }
     let mut report = Report {
-        decisions: plan(&backups, policy, now),
+        decisions,
         dry_run,
         ..Report::default()
     };
