@@ -469,6 +469,9 @@ async fn replay_into_server(
     let mut conn = w
         .into_inner()
         .map_err(|e| server.fail(format!("flush: {}", e.error())))?;
+    // The reader's clone set a read timeout on the shared socket.
+    conn.set_read_timeout(None)
+        .map_err(|e| server.fail(format!("socket: {e}")))?;
     match tokio::task::block_in_place(|| call(&mut conn, &[b"SAVE"])) {
         Ok(Frame::Simple(s)) if s == "OK" => {}
         other => return Err(server.fail(format!("SAVE failed: {other:?}"))),
