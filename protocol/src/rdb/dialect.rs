@@ -15,7 +15,8 @@
 //! 12 to 79 for foreign formats; it never writes `VALKEY` with a version
 //! below 80 or `REDIS` with one above 79 (`rdbIsVersionAccepted`).
 
-use super::{CheckErrorKind, LEN, STR, Task, redis_type};
+use super::CheckErrorKind;
+use super::tasks::{LEN, LenUse, STR, Task, redis_type};
 use Task::{Fixed, Len};
 
 /// Newest Valkey RDB version accepted (Valkey 9.0 and 9.1 write 80). 81
@@ -40,7 +41,7 @@ pub(super) enum Dialect {
 
 /// Valkey's `RDB_TYPE_HASH_2`: field, value, then the field's absolute
 /// expiry in ms (little endian; -1 when the field has none), per field.
-const VALKEY_HASH2_BODY: &[Task] = &[Len(super::LenUse::Repeat(&[
+const VALKEY_HASH2_BODY: &[Task] = &[Len(LenUse::Repeat(&[
     STR,
     STR,
     Fixed(8, "hash field expire time"),
@@ -48,7 +49,7 @@ const VALKEY_HASH2_BODY: &[Task] = &[Len(super::LenUse::Repeat(&[
 
 /// Valkey's `RDB_OPCODE_SLOT_IMPORT` (cluster slot migration in progress):
 /// job name, then start and end slot of each range.
-pub(super) const VALKEY_SLOT_IMPORT_BODY: &[Task] = &[STR, Len(super::LenUse::Repeat(&[LEN, LEN]))];
+pub(super) const VALKEY_SLOT_IMPORT_BODY: &[Task] = &[STR, Len(LenUse::Repeat(&[LEN, LEN]))];
 
 impl Dialect {
     /// The dialect a magic names, if any.
