@@ -224,9 +224,9 @@ fn string_records(d: &[u8], at: u64, mut jobs: Option<&mut Vec<Job>>) -> (usize,
 
 #[cfg(test)]
 mod tests {
+    use super::super::CheckErrorKind;
     use super::super::lzf;
     use super::super::test_support::{check, raw};
-    use super::super::CheckErrorKind;
 
     /// `n` (at most 32) literal bytes then a back-reference of `len` to
     /// them: an LZF string of `n + len` bytes (under 64, so its lengths
