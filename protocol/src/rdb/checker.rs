@@ -386,7 +386,7 @@ impl Checker {
     }
 
     /// Adds the current database's counts to the summary. A database is
-    /// listed only once it has a key, as before.
+    /// listed only once it has a key.
     pub(super) fn flush_db_counts(&mut self) {
         let counts = std::mem::take(&mut self.db_counts);
         if counts.keys > 0 {

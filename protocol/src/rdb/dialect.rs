@@ -20,7 +20,7 @@ use super::tasks::{LEN, LenUse, STR, Task, redis_type};
 use Task::{Fixed, Len};
 
 /// Newest Valkey RDB version accepted (Valkey 9.0 and 9.1 write 80). 81
-/// (Valkey 9.2, unreleased when this was written) adds a type not modelled.
+/// (Valkey 9.2) adds a type not modelled.
 pub const MAX_VALKEY_RDB_VERSION: u32 = 80;
 
 /// Oldest version Valkey writes with the `VALKEY` magic.

@@ -168,7 +168,8 @@ mod tests {
         let json = serde_json::to_string(&s).expect("serializes");
         let back: Summary = serde_json::from_str(&json).expect("parses");
         assert_eq!(back, s);
-        // Summaries without omissions serialize as before.
+        // Summaries without omissions carry no omission fields, so their
+        // JSON matches summaries written before the fields existed.
         let plain = serde_json::to_string(&Summary::default()).expect("serializes");
         assert!(!plain.contains("omitted"), "{plain}");
     }
