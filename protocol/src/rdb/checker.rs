@@ -94,7 +94,7 @@ impl Checker {
         if let Some((offset, msg)) = &self.failed {
             return Err(err(
                 *offset,
-                CheckErrorKind::Invalid(format!("scan already failed: {msg}")),
+                CheckErrorKind::Invalid(format!("the check already failed: {msg}")),
             ));
         }
         self.started = true;
@@ -345,7 +345,7 @@ impl Checker {
         if let Some((offset, msg)) = self.failed {
             return Err(err(
                 offset,
-                CheckErrorKind::Invalid(format!("scan already failed: {msg}")),
+                CheckErrorKind::Invalid(format!("the check already failed: {msg}")),
             ));
         }
         let end = self.offset();
