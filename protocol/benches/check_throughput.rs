@@ -1,7 +1,7 @@
 //! Checker throughput on real RDB files: CRC-64 alone, then the full
-//! streaming scan (CRC + structure), fed in 256 KiB chunks as the replica
+//! streaming check (CRC + structure), fed in 256 KiB chunks as the replica
 //! driver does; then the two halves restore runs on two threads (4 MiB
-//! pieces): the scan with its content checks deferred, and those checks.
+//! pieces): the check with its content checks deferred, and those checks.
 //! Best of three runs per file, in MB/s (10^6 bytes).
 //!
 //! `bench/checker.sh` makes large RDB files with a real redis-server and runs
@@ -37,7 +37,7 @@ fn main() {
         return;
     }
     println!(
-        "| file | MB | CRC-64 only MB/s | scan (CRC + structure) MB/s | scan, content deferred MB/s | deferred checks MB/s | keys |"
+        "| file | MB | CRC-64 only MB/s | check (CRC + structure) MB/s | check, content deferred MB/s | deferred checks MB/s | keys |"
     );
     println!("|---|---|---|---|---|---|---|");
     for path in files {
@@ -57,7 +57,7 @@ fn main() {
             std::hint::black_box(c.value());
         });
         let mut keys = 0;
-        let scan = best_of_3(|| {
+        let check = best_of_3(|| {
             let mut s = Checker::new();
             for piece in data.chunks(CHUNK) {
                 if let Err(e) = s.feed(piece) {
@@ -102,7 +102,7 @@ fn main() {
         println!(
             "| {name} | {mb:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {keys} |",
             mb / crc,
-            mb / scan,
+            mb / check,
             mb / split,
             mb / checks
         );

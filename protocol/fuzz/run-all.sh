@@ -12,7 +12,13 @@ rdb_secs=${1:-1200}
 other_secs=${2:-300}
 export RUSTC_BOOTSTRAP=1
 mkdir -p corpus/rdb_check corpus/dump logs
-cp ../../fixtures/rdb/*.rdb corpus/rdb_check/
+# rdb_check reads its first byte as the chunking: seed each fixture whole
+# (0x80) and in 64-byte chunks (0x3F), the fixture's own bytes after it.
+for f in ../../fixtures/rdb/*.rdb; do
+  n=$(basename "$f" .rdb)
+  { printf '\200'; cat "$f"; } >"corpus/rdb_check/$n-whole"
+  { printf '\077'; cat "$f"; } >"corpus/rdb_check/$n-64"
+done
 cargo fuzz build -O -a
 for t in rdb_check resp handshake payload dump; do
   secs=$other_secs

@@ -284,7 +284,7 @@ mod tests {
     }
 
     #[test]
-    fn written_file_passes_the_scanner() {
+    fn written_file_passes_the_checker() {
         let mut out = Vec::new();
         let mut w = RdbWriter::new(10, &mut out);
         w.aux(&mut out, "redis-ver", "7.0.15");
@@ -316,9 +316,9 @@ mod tests {
         ));
         let n = w.finish(&mut out);
         assert_eq!(n, out.len() as u64);
-        let mut sc = Checker::new();
-        sc.feed(&out).unwrap();
-        let sum = sc.finish().unwrap();
+        let mut checker = Checker::new();
+        checker.feed(&out).unwrap();
+        let sum = checker.finish().unwrap();
         assert_eq!(sum.rdb_version, 10);
         assert_eq!(sum.total_keys(), 3);
         assert_eq!(sum.functions.len(), 1, "{sum:?}");

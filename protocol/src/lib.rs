@@ -18,10 +18,14 @@
 //!   boundaries and what each command means to an archive.
 //! - [`crc64`]: CRC-64/Jones, the checksum Redis puts in the RDB trailer.
 //! - [`dump`]: `DUMP` payloads, and writing an RDB from them (scan mode).
+//! - `fuzzing` (hidden): the fuzz target bodies, for `protocol/fuzz/` and
+//!   the stable-Rust smoke test `tests/fuzz_smoke.rs`.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod crc64;
 pub mod dump;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod payload;
 pub mod rdb;
 pub mod repl_stream;

@@ -53,8 +53,8 @@ pub struct PayloadReader {
     complete: bool,
     /// EOF framing: the last bytes seen, which may be (part of) the mark.
     tail: Vec<u8>,
-    /// EOF framing: a searcher for the mark, built once (building one per
-    /// read showed in profiles).
+    /// EOF framing: a searcher for the mark, built once rather than on
+    /// every read, which is the hot path of a transfer.
     finder: Option<memchr::memmem::Finder<'static>>,
     last_ack: Option<Instant>,
 }

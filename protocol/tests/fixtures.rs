@@ -19,7 +19,7 @@ fn fixtures() -> Vec<PathBuf> {
     v
 }
 
-fn scan(bytes: &[u8], chunk: usize) -> Result<Summary, CheckError> {
+fn check(bytes: &[u8], chunk: usize) -> Result<Summary, CheckError> {
     let mut s = Checker::new();
     for c in bytes.chunks(chunk.max(1)) {
         s.feed(c)?;
@@ -27,9 +27,9 @@ fn scan(bytes: &[u8], chunk: usize) -> Result<Summary, CheckError> {
     s.finish()
 }
 
-/// `scan` with the content checks deferred and run after each chunk, as
+/// `check` with the content checks deferred and run after each chunk, as
 /// restore runs them on another thread.
-fn scan_deferring(bytes: &[u8], chunk: usize) -> Result<Summary, CheckError> {
+fn check_deferring(bytes: &[u8], chunk: usize) -> Result<Summary, CheckError> {
     let mut s = Checker::new();
     let mut deferred_any = false;
     for c in bytes.chunks(chunk.max(1)) {
@@ -45,9 +45,9 @@ fn scan_deferring(bytes: &[u8], chunk: usize) -> Result<Summary, CheckError> {
 }
 
 /// The same verdict, to the byte and the message, either way.
-fn scan_both(bytes: &[u8], chunk: usize) -> Result<Summary, CheckError> {
-    let inline = scan(bytes, chunk);
-    assert_eq!(scan_deferring(bytes, chunk), inline, "chunk {chunk}");
+fn check_both(bytes: &[u8], chunk: usize) -> Result<Summary, CheckError> {
+    let inline = check(bytes, chunk);
+    assert_eq!(check_deferring(bytes, chunk), inline, "chunk {chunk}");
     inline
 }
 
@@ -57,15 +57,15 @@ fn expected(path: &Path) -> Value {
 }
 
 #[test]
-fn fixtures_scan_with_server_counts_in_any_chunking() {
+fn fixtures_pass_with_server_counts_in_any_chunking() {
     for path in fixtures() {
         let bytes = std::fs::read(&path).unwrap();
         let exp = expected(&path);
         let name = path.display();
-        let whole = scan_both(&bytes, bytes.len()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let whole = check_both(&bytes, bytes.len()).unwrap_or_else(|e| panic!("{name}: {e}"));
         for chunk in [1, 13, 4096, 65536] {
             let s =
-                scan_both(&bytes, chunk).unwrap_or_else(|e| panic!("{name} chunk {chunk}: {e}"));
+                check_both(&bytes, chunk).unwrap_or_else(|e| panic!("{name} chunk {chunk}: {e}"));
             assert_eq!(s, whole, "{name} chunk {chunk}");
         }
         assert_eq!(whole.payload_len, bytes.len() as u64, "{name}");
@@ -212,7 +212,7 @@ fn every_flipped_byte_is_rejected() {
         for &p in &pos {
             let mut b = bytes.clone();
             b[p] ^= 0x5A;
-            if let Err(e) = scan_both(&b, 4096) {
+            if let Err(e) = check_both(&b, 4096) {
                 rejected += 1;
                 content_errors += usize::from(matches!(
                     e.kind,
@@ -245,7 +245,7 @@ fn every_truncation_is_rejected() {
     for path in fixtures() {
         let bytes = std::fs::read(&path).unwrap();
         for cut in positions(bytes.len()) {
-            let r = scan_both(&bytes[..cut], 997);
+            let r = check_both(&bytes[..cut], 997);
             let e = r.expect_err(&format!("{}: truncation at {cut} accepted", path.display()));
             assert!(e.to_string().contains("byte"), "{e}");
         }
@@ -257,7 +257,7 @@ fn trailing_garbage_is_rejected() {
     for path in fixtures() {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes.push(0);
-        let e = scan(&bytes, 4096).unwrap_err();
+        let e = check(&bytes, 4096).unwrap_err();
         assert!(e.to_string().contains("after the end"), "{e}");
     }
 }

@@ -3,7 +3,7 @@
 //! Walking the records is sequential: where one ends depends on the one
 //! before. Checking what is inside a string is not: an LZF body or an
 //! encoded blob that lies wholly inside one chunk can be checked anywhere
-//! once its bounds are known, and that is most of a scan's CPU time on
+//! once its bounds are known, and that is most of a check's CPU time on
 //! data with compressed values or small collections. See
 //! [`Checker::feed_deferring`](super::Checker::feed_deferring).
 
@@ -37,10 +37,10 @@ pub(crate) struct Job {
 /// call left, in payload order.
 ///
 /// Run [`Deferred::check`] on the same chunk, for every chunk in feed
-/// order (on any thread). The scan's verdict is the first of these checks
+/// order (on any thread). The check's verdict is the first of these checks
 /// to fail; if none does, the checker's own. Every deferred check comes
 /// before any error the checker reports for the same chunk, so that is the
-/// error a scan checking everything in place would have reported.
+/// error a check doing everything in place would have reported.
 #[derive(Debug, Default)]
 pub struct Deferred {
     /// Payload offset of the chunk's first byte.
@@ -82,7 +82,7 @@ impl Deferred {
     }
 }
 
-/// One check, with the errors the in-place scan gives for the same bytes.
+/// One check, with the errors the in-place check gives for the same bytes.
 fn run(check: Check, span: &[u8], scratch: &mut Vec<u8>) -> Result<(), CheckErrorKind> {
     match check {
         Check::Lzf { ulen } => {

@@ -15,11 +15,12 @@
 //! 12 to 79 for foreign formats; it never writes `VALKEY` with a version
 //! below 80 or `REDIS` with one above 79 (`rdbIsVersionAccepted`).
 
-use super::{CheckErrorKind, LEN, STR, Task, redis_type};
+use super::CheckErrorKind;
+use super::tasks::{LEN, LenUse, STR, Task, redis_type};
 use Task::{Fixed, Len};
 
 /// Newest Valkey RDB version accepted (Valkey 9.0 and 9.1 write 80). 81
-/// (Valkey 9.2, unreleased when this was written) adds a type not modelled.
+/// (Valkey 9.2) adds a type not modelled.
 pub const MAX_VALKEY_RDB_VERSION: u32 = 80;
 
 /// Oldest version Valkey writes with the `VALKEY` magic.
@@ -40,7 +41,7 @@ pub(super) enum Dialect {
 
 /// Valkey's `RDB_TYPE_HASH_2`: field, value, then the field's absolute
 /// expiry in ms (little endian; -1 when the field has none), per field.
-const VALKEY_HASH2_BODY: &[Task] = &[Len(super::LenUse::Repeat(&[
+const VALKEY_HASH2_BODY: &[Task] = &[Len(LenUse::Repeat(&[
     STR,
     STR,
     Fixed(8, "hash field expire time"),
@@ -48,7 +49,7 @@ const VALKEY_HASH2_BODY: &[Task] = &[Len(super::LenUse::Repeat(&[
 
 /// Valkey's `RDB_OPCODE_SLOT_IMPORT` (cluster slot migration in progress):
 /// job name, then start and end slot of each range.
-pub(super) const VALKEY_SLOT_IMPORT_BODY: &[Task] = &[STR, Len(super::LenUse::Repeat(&[LEN, LEN]))];
+pub(super) const VALKEY_SLOT_IMPORT_BODY: &[Task] = &[STR, Len(LenUse::Repeat(&[LEN, LEN]))];
 
 impl Dialect {
     /// The dialect a magic names, if any.
@@ -136,7 +137,7 @@ mod tests {
         v
     }
 
-    fn scan(bytes: &[u8]) -> Result<Summary, CheckError> {
+    fn check(bytes: &[u8]) -> Result<Summary, CheckError> {
         let mut s = Checker::new();
         s.feed(bytes)?;
         s.finish()
@@ -172,14 +173,14 @@ mod tests {
     #[test]
     fn a_bad_magic_is_shown_with_its_bytes_escaped() {
         // A gzipped dump, as the usual backup script stores it.
-        let e = scan(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03rest").unwrap_err();
+        let e = check(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03rest").unwrap_err();
         assert_eq!(e.offset, 0);
         assert_eq!(
             e.kind.to_string(),
             r#"not an RDB file (bad magic "\x1f\x8b\x08\x00\x00\x00\x00\x00\x02")"#
         );
         // Fewer than 9 bytes that already are not a magic.
-        let e = scan(b"\"x\xff").unwrap_err();
+        let e = check(b"\"x\xff").unwrap_err();
         assert_eq!(
             e.kind.to_string(),
             r#"not an RDB file (bad magic "\"x\xff")"#
@@ -188,7 +189,7 @@ mod tests {
 
     #[test]
     fn valkey_hash2_is_read_with_valkeys_layout() {
-        let s = scan(&file(b"VALKEY080", &key(22, &hash2()))).unwrap();
+        let s = check(&file(b"VALKEY080", &key(22, &hash2()))).unwrap();
         assert_eq!(s.magic, "VALKEY");
         assert_eq!(s.rdb_version, 80);
         assert_eq!(s.types.get("hash-ttl-hashtable"), Some(&1));
@@ -200,7 +201,7 @@ mod tests {
     fn valkey_hash2_bytes_under_redis_magic_are_not_accepted() {
         // RDB 11 (what Valkey 8 writes as REDIS0011) has no type 22 at all.
         assert_eq!(
-            kind(scan(&file(b"REDIS0011", &key(22, &hash2())))),
+            kind(check(&file(b"REDIS0011", &key(22, &hash2())))),
             CheckErrorKind::UnsupportedType {
                 code: 22,
                 what: "newer than the file's RDB version"
@@ -208,14 +209,14 @@ mod tests {
         );
         // In RDB 12, 22 is Redis 7.4's layout (a TTL length before each
         // field): the Valkey bytes do not parse as it.
-        assert!(scan(&file(b"REDIS0012", &key(22, &hash2()))).is_err());
+        assert!(check(&file(b"REDIS0012", &key(22, &hash2()))).is_err());
     }
 
     #[test]
     fn redis_only_codes_are_unknown_to_valkey() {
         for code in [23u8, 24, 25, 26, 0xF2] {
             assert_eq!(
-                kind(scan(&file(b"VALKEY080", &key(code, &[0x00])))),
+                kind(check(&file(b"VALKEY080", &key(code, &[0x00])))),
                 CheckErrorKind::UnknownType(code),
                 "type {code}"
             );
@@ -228,27 +229,27 @@ mod tests {
         let op = [0xF3, 0x01, b'j', 0x01, 0x00, 0x7F, 0xFF];
         let mut body = op.to_vec();
         body.extend(key(0, &[0x01, b'v']));
-        let s = scan(&file(b"VALKEY080", &body)).unwrap();
+        let s = check(&file(b"VALKEY080", &body)).unwrap();
         assert_eq!(s.total_keys(), 1);
         assert_eq!(
-            kind(scan(&file(b"REDIS0012", &body))),
+            kind(check(&file(b"REDIS0012", &body))),
             CheckErrorKind::UnknownType(0xF3)
         );
     }
 
     #[test]
     fn shared_types_read_the_same_in_both() {
-        let redis = scan(&file(b"REDIS0011", &key(5, &zset2()))).unwrap();
-        let valkey = scan(&file(b"VALKEY080", &key(5, &zset2()))).unwrap();
+        let redis = check(&file(b"REDIS0011", &key(5, &zset2()))).unwrap();
+        let valkey = check(&file(b"VALKEY080", &key(5, &zset2()))).unwrap();
         assert_eq!(redis.types, valkey.types);
         assert_eq!(redis.types.get("zset-skiplist"), Some(&1));
     }
 
     #[test]
     fn types_newer_than_the_redis_version_are_rejected() {
-        assert!(scan(&file(b"REDIS0008", &key(5, &zset2()))).is_ok());
+        assert!(check(&file(b"REDIS0008", &key(5, &zset2()))).is_ok());
         assert!(matches!(
-            kind(scan(&file(b"REDIS0007", &key(5, &zset2())))),
+            kind(check(&file(b"REDIS0007", &key(5, &zset2())))),
             CheckErrorKind::UnsupportedType { code: 5, .. }
         ));
     }
@@ -264,7 +265,7 @@ mod tests {
             (b"REDIS0000", "REDIS", 0),
         ] {
             assert_eq!(
-                kind(scan(&file(header, &[]))),
+                kind(check(&file(header, &[]))),
                 CheckErrorKind::UnsupportedVersion {
                     magic: magic.into(),
                     version
@@ -278,7 +279,7 @@ mod tests {
             if v < 5 {
                 bytes.truncate(10); // no CRC trailer before RDB 5
             }
-            let s = scan(&bytes).unwrap();
+            let s = check(&bytes).unwrap();
             assert_eq!(s.rdb_version, v);
         }
     }
@@ -287,7 +288,7 @@ mod tests {
     fn valkey_version_aux_is_kept() {
         // What Valkey 9 writes instead of redis-ver.
         let body = [&[0xFA, 0x0A][..], b"valkey-ver", &[0x05], b"9.1.2"].concat();
-        let s = scan(&file(b"VALKEY080", &body)).unwrap();
+        let s = check(&file(b"VALKEY080", &body)).unwrap();
         assert_eq!(s.aux.get("valkey-ver").map(String::as_str), Some("9.1.2"));
     }
 }

@@ -195,7 +195,7 @@ impl Lzf {
 /// True when `input` is exactly one valid LZF stream decoding to `out_len`
 /// bytes (checked without producing the output).
 ///
-/// The scan runs this on every short compressed value in the record walk
+/// The checker runs this on every short compressed value in the record walk
 /// (the commonest record of bulk data with `rdbcompression yes`), so it is
 /// a lean loop of its own rather than [`Lzf::step`] with its state and
 /// messages; a `false` sends the caller to `step`, which says what is wrong.

@@ -1,0 +1,155 @@
+//! Fuzz target bodies, shared by the cargo-fuzz targets and the smoke test.
+//!
+//! Each function takes one fuzzer input and panics only when a property
+//! fails (errors from the code under test are fine). The cargo-fuzz targets
+//! in `protocol/fuzz/` are one-line wrappers around these, and
+//! `tests/fuzz_smoke.rs` replays fixtures, any saved corpus and generated
+//! inputs through the same functions on stable Rust. Not a stable API.
+
+use crate::dump::{Dump, RdbWriter, make_payload};
+use crate::payload::{Framing, PayloadReader};
+use crate::rdb::{CheckError, Checker, Summary};
+use crate::replica::{Config, Handshake};
+use crate::resp::decode;
+
+fn check_inline(rest: &[u8], chunk: usize) -> Result<Summary, CheckError> {
+    let mut s = Checker::new();
+    for piece in rest.chunks(chunk) {
+        s.feed(piece)?;
+    }
+    s.finish()
+}
+
+fn check_deferring(rest: &[u8], chunk: usize) -> Result<Summary, CheckError> {
+    let mut s = Checker::new();
+    for piece in rest.chunks(chunk) {
+        let (deferred, fed) = s.feed_deferring(piece);
+        deferred.check(piece)?;
+        fed?;
+    }
+    s.finish()
+}
+
+/// Arbitrary bytes into the streaming RDB checker, in chunks whose sizes
+/// come from the first input byte, then `finish`. Must never panic, hang or
+/// allocate without bound; errors are fine. A second checker leaves its
+/// content checks deferred (as restore runs them, on another thread) and
+/// must reach the same verdict, to the byte and the message.
+pub fn rdb_check(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    // Up to 64 bytes, or (top bit set) the whole input in one chunk, where
+    // most strings lie wholly inside it and are deferred.
+    let chunk = if first & 0x80 != 0 {
+        rest.len().max(1)
+    } else {
+        usize::from(first % 64) + 1
+    };
+    assert_eq!(check_inline(rest, chunk), check_deferring(rest, chunk));
+}
+
+/// Arbitrary bytes into the RESP decoder, frame after frame, and a prefix
+/// of them.
+pub fn resp(data: &[u8]) {
+    let mut buf = data;
+    // Decode frames one after another, as a client reading replies does.
+    while let Ok(Some((_, used))) = decode(buf) {
+        assert!(used > 0 && used <= buf.len());
+        buf = &buf[used..];
+    }
+    // A prefix is either incomplete, an error, or a complete frame.
+    if let Some(&b) = data.first() {
+        let cut = usize::from(b) % (data.len() + 1);
+        let _ = decode(&data[..cut]);
+    }
+}
+
+/// The replica handshake, with options from the first byte, fed arbitrary
+/// server replies in chunks.
+pub fn handshake(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let mut hs = Handshake::new(Config {
+        username: (first & 1 == 1).then(|| "u".to_string()),
+        password: (first & 2 == 2).then(|| "p".to_string()),
+        rdb_only: first & 4 == 4,
+        force_sync: first & 8 == 8,
+        announce_version: (first & 16 == 16).then(|| "9.0.0".to_string()),
+        ..Config::default()
+    });
+    let chunk = usize::from(first >> 5) * 7 + 1;
+    let mut buf: Vec<u8> = Vec::new();
+    for piece in rest.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        loop {
+            while hs.poll_transmit().is_some() {}
+            match hs.handle_input(&buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    assert!(n <= buf.len());
+                    buf.drain(..n);
+                }
+                Err(_) => return,
+            }
+            while hs.poll_event().is_some() {}
+            if hs.is_complete() {
+                return;
+            }
+        }
+    }
+    let _ = hs.handle_eof();
+}
+
+/// RDB transfer framing: a header line picks `$len` or `$EOF:` framing,
+/// then arbitrary chunks are fed through the reader.
+pub fn payload(data: &[u8]) {
+    let Some(nl) = data.iter().position(|&b| b == b'\n') else {
+        return;
+    };
+    let Some(framing) = Framing::from_header(&data[..nl]) else {
+        return;
+    };
+    let rest = &data[nl + 1..];
+    let chunk = rest.first().map_or(1, |&b| usize::from(b % 50) + 1);
+    let mut r = PayloadReader::new(framing);
+    let mut out = 0usize;
+    let mut buf: Vec<u8> = Vec::new();
+    for piece in rest.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        match r.feed(&buf, &mut |b| out += b.len()) {
+            Ok(n) => {
+                assert!(n <= buf.len());
+                buf.drain(..n);
+            }
+            Err(_) => return,
+        }
+        assert!(out as u64 == r.delivered());
+        if r.is_complete() {
+            return;
+        }
+    }
+    let _ = r.handle_eof();
+}
+
+/// DUMP payloads: footer checks, and records built from them pass the
+/// checker or fail cleanly.
+pub fn dump(data: &[u8]) {
+    let _ = Dump::parse(data);
+    // The same bytes as a value with a valid footer: the writer embeds it,
+    // and the checker must judge the result without panicking.
+    let p = make_payload(data, 10);
+    let Ok(d) = Dump::parse(&p) else { return };
+    let mut out = Vec::new();
+    let mut w = RdbWriter::new(10, &mut out);
+    w.select_db(&mut out, 0, 1, 0);
+    if w.key(&mut out, b"k", &d, Some(1)).is_err() {
+        return;
+    }
+    w.finish(&mut out);
+    let mut s = Checker::new();
+    if s.feed(&out).is_ok() {
+        let _ = s.finish();
+    }
+}
