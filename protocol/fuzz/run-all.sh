@@ -20,7 +20,7 @@ for f in ../../fixtures/rdb/*.rdb; do
   { printf '\077'; cat "$f"; } >"corpus/rdb_check/$n-64"
 done
 cargo fuzz build -O -a
-for t in rdb_check resp handshake payload dump; do
+for t in rdb_check resp handshake payload dump repl_stream; do
   secs=$other_secs
   [ "$t" = rdb_check ] && secs=$rdb_secs
   echo "== $t for ${secs}s"

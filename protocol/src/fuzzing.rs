@@ -153,3 +153,47 @@ pub fn dump(data: &[u8]) {
         let _ = s.finish();
     }
 }
+
+/// Arbitrary bytes as a primary's replication stream, split in pieces whose
+/// size comes from the first byte. Must never panic or hold more than a
+/// header line; the boundaries found must not depend on the pieces, must
+/// not cover more bytes than given, and each command they delimit must
+/// split into its arguments.
+pub fn repl_stream(data: &[u8]) {
+    use crate::repl_stream::{Splitter, command_args};
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let piece = usize::from(first % 32) + 1;
+    let run = |size: usize| {
+        let mut s = Splitter::new();
+        let mut found = Vec::new();
+        let mut result = Ok(());
+        for p in rest.chunks(size) {
+            result = s.feed(p, &mut |b| found.push(b));
+            if result.is_err() {
+                break;
+            }
+        }
+        (found, result.is_ok(), s.partial())
+    };
+    let (pieces, ok, partial) = run(piece);
+    let (whole, whole_ok, whole_partial) = run(rest.len().max(1));
+    let covered: u64 = pieces.iter().map(|b| b.len).sum();
+    assert!(covered + if ok { partial } else { 0 } <= rest.len() as u64);
+    assert_eq!(ok, whole_ok, "the verdict depends on the pieces");
+    if ok {
+        assert_eq!(pieces, whole, "the boundaries depend on the pieces");
+        assert_eq!(partial, whole_partial);
+        assert_eq!(covered + partial, rest.len() as u64);
+    }
+    let mut at = 0usize;
+    for b in &pieces {
+        let cmd = &rest[at..at + b.len as usize];
+        assert!(
+            command_args(cmd).is_some(),
+            "a delimited command does not split"
+        );
+        at += b.len as usize;
+    }
+}

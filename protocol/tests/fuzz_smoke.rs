@@ -405,3 +405,41 @@ fn dump() {
         },
     );
 }
+
+#[test]
+fn repl_stream() {
+    let commands: &[&[&[u8]]] = &[
+        &[b"SELECT", b"1"],
+        &[b"SET", b"k", b"v"],
+        &[b"PING"],
+        &[b"REPLCONF", b"GETACK", b"*"],
+        &[b"MULTI"],
+        &[b"EXEC"],
+        &[b"PUBLISH", b"__sentinel__:hello", b"x"],
+        &[b"HSET", b"h", b"f", b"\r\n"],
+    ];
+    let seeds: Vec<Vec<u8>> = commands
+        .iter()
+        .map(|c| {
+            let mut out = vec![0x07];
+            replvault_protocol::resp::encode_command(c, &mut out);
+            out
+        })
+        .collect();
+    smoke(
+        "repl_stream",
+        fuzzing::repl_stream,
+        &seeds,
+        50_000,
+        |rng, seeds| {
+            if rng.below(4) == 0 {
+                return rng.bytes(96);
+            }
+            let mut v = vec![rng.below(256) as u8];
+            for _ in 0..1 + rng.below(6) {
+                v.extend_from_slice(&seeds[rng.below(seeds.len())][1..]);
+            }
+            mutate(rng, &[v])
+        },
+    );
+}
