@@ -119,10 +119,25 @@ pub struct KeyArgs {
 /// The Redis/Valkey server to back up.
 #[derive(Clone, Debug, Args)]
 pub struct SourceArgs {
-    /// `redis://[user[:password]@]host[:port]`, or `rediss://` for TLS.
-    /// The password may also come from REPLVAULT_REDIS_PASSWORD.
+    /// `redis://[user[:password]@]host[:port]`, or `rediss://` for TLS;
+    /// or `sentinel://[user[:password]@]H1:P1,H2:P2/MASTERNAME` to ask
+    /// Sentinel where the master and its replicas are (`sentinels://`:
+    /// TLS to sentinels and nodes). The password may also come from
+    /// REPLVAULT_REDIS_PASSWORD.
     #[arg(long, env = "REPLVAULT_REDIS")]
     pub redis: String,
+
+    /// With a sentinel:// URL: back up from a `replica` (a healthy one, its
+    /// link to the primary up; the primary, with a warning, when there is
+    /// none) or from the `primary`. The stream archiver (`run --pitr`)
+    /// always follows the primary.
+    #[arg(long, value_enum, default_value_t = FromNode::Replica, env = "REPLVAULT_FROM")]
+    pub from: FromNode,
+
+    /// With a sentinel:// URL: the sentinels' password (AUTH), if they
+    /// need one.
+    #[arg(long, env = "REPLVAULT_SENTINEL_PASSWORD", hide_env_values = true)]
+    pub sentinel_password: Option<String>,
 
     /// Password, if not in the URL (keeps it out of `ps`).
     #[arg(long, env = "REPLVAULT_REDIS_PASSWORD", hide_env_values = true)]
@@ -169,6 +184,15 @@ pub struct SourceArgs {
     /// Scan mode: at most this many keys per second (0 = unlimited).
     #[arg(long, default_value_t = 0, env = "REPLVAULT_SCAN_RATE")]
     pub scan_rate: u64,
+}
+
+/// Which node to back up from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FromNode {
+    /// A healthy replica, else the primary.
+    Replica,
+    /// The primary.
+    Primary,
 }
 
 /// How the backup is taken.

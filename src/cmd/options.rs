@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use crate::daemon::{DaemonOptions, Schedule, ScheduleError};
 use crate::pitr::PitrOptions;
-use crate::source::{self, ConnectOptions, SourceOptions};
+use crate::source::{self, ConnectOptions, NodeRole, SourceOptions};
 use crate::store::{S3Options, StoreOptions};
 use crate::vault::RetentionPolicy;
 
-use super::flags::{Mode, RetentionArgs, RunArgs, SourceArgs, VaultArgs};
+use super::flags::{FromNode, Mode, RetentionArgs, RunArgs, SourceArgs, VaultArgs};
 
 impl From<Mode> for source::Mode {
     fn from(m: Mode) -> Self {
@@ -43,6 +43,11 @@ impl SourceArgs {
             idle_timeout: self.idle_timeout,
             scan_count: self.scan_count,
             scan_rate: self.scan_rate,
+            from: match self.from {
+                FromNode::Replica => NodeRole::Replica,
+                FromNode::Primary => NodeRole::Primary,
+            },
+            sentinel_password: self.sentinel_password.clone(),
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::backup::{BackupWriter, WriteOptions};
 use crate::crypto::MasterKey;
 use crate::source::conn::Connection;
 use crate::source::replica::{self, pump};
-use crate::source::{RedisTarget, SourceError, SourceInfo, SourceOptions, connect};
+use crate::source::{SourceError, SourceInfo, SourceOptions, connect};
 use crate::vault::{Manifest, Vault, VaultError, new_id};
 
 /// An idle primary (keepalives only) gets a segment at most this often.
@@ -200,10 +200,9 @@ async fn run_once(
     cancel: &CancellationToken,
 ) -> Result<(), ArchiveError> {
     let resume = resume_point(vault, key).await?;
-    let mut target = RedisTarget::parse(&source.url)?;
-    if target.password.is_none() {
-        target.password = source.password.clone();
-    }
+    // The primary: WAIT counts only its direct replicas' acknowledgements.
+    // Rediscovered on every connection, so the archiver follows a failover.
+    let target = crate::source::resolve(source, crate::source::NodeRole::Primary).await?;
     let mut conn = connect(&target, &source.connect).await?;
     let mut config = replica::config(&target, false, false);
     config.resume = resume.as_ref().map(|r| (r.replid.clone(), r.offset as i64));

@@ -11,14 +11,17 @@ use replvault_protocol::payload::PayloadError;
 use replvault_protocol::replica::HandshakeError;
 use tokio::sync::mpsc;
 
+mod client;
 pub mod conn;
 pub mod info;
 pub mod replica;
 pub mod scan_mode;
+pub mod sentinel;
 pub mod url;
 
 pub use conn::{ConnectOptions, Connection, connect};
 pub use info::SourceInfo;
+pub use sentinel::{NodeRole, SentinelUrl};
 pub use url::RedisTarget;
 
 /// How the backup is taken.
@@ -49,14 +52,24 @@ pub struct SourceOptions {
     pub scan_count: u32,
     /// Scan mode: at most this many keys per second (0 = unlimited).
     pub scan_rate: u64,
+    /// With a `sentinel://` URL: back up from a replica or the primary.
+    pub from: NodeRole,
+    /// With a `sentinel://` URL: the sentinels' password.
+    pub sentinel_password: Option<String>,
 }
 
 // By hand, so a `{:?}` never prints the password.
 impl std::fmt::Debug for SourceOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let address = RedisTarget::parse(&self.url)
-            .map(|t| t.redacted())
-            .unwrap_or_else(|_| "(invalid URL)".into());
+        let address = if SentinelUrl::is_sentinel(&self.url) {
+            SentinelUrl::parse(&self.url)
+                .map(|u| format!("{u:?}"))
+                .unwrap_or_else(|_| "(invalid URL)".into())
+        } else {
+            RedisTarget::parse(&self.url)
+                .map(|t| t.redacted())
+                .unwrap_or_else(|_| "(invalid URL)".into())
+        };
         f.debug_struct("SourceOptions")
             .field("address", &address)
             .field("mode", &self.mode)
@@ -64,6 +77,7 @@ impl std::fmt::Debug for SourceOptions {
             .field("idle_timeout", &self.idle_timeout)
             .field("scan_count", &self.scan_count)
             .field("scan_rate", &self.scan_rate)
+            .field("from", &self.from)
             .finish_non_exhaustive()
     }
 }
@@ -125,6 +139,9 @@ pub enum SourceError {
     /// Scan mode could not read the keyspace.
     #[error("scan mode: {0}")]
     ScanRefused(String),
+    /// Sentinel discovery failed.
+    #[error("sentinel: {0}")]
+    Sentinel(String),
     /// The consumer stopped taking the payload (the backup was aborted).
     #[error("the backup stopped taking the snapshot")]
     Aborted,
@@ -144,10 +161,7 @@ pub struct RdbSource {
 
 /// Connects to the server `args` names and starts the transfer.
 pub async fn open(args: &SourceOptions) -> Result<RdbSource, SourceError> {
-    let mut target = RedisTarget::parse(&args.url)?;
-    if target.password.is_none() {
-        target.password = args.password.clone();
-    }
+    let target = resolve(args, args.from).await?;
     let opts = &args.connect;
     let scan_opts = scan_mode::ScanOptions {
         count: args.scan_count,
@@ -179,4 +193,22 @@ pub async fn open(args: &SourceOptions) -> Result<RdbSource, SourceError> {
         }
         other => other,
     }
+}
+
+/// Where to connect: the `--redis` URL's server, or the node a sentinel
+/// names for `role`. The password of `--redis-password` applies when the
+/// URL has none.
+pub async fn resolve(args: &SourceOptions, role: NodeRole) -> Result<RedisTarget, SourceError> {
+    let mut target = if SentinelUrl::is_sentinel(&args.url) {
+        let url = SentinelUrl::parse(&args.url)?;
+        let t = sentinel::discover(&url, args, role).await?;
+        tracing::info!(master = %url.master, node = %t.redacted(), ?role, "sentinel discovery");
+        t
+    } else {
+        RedisTarget::parse(&args.url)?
+    };
+    if target.password.is_none() {
+        target.password = args.password.clone();
+    }
+    Ok(target)
 }

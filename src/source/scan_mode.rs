@@ -14,14 +14,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use replvault_protocol::dump::{Dump, DumpError, RdbWriter};
 use replvault_protocol::replica::HandshakeError;
-use replvault_protocol::resp::{self, Frame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use replvault_protocol::resp::Frame;
 use tokio::sync::mpsc;
 
 use super::SourceInfo;
+use super::client::Client;
 use super::conn::Connection;
 use super::url::RedisTarget;
 use super::{RdbSource, SourceError};
@@ -71,69 +71,6 @@ pub struct ScanOptions {
     pub rate: u64,
     /// Fail when the server answers nothing for this long.
     pub idle_timeout: Duration,
-}
-
-/// A RESP client over one connection, with pipelining.
-struct Client {
-    conn: Connection,
-    buf: BytesMut,
-    out: Vec<u8>,
-    idle: Duration,
-}
-
-impl Client {
-    fn queue(&mut self, args: &[&[u8]]) {
-        resp::encode_command(args, &mut self.out);
-    }
-
-    async fn flush(&mut self) -> Result<(), SourceError> {
-        self.conn
-            .write_all(&self.out)
-            .await
-            .map_err(|source| SourceError::Io { bytes: 0, source })?;
-        self.out.clear();
-        Ok(())
-    }
-
-    async fn read(&mut self, command: &str) -> Result<Frame, SourceError> {
-        loop {
-            match resp::decode(&self.buf) {
-                Ok(Some((frame, used))) => {
-                    let _ = self.buf.split_to(used);
-                    return Ok(frame);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(HandshakeError::Protocol {
-                        command: command.to_string(),
-                        reply: format!("{e:?}"),
-                    }
-                    .into());
-                }
-            }
-            self.buf.reserve(64 * 1024);
-            let n = match tokio::time::timeout(self.idle, self.conn.read_buf(&mut self.buf)).await {
-                Err(_) => {
-                    return Err(SourceError::IdleTimeout {
-                        after: self.idle,
-                        bytes: 0,
-                    });
-                }
-                Ok(Err(source)) => return Err(SourceError::Io { bytes: 0, source }),
-                Ok(Ok(n)) => n,
-            };
-            if n == 0 {
-                return Err(HandshakeError::Closed(command.to_string()).into());
-            }
-        }
-    }
-
-    async fn call(&mut self, args: &[&[u8]]) -> Result<Frame, SourceError> {
-        self.queue(args);
-        self.flush().await?;
-        let name = String::from_utf8_lossy(args.first().copied().unwrap_or_default()).into_owned();
-        self.read(&name).await
-    }
 }
 
 /// Maps an error reply to a clear error.
@@ -248,12 +185,7 @@ pub async fn start(
     target: &RedisTarget,
     opts: &ScanOptions,
 ) -> Result<RdbSource, SourceError> {
-    let mut c = Client {
-        conn,
-        buf: BytesMut::new(),
-        out: Vec::new(),
-        idle: opts.idle_timeout,
-    };
+    let mut c = Client::new(conn, opts.idle_timeout);
     if let Some(pw) = &target.password {
         let f = match &target.username {
             Some(u) => c.call(&[b"AUTH", u.as_bytes(), pw.as_bytes()]).await?,
@@ -511,7 +443,7 @@ async fn walk(
         secs = start.elapsed().as_secs_f64(),
         "scan mode: walk complete"
     );
-    let _ = c.conn.shutdown().await;
+    c.close().await;
     Ok(())
 }
 

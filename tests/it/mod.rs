@@ -8,5 +8,6 @@ pub mod proxy;
 pub mod prune;
 pub mod s3;
 pub mod scan;
+pub mod sentinel;
 pub mod util;
 pub mod versions;
