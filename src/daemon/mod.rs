@@ -126,6 +126,8 @@ pub async fn run(
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| DaemonError::Listen { addr, source })?;
+            // The address bound, so `--listen 127.0.0.1:0` says its port.
+            let addr = listener.local_addr().unwrap_or(addr);
             tracing::info!(%addr, "serving /metrics and /healthz");
             Some(tokio::spawn(http::serve(listener, shared.clone())))
         }

@@ -30,7 +30,7 @@ pub enum ScheduleError {
     #[error("no schedule: pass --every DURATION (e.g. 6h) or --cron 'EXPR' (e.g. '0 */6 * * *')")]
     Missing,
     /// `--every 0s`.
-    #[error("--every must be longer than zero")]
+    #[error("--every must be longer than zero (examples: 30m, 6h, 1d)")]
     Zero,
     /// An interval longer than [`MAX_EVERY`]: surely a typo.
     #[error("--every {0} is longer than a year: pick a shorter interval")]
