@@ -25,6 +25,7 @@
 //!   never preempt Redis when they wake.
 
 pub mod backup;
+pub mod cluster;
 pub mod cmd;
 pub mod crypto;
 pub mod daemon;

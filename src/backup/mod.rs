@@ -38,6 +38,9 @@ pub enum BackupError {
     /// Checking, compressing, encrypting or storing failed.
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// A cluster backup failed (the message names the shard).
+    #[error("{0}")]
+    Cluster(String),
     /// A signal or shutdown stopped the backup.
     #[error("interrupted: the partial backup was removed")]
     Interrupted,

@@ -50,6 +50,10 @@ type UploadResult = Result<(Box<dyn Upload>, String, u64), VaultError>;
 /// the partial data at once.
 pub struct BackupWriter {
     id: String,
+    /// The data object.
+    object: String,
+    /// Write the manifest on finish (false for a part of a backup).
+    commit: bool,
     store: Arc<dyn Store>,
     started: chrono::DateTime<Utc>,
     clock: Instant,
@@ -111,11 +115,37 @@ impl BackupWriter {
         opts: WriteOptions,
     ) -> Result<Self, VaultError> {
         let id = new_id(Utc::now())?;
+        let object = data_key(&id);
+        Self::start_object(vault, key, opts, id, object, true).await
+    }
+
+    /// Starts one part of a backup of several (a cluster's shard): its
+    /// data goes to `object`, and [`BackupWriter::finish`] returns what the
+    /// part's manifest entry needs without writing a manifest; the caller
+    /// commits the backup once every part is done.
+    pub async fn start_part(
+        vault: &Vault,
+        key: Option<&MasterKey>,
+        opts: WriteOptions,
+        id: String,
+        object: String,
+    ) -> Result<Self, VaultError> {
+        Self::start_object(vault, key, opts, id, object, false).await
+    }
+
+    async fn start_object(
+        vault: &Vault,
+        key: Option<&MasterKey>,
+        opts: WriteOptions,
+        id: String,
+        object: String,
+        commit: bool,
+    ) -> Result<Self, VaultError> {
         let store = vault.store().clone();
         let enc = Encryptor::new(key)?;
         let upload = store
             .put_multipart(
-                &data_key(&id),
+                &object,
                 UploadOptions {
                     size_hint: opts.size_hint,
                 },
@@ -132,6 +162,8 @@ impl BackupWriter {
         let uploader = tokio::spawn(uploader(out_rx, upload));
         Ok(BackupWriter {
             id,
+            object,
+            commit,
             store,
             started: Utc::now(),
             clock: Instant::now(),
@@ -191,7 +223,7 @@ impl BackupWriter {
     }
 
     /// Waits for the checker's verdict, completes the data upload, writes
-    /// the manifest.
+    /// the manifest (not for a part: see [`BackupWriter::start_part`]).
     pub async fn finish(mut self, source: SourceInfo) -> Result<Manifest, VaultError> {
         let res = self.finish_inner(source).await;
         if res.is_err() {
@@ -260,7 +292,7 @@ impl BackupWriter {
             },
             summary,
             stored: StoredInfo {
-                key: data_key(&self.id),
+                key: self.object.clone(),
                 bytes: stored,
                 sha256,
             },
@@ -279,7 +311,11 @@ impl BackupWriter {
                 segment_size: SEGMENT as u32,
             },
             tool: format!("replvault {}", env!("CARGO_PKG_VERSION")),
+            cluster: None,
         };
+        if !self.commit {
+            return Ok(manifest);
+        }
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| VaultError::Pipeline(e.to_string()))?;
         // The commit point: only now does the backup exist.
@@ -314,7 +350,7 @@ impl BackupWriter {
         {
             let _ = upload.abort().await;
         }
-        let _ = self.store.delete(&data_key(&self.id)).await;
+        let _ = self.store.delete(&self.object).await;
     }
 }
 

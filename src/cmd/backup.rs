@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::backup::take_backup;
+use crate::cluster::take_cluster_backup;
 use crate::cmd::common::{load_backup_key, open_vault, size};
 use crate::cmd::flags::BackupArgs;
 
@@ -62,15 +63,38 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<ExitCode> {
         })
     });
     let began = Instant::now();
-    let result = take_backup(
-        &args.source.options(),
-        args.write.compression_level,
-        &vault,
-        key.as_ref(),
-        progress,
-        shutdown_signal(),
-    )
-    .await;
+    let cluster = args.cluster_options().map_err(anyhow::Error::msg)?;
+    let result = match &cluster {
+        Some(c) => {
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let stop = cancel.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                stop.cancel();
+            });
+            take_cluster_backup(
+                &args.source.options(),
+                c,
+                args.write.compression_level,
+                &vault,
+                key.as_ref(),
+                progress,
+                cancel,
+            )
+            .await
+            .map_err(anyhow::Error::from)
+        }
+        None => take_backup(
+            &args.source.options(),
+            args.write.compression_level,
+            &vault,
+            key.as_ref(),
+            progress,
+            shutdown_signal(),
+        )
+        .await
+        .map_err(anyhow::Error::from),
+    };
     if let Some(t) = ticker {
         t.abort();
         eprint!("\r\x1b[K");

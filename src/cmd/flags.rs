@@ -241,6 +241,30 @@ pub struct BackupArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub write: WriteArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub cluster: ClusterArgs,
+}
+
+/// Redis Cluster.
+#[derive(Clone, Debug, Args)]
+pub struct ClusterArgs {
+    /// `--redis` names any node of a Redis Cluster: back up every shard at
+    /// once, each from a healthy replica (see --from), into one backup
+    /// that commits only when every shard succeeded and their slots cover
+    /// all 16,384.
+    #[arg(long, env = "REPLVAULT_CLUSTER")]
+    pub cluster: bool,
+
+    /// With --cluster: shards backed up at once (default: all).
+    #[arg(long, env = "REPLVAULT_CLUSTER_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..))]
+    pub cluster_concurrency: Option<u32>,
+
+    /// With --cluster: connect to TO where the cluster announces FROM
+    /// (`host:port=host:port`; repeat, or comma-separate), for clusters
+    /// behind NAT or in containers.
+    #[arg(long, env = "REPLVAULT_CLUSTER_ADDRESS_MAP", value_delimiter = ',')]
+    pub cluster_address_map: Vec<String>,
 }
 
 /// `replvault list`.

@@ -8,13 +8,15 @@
 
 use std::time::Duration;
 
+use crate::cluster::ClusterOptions;
+use crate::cluster::topology::AddressMap;
 use crate::daemon::{DaemonOptions, Schedule, ScheduleError};
 use crate::pitr::PitrOptions;
 use crate::source::{self, ConnectOptions, NodeRole, SourceOptions};
 use crate::store::{S3Options, StoreOptions};
 use crate::vault::RetentionPolicy;
 
-use super::flags::{FromNode, Mode, RetentionArgs, RunArgs, SourceArgs, VaultArgs};
+use super::flags::{BackupArgs, FromNode, Mode, RetentionArgs, RunArgs, SourceArgs, VaultArgs};
 
 impl From<Mode> for source::Mode {
     fn from(m: Mode) -> Self {
@@ -49,6 +51,23 @@ impl SourceArgs {
             },
             sentinel_password: self.sentinel_password.clone(),
         }
+    }
+}
+
+impl BackupArgs {
+    /// The cluster settings, with `--cluster`.
+    pub fn cluster_options(&self) -> Result<Option<ClusterOptions>, String> {
+        if !self.cluster.cluster {
+            return Ok(None);
+        }
+        Ok(Some(ClusterOptions {
+            from: match self.source.from {
+                FromNode::Replica => NodeRole::Replica,
+                FromNode::Primary => NodeRole::Primary,
+            },
+            concurrency: self.cluster.cluster_concurrency.map(|n| n as usize),
+            address_map: AddressMap::parse(&self.cluster.cluster_address_map)?,
+        }))
     }
 }
 
@@ -90,8 +109,15 @@ const DEFAULT_PITR_EVERY: Duration = Duration::from_secs(24 * 3600);
 
 impl RunArgs {
     /// The daemon these flags describe.
-    pub fn options(&self) -> Result<DaemonOptions, ScheduleError> {
+    pub fn options(&self) -> Result<DaemonOptions, anyhow::Error> {
+        let cluster = self.backup.cluster_options().map_err(anyhow::Error::msg)?;
+        if cluster.is_some() && self.pitr {
+            anyhow::bail!(
+                "--pitr with --cluster is not supported yet: run one `replvault run --pitr` per shard's primary, and `run --cluster` for the cluster's base backups"
+            );
+        }
         Ok(DaemonOptions {
+            cluster,
             source: self.backup.source.options(),
             compression_level: self.backup.write.compression_level,
             schedule: Schedule::new(
@@ -99,7 +125,8 @@ impl RunArgs {
                 self.every
                     .or((self.pitr && self.cron.is_none()).then_some(DEFAULT_PITR_EVERY)),
                 self.cron.as_deref(),
-            )?,
+            )
+            .map_err(|e: ScheduleError| anyhow::Error::new(e))?,
             jitter: self.jitter,
             retention: self.retention.policy(),
             incomplete_grace: self.retention.incomplete_grace,

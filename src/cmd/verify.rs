@@ -31,6 +31,36 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let mut total = manifests.len();
     for m in &manifests {
         let key = load_key(&args.key)?;
+        if m.cluster.is_some() {
+            let mut bad = None;
+            let (mut bytes, mut keys) = (0, 0);
+            for i in 0..m.shard_count() {
+                let Some(shard) = m.shard(i) else { continue };
+                match restore::verify(&vault, &shard, load_key(&args.key)?).await {
+                    Ok(r) => {
+                        bytes += r.rdb_bytes;
+                        keys += r.summary.total_keys();
+                    }
+                    Err(e) => {
+                        bad = Some(format!("shard {i}: {e}"));
+                        break;
+                    }
+                }
+            }
+            match bad {
+                None => outln!(
+                    "OK      {}  cluster of {} shards, {} RDB, {keys} keys, every shard's CRC, structure and SHA-256 valid",
+                    m.id,
+                    m.shard_count(),
+                    size(bytes)
+                ),
+                Some(e) => {
+                    failed += 1;
+                    outln!("FAILED  {}  {e}", m.id);
+                }
+            }
+            continue;
+        }
         match restore::verify(&vault, m, key).await {
             Ok(r) => outln!(
                 "OK      {}  {} RDB, {} keys, CRC and structure valid, SHA-256 matches",

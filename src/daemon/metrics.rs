@@ -15,7 +15,7 @@ pub const REASONS: [&str; 3] = ["source", "vault", "interrupted"];
 /// The `reason` label for a failed backup.
 pub fn reason(e: &BackupError) -> &'static str {
     match e {
-        BackupError::Source(_) => "source",
+        BackupError::Source(_) | BackupError::Cluster(_) => "source",
         BackupError::Vault(VaultError::Aborted) | BackupError::Interrupted => "interrupted",
         _ => "vault",
     }

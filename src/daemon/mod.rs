@@ -12,6 +12,7 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backup::{BackupError, take_backup};
+use crate::cluster::{ClusterError, ClusterOptions, take_cluster_backup};
 use crate::crypto::MasterKey;
 use crate::pitr::archiver;
 use crate::pitr::prune::prune_vault;
@@ -83,6 +84,8 @@ pub struct DaemonOptions {
     pub unhealthy_after: Duration,
     /// Archive the replication stream too (`--pitr`).
     pub pitr: Option<PitrOptions>,
+    /// Back up a Redis Cluster (`--cluster`).
+    pub cluster: Option<ClusterOptions>,
 }
 
 /// Why the daemon could not run.
@@ -187,15 +190,33 @@ pub async fn run(
         }
         shared.progress.store(0, Ordering::Relaxed);
         shared.lock().in_progress = true;
-        let result = take_backup(
-            &args.source,
-            args.compression_level,
-            &vault,
-            key.as_ref(),
-            shared.progress.clone(),
-            cancel.clone().cancelled_owned(),
-        )
-        .await;
+        let result = match &args.cluster {
+            Some(c) => take_cluster_backup(
+                &args.source,
+                c,
+                args.compression_level,
+                &vault,
+                key.as_ref(),
+                shared.progress.clone(),
+                cancel.child_token(),
+            )
+            .await
+            .map_err(|e| match e {
+                ClusterError::Interrupted => BackupError::Interrupted,
+                e => BackupError::Cluster(crate::error_line::one_line(&e)),
+            }),
+            None => {
+                take_backup(
+                    &args.source,
+                    args.compression_level,
+                    &vault,
+                    key.as_ref(),
+                    shared.progress.clone(),
+                    cancel.clone().cancelled_owned(),
+                )
+                .await
+            }
+        };
         let now = Utc::now();
         match result {
             Ok(m) => {

@@ -11,7 +11,7 @@ use replvault_protocol::payload::PayloadError;
 use replvault_protocol::replica::HandshakeError;
 use tokio::sync::mpsc;
 
-mod client;
+pub(crate) mod client;
 pub mod conn;
 pub mod info;
 pub mod replica;

@@ -6,8 +6,13 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::source::SourceInfo;
 
-/// Current manifest format.
+/// Manifest format of a standalone backup (readers since the first).
 pub const FORMAT: u32 = 1;
+/// Manifest format of a cluster backup: older readers refuse it (they
+/// would see one shard's totals as the whole backup).
+pub const CLUSTER_FORMAT: u32 = 2;
+/// The newest format this version reads.
+pub const MAX_FORMAT: u32 = CLUSTER_FORMAT;
 
 /// The RDB as received.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -77,12 +82,70 @@ pub struct Manifest {
     pub encryption: EncryptionInfo,
     /// `replvault <version>`.
     pub tool: String,
+    /// A cluster backup's shards; `rdb`, `stored` and `summary` above are
+    /// then totals over them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterInfo>,
+}
+
+/// The shards of a cluster backup.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClusterInfo {
+    /// One entry per shard, in slot order.
+    pub shards: Vec<ShardInfo>,
+}
+
+/// One shard of a cluster backup.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// Inclusive slot ranges the shard owned.
+    pub slots: Vec<(u16, u16)>,
+    /// The node the snapshot came from.
+    pub node: NodeInfo,
+    /// Its source (address, server, replid, offset...).
+    pub source: SourceInfo,
+    /// Its RDB.
+    pub rdb: RdbInfo,
+    /// What the check found in it.
+    pub summary: Summary,
+    /// Its data object.
+    pub stored: StoredInfo,
+}
+
+/// A cluster node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// Node id.
+    pub id: String,
+    /// Announced `host:port`.
+    pub address: String,
+    /// `primary` or `replica`.
+    pub role: String,
 }
 
 impl Manifest {
     /// True when the data object is encrypted.
     pub fn encrypted(&self) -> bool {
         self.encryption.algorithm != "none"
+    }
+
+    /// Shards of a cluster backup (0 for a standalone one).
+    pub fn shard_count(&self) -> usize {
+        self.cluster.as_ref().map_or(0, |c| c.shards.len())
+    }
+
+    /// The manifest of one shard as if it were a backup of its own, for
+    /// the read pipeline: same id, keys and settings, its data object.
+    pub fn shard(&self, i: usize) -> Option<Manifest> {
+        let s = self.cluster.as_ref()?.shards.get(i)?;
+        Some(Manifest {
+            source: s.source.clone(),
+            rdb: s.rdb.clone(),
+            summary: s.summary.clone(),
+            stored: s.stored.clone(),
+            cluster: None,
+            ..self.clone()
+        })
     }
 
     /// The whole backup's wall time: the server's wait, then the transfer.

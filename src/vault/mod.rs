@@ -198,7 +198,7 @@ impl Vault {
             id: id.to_string(),
             reason: e.to_string(),
         })?;
-        if m.format > manifest::FORMAT {
+        if m.format > manifest::MAX_FORMAT {
             return Err(VaultError::BadManifest {
                 id: id.to_string(),
                 reason: format!("format {} is newer than this replvault: upgrade", m.format),

@@ -1,0 +1,445 @@
+//! A cluster backup: every shard's snapshot at once, each from a healthy
+//! replica, into one backup that commits only when all shards succeeded
+//! and their slots cover all 16,384.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::Utc;
+use replvault_protocol::resp::Frame;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::topology::{self, AddressMap, Node, Role, Shard};
+use crate::backup::{BackupError, BackupWriter, WriteOptions};
+use crate::crypto::MasterKey;
+use crate::source::client::Client;
+use crate::source::replica::{self, ReplicaOptions};
+use crate::source::{NodeRole, RedisTarget, SourceError, SourceOptions, connect};
+use crate::vault::manifest::{self, ClusterInfo, NodeInfo, RdbInfo, ShardInfo, StoredInfo};
+use crate::vault::{Manifest, Vault, VaultError, manifest_key, new_id};
+
+/// How a cluster is backed up.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Replica (the default) or primary.
+    pub from: NodeRole,
+    /// Shards taken at once; `None` for all.
+    pub concurrency: Option<usize>,
+    /// Rewrites of announced addresses.
+    pub address_map: AddressMap,
+}
+
+/// Why a cluster backup failed; nothing was committed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The cluster could not be asked.
+    #[error("cluster discovery: {0}")]
+    Discovery(#[from] SourceError),
+    /// The cluster's answer does not allow a whole backup.
+    #[error("cluster: {0}")]
+    Topology(String),
+    /// One shard's backup failed.
+    #[error("shard {index} (slots {slots}, node {node}) failed: {source}")]
+    Shard {
+        /// Index in slot order.
+        index: usize,
+        /// Its slots.
+        slots: String,
+        /// The node it was read from.
+        node: String,
+        /// Why.
+        #[source]
+        source: BackupError,
+    },
+    /// Committing the manifest failed.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// Stopped by a signal.
+    #[error("interrupted: the partial cluster backup was removed")]
+    Interrupted,
+}
+
+/// The seed node's target, with the URL's credentials.
+fn seed(source: &SourceOptions) -> Result<RedisTarget, SourceError> {
+    let mut t = RedisTarget::parse(&source.url)?;
+    if t.password.is_none() {
+        t.password = source.password.clone();
+    }
+    Ok(t)
+}
+
+fn node_target(seed: &RedisTarget, map: &AddressMap, n: &Node) -> RedisTarget {
+    let (host, port) = map.apply(&n.host, n.port);
+    RedisTarget {
+        host,
+        port,
+        ..seed.clone()
+    }
+}
+
+/// Asks the seed node for the shards.
+pub async fn discover(source: &SourceOptions) -> Result<Vec<Shard>, ClusterError> {
+    let t = seed(source)?;
+    let conn = connect(&t, &source.connect).await?;
+    let mut c = Client::new(conn, source.idle_timeout);
+    if let Some(pw) = &t.password {
+        let user = t.username.clone();
+        let reply = match &user {
+            Some(u) => c.call(&[b"AUTH", u.as_bytes(), pw.as_bytes()]).await?,
+            None => c.call(&[b"AUTH", pw.as_bytes()]).await?,
+        };
+        if let Frame::Error(e) = reply {
+            return Err(ClusterError::Topology(format!("AUTH refused: {e}")));
+        }
+    }
+    let shards = match c.call(&[b"CLUSTER", b"SHARDS"]).await? {
+        Frame::Error(e) if e.to_ascii_uppercase().contains("CLUSTER SUPPORT DISABLED") => {
+            return Err(ClusterError::Topology(format!(
+                "{} is not in cluster mode: back it up without --cluster",
+                t.redacted()
+            )));
+        }
+        // Before 7.0: CLUSTER NODES.
+        Frame::Error(_) => match c.call(&[b"CLUSTER", b"NODES"]).await? {
+            Frame::Bulk(b) => topology::parse_nodes(&String::from_utf8_lossy(&b)),
+            Frame::Error(e) => Err(format!("CLUSTER NODES: {e}")),
+            other => Err(format!("CLUSTER NODES answered {other:?}")),
+        },
+        reply => topology::parse_shards(&reply),
+    }
+    .map_err(ClusterError::Topology)?;
+    c.close().await;
+    Ok(shards.into_iter().filter(|s| !s.slots.is_empty()).collect())
+}
+
+/// `master_link_status:up` and the replication offset of a replica.
+async fn replica_state(t: &RedisTarget, source: &SourceOptions) -> Option<i64> {
+    let conn = connect(t, &source.connect).await.ok()?;
+    let mut c = Client::new(conn, source.connect.connect_timeout);
+    if let Some(pw) = &t.password {
+        let _ = match &t.username {
+            Some(u) => c.call(&[b"AUTH", u.as_bytes(), pw.as_bytes()]).await.ok()?,
+            None => c.call(&[b"AUTH", pw.as_bytes()]).await.ok()?,
+        };
+    }
+    let info = match c.call(&[b"INFO", b"replication"]).await.ok()? {
+        Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        _ => return None,
+    };
+    c.close().await;
+    let field = |k: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_string())
+    };
+    (field("master_link_status:").as_deref() == Some("up")).then(|| {
+        field("slave_repl_offset:")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    })
+}
+
+/// The node to read a shard from.
+async fn choose(
+    shard: &Shard,
+    seed: &RedisTarget,
+    source: &SourceOptions,
+    opts: &ClusterOptions,
+) -> Result<Node, String> {
+    let primary = shard.primary().cloned();
+    if opts.from == NodeRole::Replica {
+        let mut best: Option<(i64, &Node)> = None;
+        for n in shard
+            .nodes
+            .iter()
+            .filter(|n| n.role == Role::Replica && n.healthy)
+        {
+            if let Some(off) = replica_state(&node_target(seed, &opts.address_map, n), source).await
+                && best.is_none_or(|(o, _)| off > o)
+            {
+                best = Some((off, n));
+            }
+        }
+        if let Some((_, n)) = best {
+            return Ok(n.clone());
+        }
+        if let Some(p) = &primary {
+            tracing::warn!(slots = %topology::ranges_text(&shard.slots), primary = %format!("{}:{}", p.host, p.port), "no healthy replica in this shard: backing up from its primary (it will fork)");
+        }
+    }
+    primary.ok_or_else(|| {
+        format!(
+            "the shard with slots {} has no primary",
+            topology::ranges_text(&shard.slots)
+        )
+    })
+}
+
+/// Takes one backup of every shard; `cancel` aborts it and removes what
+/// was written. `progress` counts RDB bytes over all shards.
+#[allow(clippy::too_many_arguments)]
+pub async fn take_cluster_backup(
+    source: &SourceOptions,
+    opts: &ClusterOptions,
+    compression_level: i32,
+    vault: &Vault,
+    key: Option<&MasterKey>,
+    progress: Arc<AtomicU64>,
+    cancel: CancellationToken,
+) -> Result<Manifest, ClusterError> {
+    let started = Utc::now();
+    let clock = std::time::Instant::now();
+    let mut shards = discover(source).await?;
+    shards.sort_by_key(|s| s.slots.first().map_or(0, |r| r.0));
+    let missing = topology::coverage(&shards);
+    if !missing.is_empty() {
+        return Err(ClusterError::Topology(format!(
+            "no shard owns slots {}: the cluster is not whole (a failed shard, or slots never assigned); nothing was backed up",
+            topology::ranges_text(&missing)
+        )));
+    }
+    let seed = seed(source)?;
+    let mut chosen = Vec::with_capacity(shards.len());
+    for s in &shards {
+        let n = choose(s, &seed, source, opts)
+            .await
+            .map_err(ClusterError::Topology)?;
+        chosen.push(n);
+    }
+    let id = new_id(started)?;
+    tracing::info!(id = %id, shards = shards.len(), "cluster backup started");
+    let limit = Arc::new(Semaphore::new(
+        opts.concurrency.unwrap_or(shards.len()).max(1),
+    ));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (shard, node)) in shards.iter().zip(&chosen).enumerate() {
+        let target = node_target(&seed, &opts.address_map, node);
+        let (source, vault, key) = (source.clone(), vault.clone(), key.cloned());
+        let (id, limit, progress, cancel) =
+            (id.clone(), limit.clone(), progress.clone(), cancel.clone());
+        let slots = shard.slots.clone();
+        let node = node.clone();
+        tasks.spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let r = backup_shard(
+                i,
+                &target,
+                &source,
+                &vault,
+                key.as_ref(),
+                compression_level,
+                &id,
+                progress,
+                cancel,
+            )
+            .await;
+            (i, slots, node, target.redacted(), r)
+        });
+    }
+    let mut results: Vec<Option<ShardInfo>> = vec![None; shards.len()];
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        let Ok((i, slots, node, address, r)) = joined else {
+            failure.get_or_insert(ClusterError::Topology("a shard's task panicked".into()));
+            cancel.cancel();
+            continue;
+        };
+        match r {
+            Ok(m) => {
+                results[i] = Some(ShardInfo {
+                    slots,
+                    node: NodeInfo {
+                        id: node.id.clone(),
+                        address: format!("{}:{}", node.host, node.port),
+                        role: match node.role {
+                            Role::Primary => "primary".into(),
+                            Role::Replica => "replica".into(),
+                        },
+                    },
+                    source: m.source,
+                    rdb: m.rdb,
+                    summary: m.summary,
+                    stored: m.stored,
+                })
+            }
+            Err(e) => {
+                // The first failure names the shard; the others stop.
+                if failure.is_none() {
+                    failure = Some(match e {
+                        BackupError::Interrupted if !cancel.is_cancelled() => {
+                            ClusterError::Interrupted
+                        }
+                        e => ClusterError::Shard {
+                            index: i,
+                            slots: topology::ranges_text(&slots),
+                            node: address,
+                            source: e,
+                        },
+                    });
+                }
+                cancel.cancel();
+            }
+        }
+    }
+    let cleanup = || async {
+        for o in vault
+            .store()
+            .list(&format!("backups/{id}/"))
+            .await
+            .unwrap_or_default()
+        {
+            let _ = vault.store().delete(&o.key).await;
+        }
+    };
+    if let Some(e) = failure {
+        cleanup().await;
+        return Err(e);
+    }
+    let shards_info: Vec<ShardInfo> = results.into_iter().flatten().collect();
+    let m = cluster_manifest(
+        &id,
+        started,
+        clock.elapsed().as_secs_f64(),
+        shards_info,
+        key,
+        compression_level,
+    );
+    let json = serde_json::to_vec_pretty(&m).map_err(|e| VaultError::Pipeline(e.to_string()))?;
+    if let Err(e) = vault.store().put(&manifest_key(&id), json.into()).await {
+        cleanup().await;
+        return Err(VaultError::from(e).into());
+    }
+    tracing::info!(id = %id, shards = m.shard_count(), keys = m.summary.total_keys(), "cluster backup complete");
+    Ok(m)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn backup_shard(
+    i: usize,
+    target: &RedisTarget,
+    source: &SourceOptions,
+    vault: &Vault,
+    key: Option<&MasterKey>,
+    compression_level: i32,
+    id: &str,
+    progress: Arc<AtomicU64>,
+    cancel: CancellationToken,
+) -> Result<Manifest, BackupError> {
+    let conn = tokio::select! {
+        c = connect(target, &source.connect) => c?,
+        () = cancel.cancelled() => return Err(BackupError::Interrupted),
+    };
+    let mut src = replica::start(
+        conn,
+        target,
+        &ReplicaOptions {
+            idle_timeout: source.idle_timeout,
+            force_sync: false,
+        },
+    )
+    .await?;
+    let mut writer = BackupWriter::start_part(
+        vault,
+        key,
+        WriteOptions {
+            compression_level,
+            size_hint: src.size_hint,
+        },
+        id.to_string(),
+        format!("backups/{id}/shard-{i}"),
+    )
+    .await?;
+    let pumped: Result<(), BackupError> = async {
+        loop {
+            let next = tokio::select! {
+                n = src.chunks.recv() => n,
+                () = cancel.cancelled() => return Err(BackupError::Interrupted),
+            };
+            match next {
+                None => return Ok(()),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(chunk)) => {
+                    progress.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    writer.write(chunk).await?;
+                }
+            }
+        }
+    }
+    .await;
+    if let Err(e) = pumped {
+        let _ = writer.abort().await;
+        return Err(e);
+    }
+    Ok(writer.finish(src.info.clone()).await?)
+}
+
+/// The manifest of a cluster backup: per-shard entries, and totals where a
+/// standalone backup has its one RDB.
+fn cluster_manifest(
+    id: &str,
+    started: chrono::DateTime<Utc>,
+    duration_secs: f64,
+    shards: Vec<ShardInfo>,
+    key: Option<&MasterKey>,
+    level: i32,
+) -> Manifest {
+    let mut summary = shards
+        .first()
+        .map(|s| s.summary.clone())
+        .unwrap_or_default();
+    for s in shards.iter().skip(1) {
+        for (db, d) in &s.summary.databases {
+            let e = summary.databases.entry(*db).or_default();
+            e.keys += d.keys;
+            e.expires += d.expires;
+        }
+        for (t, n) in &s.summary.types {
+            *summary.types.entry(t.clone()).or_default() += n;
+        }
+        summary.payload_len += s.summary.payload_len;
+    }
+    let first = shards.first().map(|s| s.source.clone()).unwrap_or_default();
+    Manifest {
+        format: manifest::CLUSTER_FORMAT,
+        id: id.to_string(),
+        started_at: started,
+        finished_at: Utc::now(),
+        duration_secs,
+        source: crate::source::SourceInfo {
+            address: format!("cluster of {} shards", shards.len()),
+            mode: "sync".into(),
+            replid: None,
+            offset: None,
+            wait_secs: None,
+            ..first
+        },
+        rdb: RdbInfo {
+            bytes: shards.iter().map(|s| s.rdb.bytes).sum(),
+            crc64: None,
+        },
+        summary,
+        stored: StoredInfo {
+            key: format!("backups/{id}/"),
+            bytes: shards.iter().map(|s| s.stored.bytes).sum(),
+            sha256: String::new(),
+        },
+        compression: manifest::CompressionInfo {
+            algorithm: "zstd".into(),
+            level,
+        },
+        encryption: manifest::EncryptionInfo {
+            algorithm: if key.is_some() {
+                "aes-256-gcm-stream"
+            } else {
+                "none"
+            }
+            .into(),
+            key_id: key.map(MasterKey::key_id),
+            segment_size: crate::crypto::aead_stream::SEGMENT as u32,
+        },
+        tool: format!("replvault {}", env!("CARGO_PKG_VERSION")),
+        cluster: Some(ClusterInfo { shards }),
+    }
+}
