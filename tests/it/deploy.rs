@@ -211,6 +211,31 @@ fn kubernetes_cronjob() {
 }
 
 #[test]
+fn kubernetes_cluster_and_sentinel_deployments() {
+    let docs = yaml_docs("kubernetes/cluster.yaml");
+    let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+    assert_eq!(kinds, ["Deployment", "Deployment"]);
+    for (d, want) in docs.iter().zip(["--cluster", "--pitr"]) {
+        // One daemon per vault, never two during a rollout.
+        assert_eq!(s(d, &["spec", "replicas"]).as_i64(), Some(1));
+        assert_eq!(
+            s(d, &["spec", "strategy", "type"]).as_str(),
+            Some("Recreate")
+        );
+        let pod = s(d, &["spec", "template", "spec"]);
+        assert_eq!(check_replvault_containers("cluster.yaml", pod), 1);
+        let args = strings(&containers(pod)[0]["args"]);
+        assert_eq!(args[0], "run");
+        assert!(args.iter().any(|a| a == want), "{args:?}");
+    }
+    let pitr = strings(&containers(s(&docs[1], &["spec", "template", "spec"]))[0]["args"]);
+    assert!(
+        pitr.iter().any(|a| a.starts_with("sentinel://")),
+        "{pitr:?}"
+    );
+}
+
+#[test]
 fn compose_file() {
     let docs = yaml_docs("compose/docker-compose.yml");
     let services = &docs[0]["services"];
