@@ -230,28 +230,29 @@ fn keys_deleted_and_expiring_during_the_walk() {
 /// and each backup restores into a standalone server with the same digest.
 #[test]
 fn cluster_node_backs_up_in_both_modes() {
-    let src = RedisServer::start_with(&[
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        "nodes.conf",
-    ]);
+    // The cluster bus on a port of its own: by default it is the port plus
+    // 10,000, which may be taken, or above 65,535.
+    let src = RedisServer::start_with_ports(1, |ports| {
+        [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-port",
+            &ports[0].to_string(),
+        ]
+        .map(String::from)
+        .to_vec()
+    });
     assert_eq!(
         src.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
         Reply::Status("OK".into())
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !src
-        .cmd(&["CLUSTER", "INFO"])
-        .text()
-        .contains("cluster_state:ok")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "cluster never became ok"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for("cluster_state:ok", Duration::from_secs(30), || {
+        src.cmd(&["CLUSTER", "INFO"])
+            .text()
+            .contains("cluster_state:ok")
+    });
     assert_eq!(
         src.cmd(&["DEBUG", "POPULATE", "2000", "k", "40"]),
         Reply::Status("OK".into())
