@@ -195,21 +195,29 @@ fn a_silent_endpoint_hits_the_timeouts() {
     drop(silent);
 }
 
-/// A backup from a throttled source, returned once its data object is
-/// being written (with the server and proxy, which must outlive it).
+/// A backup from a source that stalls part-way (so it cannot finish, on
+/// however slow a machine), returned once its staged data file exists
+/// (with the server and proxy, which must outlive it).
 fn backup_in_flight() -> (RedisServer, Proxy, Setup, std::process::Child) {
     let src = RedisServer::start();
+    // An RDB of about 7 MB; the source stops sending after 3 MB.
     src.cmd(&["DEBUG", "POPULATE", "200000", "key", "100"]);
-    let proxy = Proxy::start(src.port, Fault::Throttle(2_000_000));
+    let proxy = Proxy::start(src.port, Fault::StallAfter(3_000_000));
     let s = setup();
     let url = proxy.url();
-    let child = replvault_spawn(&s.backup_args(&url, &[]));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while files_under(&s.vault).is_empty() {
-        assert!(Instant::now() < deadline, "backup never started writing");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let mut child = replvault_spawn(&s.backup_args(&url, &[]));
+    wait_for(
+        "the backup to stage its data",
+        Duration::from_secs(30),
+        || {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the backup ended early: {:?}",
+                files_under(&s.vault)
+            );
+            !files_under(&s.vault).is_empty()
+        },
+    );
     (src, proxy, s, child)
 }
 
