@@ -676,3 +676,134 @@ fn progress_on_a_terminal_structured_logs_otherwise() {
         "{err}"
     );
 }
+
+/// `restore SELECTOR` into an empty directory fails with one error line
+/// holding each of `expect`, and leaves the directory empty (no file at
+/// --out, no temp file beside it). Gives all of stderr.
+fn restore_refused(s: &Setup, selector: &str, expect: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dump.rdb");
+    let o = replvault(&[
+        "restore",
+        selector,
+        "--vault",
+        s.v(),
+        "--key-file",
+        s.k(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let all = stderr(&o);
+    let e = fails(o);
+    for x in expect {
+        assert!(e.contains(x), "restore {selector}: expected {x:?} in {e}");
+    }
+    assert_eq!(
+        files_under(dir.path()),
+        Vec::<String>::new(),
+        "restore {selector} left files behind"
+    );
+    all
+}
+
+#[test]
+fn restore_refuses_a_missing_truncated_or_tampered_manifest() {
+    let (src, s) = backed_up();
+    let (id, data) = s.one_backup();
+    let manifest = data.with_file_name("manifest.json");
+    let good = std::fs::read(&manifest).unwrap();
+    let parsed: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    let vault_files = files_under(&s.vault);
+
+    // Missing: the data alone is no backup (docs/FORMAT.md invariant 4).
+    std::fs::remove_file(&manifest).unwrap();
+    restore_refused(&s, &id, &["no backup", &id]);
+    restore_refused(&s, "latest", &["no complete backups"]);
+
+    // Truncated, cut in half, invalid JSON, or empty: unreadable.
+    for (what, bytes) in [
+        ("cut in half", good[..good.len() / 2].to_vec()),
+        ("invalid JSON", b"{\"format\": 1, \"id\": oops}".to_vec()),
+        ("empty", Vec::new()),
+    ] {
+        std::fs::write(&manifest, &bytes).unwrap();
+        restore_refused(&s, &id, &["manifest of backup", &id, "unreadable"]);
+        // `latest` skips it, and says which backup and why.
+        let all = restore_refused(&s, "latest", &["no complete backups"]);
+        assert!(
+            all.contains(&id) && all.contains("unreadable"),
+            "{what}: {all}"
+        );
+    }
+
+    // A field changed: each is checked against what the backup holds.
+    let tampered = |path: &[&str], value: serde_json::Value| {
+        let mut m = parsed.clone();
+        let mut at = &mut m;
+        for p in path {
+            at = &mut at[*p];
+        }
+        assert!(!at.is_null(), "no field {path:?} in the manifest");
+        *at = value;
+        std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    };
+    let rdb_bytes = parsed["rdb"]["bytes"].as_u64().unwrap();
+    let cases: Vec<(&[&str], serde_json::Value, &[&str])> = vec![
+        (
+            &["rdb", "bytes"],
+            (rdb_bytes + 1).into(),
+            &["does not match its manifest", "bytes"],
+        ),
+        (
+            &["rdb", "bytes"],
+            (rdb_bytes - 1).into(),
+            &["does not match its manifest", "bytes"],
+        ),
+        (
+            &["rdb", "crc64"],
+            "0123456789abcdef".into(),
+            &["does not match its manifest", "CRC-64"],
+        ),
+        (
+            &["stored", "sha256"],
+            "0".repeat(64).into(),
+            &["does not match its manifest", "SHA-256"],
+        ),
+        (
+            &["encryption", "key_id"],
+            "0000000000000000".into(),
+            &["wrong key"],
+        ),
+        (
+            &["stored", "key"],
+            "backups/20200101T000000Z-0000/data".into(),
+            &["not found"],
+        ),
+        (&["format"], 99.into(), &["unreadable", "newer"]),
+    ];
+    for (path, value, expect) in cases {
+        tampered(path, value.clone());
+        let mut want = vec![id.as_str()];
+        want.extend_from_slice(expect);
+        restore_refused(&s, &id, &want);
+        if path != ["format"] {
+            // `verify` checks the same, and names the backup.
+            let o = replvault(&["verify", &id, "--vault", s.v(), "--key-file", s.k()]);
+            let out = stdout(&o);
+            let e = fails(o);
+            assert!(e.contains("failed verification"), "{path:?} = {value}: {e}");
+            assert!(
+                out.contains(&format!("FAILED  {id}")),
+                "{path:?} = {value}: {out}"
+            );
+        }
+    }
+
+    // The vault holds what it held, and the backup, made whole again,
+    // restores the same data: the failures above came from the manifest.
+    std::fs::write(&manifest, &good).unwrap();
+    assert_eq!(files_under(&s.vault), vault_files);
+    let out = s.work.path().join("restored.rdb");
+    ok(s.restore(&out, &[]));
+    assert_eq!(RedisServer::start_with_rdb(&out).digest(), src.digest());
+}
