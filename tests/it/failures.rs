@@ -807,3 +807,109 @@ fn restore_refuses_a_missing_truncated_or_tampered_manifest() {
     ok(s.restore(&out, &[]));
     assert_eq!(RedisServer::start_with_rdb(&out).digest(), src.digest());
 }
+
+#[test]
+fn bad_durations_name_the_flag_and_an_example() {
+    let s = setup();
+    let vault = s.work.path().join("not-created");
+    let v = vault.to_str().unwrap();
+    let conf = s.work.path().join("replvault.toml");
+    let c = conf.to_str().unwrap();
+    fn args<'a>(v: &'a str, k: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec![
+            "run",
+            "--redis",
+            "redis://127.0.0.1:1",
+            "--vault",
+            v,
+            "--key-file",
+            k,
+        ];
+        a.extend_from_slice(extra);
+        a
+    }
+    let run = |extra: &[&'static str]| args(v, s.k(), extra);
+    // (what, arguments, environment, config file, flag, bad value)
+    type Case<'a> = (
+        &'a str,
+        Vec<&'a str>,
+        Vec<(&'a str, &'a str)>,
+        &'a str,
+        &'a str,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "run --every",
+            run(&["--every", "5x"]),
+            vec![],
+            "",
+            "--every",
+            "5x",
+        ),
+        (
+            "REPLVAULT_EVERY",
+            run(&[]),
+            vec![("REPLVAULT_EVERY", "5x")],
+            "",
+            "--every",
+            "5x",
+        ),
+        (
+            "every in --config",
+            args(v, s.k(), &["--config", c]),
+            vec![],
+            "every = \"5x\"\n",
+            "--every",
+            "5x",
+        ),
+        (
+            "run --keep-within",
+            run(&["--every", "1h", "--keep-within", "soon"]),
+            vec![],
+            "",
+            "--keep-within",
+            "soon",
+        ),
+        (
+            "prune --keep-within",
+            vec!["prune", "--vault", s.v(), "--keep-within", "soon"],
+            vec![],
+            "",
+            "--keep-within",
+            "soon",
+        ),
+        (
+            "REPLVAULT_KEEP_WITHIN",
+            vec!["prune", "--vault", s.v()],
+            vec![("REPLVAULT_KEEP_WITHIN", "soon")],
+            "",
+            "--keep-within",
+            "soon",
+        ),
+        (
+            "run --every (empty)",
+            run(&["--every", ""]),
+            vec![],
+            "",
+            "--every",
+            "''",
+        ),
+    ];
+    for (what, args, env, file, flag, bad) in cases {
+        std::fs::write(&conf, file).unwrap();
+        let e = fails(replvault_env(&args, &env));
+        assert!(
+            e.contains(flag) && e.contains(bad),
+            "{what}: the flag and the value: {e}"
+        );
+        assert!(e.contains("examples: 30s"), "{what}: an example: {e}");
+        assert!(!vault.exists(), "{what}: the vault was created");
+    }
+    // A zero interval is refused too (it would back up in a loop).
+    let e = fails(replvault(&run(&["--every", "0s"])));
+    assert!(e.contains("--every") && e.contains("zero"), "{e}");
+    assert!(!vault.exists());
+    // Nothing was pruned from the real vault either.
+    assert!(files_under(&s.vault).is_empty());
+}
