@@ -289,3 +289,68 @@ fn daemon_healthz_flips_when_backups_fail() {
     let st = daemon.sigterm();
     assert!(st.success(), "{st}");
 }
+
+/// What the daemon backs up restores to the same data.
+#[test]
+fn daemon_backup_restores_to_the_same_data() {
+    let redis = RedisServer::start();
+    fill_every_type(&redis);
+    redis.cmd(&["DEBUG", "POPULATE", "20000", "pop:", "64"]);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let v = vault.to_str().unwrap();
+    let mut daemon = Daemon::start(&[
+        "run",
+        "--redis",
+        &redis.url(),
+        "--vault",
+        v,
+        "--key-file",
+        key.to_str().unwrap(),
+        "--every",
+        "1h",
+    ]);
+    // The first backup is due at once (the vault is empty). `list` fails
+    // until the backup creates the vault.
+    let mut listed = serde_json::Value::Null;
+    wait_for("a backup in the vault", Duration::from_secs(60), || {
+        assert!(daemon.try_wait().is_none(), "{}", daemon.stderr());
+        let o = replvault(&["list", "--vault", v, "--json"]);
+        if !o.status.success() {
+            return false;
+        }
+        listed = serde_json::from_slice(&o.stdout).unwrap();
+        !listed.as_array().unwrap().is_empty()
+    });
+    let st = daemon.sigterm();
+    assert!(st.success(), "{st}: {}", daemon.stderr());
+    assert_eq!(list_json(&vault), listed, "one backup, an hour apart");
+    let id = listed[0]["id"].as_str().unwrap();
+    assert!(
+        daemon
+            .stderr()
+            .contains(&format!("backup complete id={id}")),
+        "{}",
+        daemon.stderr()
+    );
+
+    let dump = work.path().join("restore/dump.rdb");
+    std::fs::create_dir_all(dump.parent().unwrap()).unwrap();
+    let out = ok(replvault(&[
+        "restore",
+        id,
+        "--vault",
+        v,
+        "--key-file",
+        key.to_str().unwrap(),
+        "--out",
+        dump.to_str().unwrap(),
+    ]));
+    assert!(out.contains(id), "{out}");
+    let copy = RedisServer::start_with_rdb(&dump);
+    assert_eq!(copy.digest(), redis.digest(), "restored data differs");
+    assert_eq!(copy.keyspace(), redis.keyspace());
+    let total: u64 = redis.keyspace().iter().map(|(_, k, _)| k).sum();
+    assert!(total > 20_000, "{total}");
+}
