@@ -9,5 +9,6 @@ pub mod proxy;
 pub mod prune;
 pub mod s3;
 pub mod scan;
+pub mod secrets;
 pub mod util;
 pub mod versions;

@@ -504,11 +504,14 @@ fn encode(args: &[&[u8]], out: &mut Vec<u8>) {
 
 /// Fills `server` with the every-type dataset (fixtures/populate.sh).
 pub fn fill_every_type(server: &RedisServer) {
-    let out = Command::new("bash")
-        .arg(root().join("fixtures/populate.sh"))
-        .arg(server.port.to_string())
-        .output()
-        .unwrap();
+    let mut c = Command::new("bash");
+    c.arg(root().join("fixtures/populate.sh"))
+        .arg(server.port.to_string());
+    // redis-cli reads the password from here, and keeps it out of `ps`.
+    if let Some(pw) = &server.password {
+        c.env("REDISCLI_AUTH", pw);
+    }
+    let out = c.output().unwrap();
     assert!(
         out.status.success(),
         "populate.sh failed: {}",
