@@ -247,6 +247,7 @@ impl HttpFaultProxy {
                         let (rule, log) = (rule.clone(), log2.clone());
                         std::thread::spawn(move || handle(client, upstream, &rule, &log));
                     }
+                    // Nothing to accept: poll again (and the stop flag).
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }

@@ -161,6 +161,8 @@ fn keys_deleted_and_expiring_during_the_walk() {
             assert!(st.success());
             n += 50;
             i += 101;
+            // Paces the deletions over the walk; the assertions hold for
+            // any interleaving (they bound by what was deleted).
             std::thread::sleep(Duration::from_millis(5));
         }
         n
