@@ -187,6 +187,11 @@ fn password_from_environment_and_plaintext_by_request() {
     ]));
     let copy = RedisServer::start_with_rdb(&dump);
     assert_eq!(copy.cmd(&["GET", "k"]).text(), "v");
+    // Plaintext, as asked (and restored above without a key): the
+    // manifest says so.
+    let m = &list_json(&vault)[0];
+    assert_eq!(m["encryption"]["algorithm"], "none", "{m}");
+    assert!(m["encryption"]["key_id"].is_null(), "{m}");
 }
 
 fn openssl(args: &[&str], dir: &Path) {
@@ -303,6 +308,7 @@ fn tls_with_a_private_ca() {
         "--no-encryption",
     ]));
     assert!(e.contains("TLS"), "{e}");
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
 }
 
 fn sha256_of(path: &Path) -> String {

@@ -429,6 +429,20 @@ fn redis_acl_lines_work_on_a_real_server() {
             .text()
             .contains("no permissions")
     );
+    // And each can back up: the sync user by replication, the scan user by
+    // SCAN + DUMP, both to the server's DEBUG DIGEST.
+    fill_every_type(&server);
+    let password = text
+        .lines()
+        .find(|l| l.starts_with("user replvault "))
+        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix('>')))
+        .unwrap()
+        .to_string();
+    let url = |user: &str| format!("redis://{user}:{password}@127.0.0.1:{}", server.port);
+    let m = super::backup_restore::round_trip(&server, &url("replvault"), &["--mode", "sync"]);
+    assert_eq!(m["source"]["mode"], "sync", "{m}");
+    let m = super::backup_restore::round_trip(&server, &url("replvault-scan"), &["--mode", "scan"]);
+    assert_eq!(m["source"]["mode"], "scan", "{m}");
 }
 
 #[test]

@@ -117,17 +117,34 @@ fn sync_and_psync_renamed_away() {
 
 #[test]
 fn no_key_is_refused_before_touching_the_server() {
+    let src = RedisServer::start();
+    // Each `cmd` is a connection of its own: this INFO is one.
+    let connections = |src: &RedisServer| -> u64 {
+        let info = src.cmd(&["INFO", "stats"]).text();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before = connections(&src);
     let s = setup();
     let e = fails(replvault(&[
         "backup",
         "--redis",
-        "redis://127.0.0.1:1",
+        &src.url(),
         "--vault",
         s.v(),
     ]));
     assert!(
         e.contains("--key-file") && e.contains("--no-encryption"),
         "{e}"
+    );
+    assert_eq!(
+        connections(&src),
+        before + 1,
+        "replvault connected to the server"
     );
     s.assert_empty();
 }
@@ -446,25 +463,51 @@ fn inspect_reports_bad_files_with_an_offset() {
     assert_eq!(json["rdb_version"], 10);
     let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(&fixture).unwrap();
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("flipped", {
-            let mut b = bytes.clone();
-            b[5000] ^= 1;
-            b
-        }),
-        ("truncated", bytes[..bytes.len() - 20].to_vec()),
-        ("trailing", [bytes.clone(), b"junk".to_vec()].concat()),
-        ("unknown-type", {
-            let mut b = b"REDIS0010".to_vec();
-            b.push(100);
-            b
-        }),
+    let len = bytes.len();
+    // (name, file, where the error is, what it says)
+    let cases: Vec<(&str, Vec<u8>, usize, &str)> = vec![
+        (
+            "flipped",
+            {
+                let mut b = bytes.clone();
+                b[5000] ^= 1;
+                b
+            },
+            // Found by the CRC-64, at the trailer.
+            len - 8,
+            "CRC-64 mismatch",
+        ),
+        (
+            "truncated",
+            bytes[..len - 20].to_vec(),
+            len - 20,
+            "truncated",
+        ),
+        (
+            "trailing",
+            [bytes.clone(), b"junk".to_vec()].concat(),
+            len,
+            "unexpected data after the end",
+        ),
+        (
+            "unknown-type",
+            {
+                let mut b = b"REDIS0010".to_vec();
+                b.push(100);
+                b
+            },
+            9,
+            "unknown opcode or value type 100",
+        ),
     ];
-    for (name, b) in cases {
+    for (name, b, at, what) in cases {
         let p = dir.path().join(name);
         std::fs::write(&p, b).unwrap();
         let e = fails(replvault(&["inspect", p.to_str().unwrap()]));
-        assert!(e.contains("byte"), "{name}: {e}");
+        assert!(
+            e.contains(&format!("at byte {at}:")) && e.contains(what),
+            "{name}: expected {what:?} at byte {at}: {e}"
+        );
     }
 }
 
@@ -582,6 +625,23 @@ fn keygen_never_overwrites_and_if_missing_keeps_a_valid_key() {
         "--if-missing",
     ]));
     assert!(out.contains("wrote a new key"), "{out}");
+    // A real key: 32 bytes, readable by its owner only, kept by a second
+    // --if-missing, and different from the first key.
+    use std::os::unix::fs::PermissionsExt;
+    for k in [&key, &fresh] {
+        let meta = std::fs::metadata(k).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{}", k.display());
+        assert_eq!(meta.len(), 32, "{}", k.display());
+    }
+    let made = std::fs::read(&fresh).unwrap();
+    ok(replvault(&[
+        "keygen",
+        "--out",
+        fresh.to_str().unwrap(),
+        "--if-missing",
+    ]));
+    assert_eq!(std::fs::read(&fresh).unwrap(), made);
+    assert_ne!(made, before);
 }
 
 #[test]
