@@ -187,6 +187,11 @@ fn password_from_environment_and_plaintext_by_request() {
     ]));
     let copy = RedisServer::start_with_rdb(&dump);
     assert_eq!(copy.cmd(&["GET", "k"]).text(), "v");
+    // Plaintext, as asked (and restored above without a key): the
+    // manifest says so.
+    let m = &list_json(&vault)[0];
+    assert_eq!(m["encryption"]["algorithm"], "none", "{m}");
+    assert!(m["encryption"]["key_id"].is_null(), "{m}");
 }
 
 fn openssl(args: &[&str], dir: &Path) {
@@ -264,22 +269,25 @@ fn tls_with_a_private_ca() {
         ],
         d,
     );
-    let tls_port = free_port();
     let p = |n: &str| d.join(n).to_str().unwrap().to_string();
     let (crt, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
-    let port_s = tls_port.to_string();
-    let src = RedisServer::start_with(&[
-        "--tls-port",
-        &port_s,
-        "--tls-cert-file",
-        &crt,
-        "--tls-key-file",
-        &key,
-        "--tls-ca-cert-file",
-        &ca,
-        "--tls-auth-clients",
-        "no",
-    ]);
+    let src = RedisServer::start_with_ports(1, |ports| {
+        [
+            "--tls-port",
+            &ports[0].to_string(),
+            "--tls-cert-file",
+            &crt,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ]
+        .map(String::from)
+        .to_vec()
+    });
+    let tls_port = src.extra_ports[0];
     fill_every_type(&src);
     let url = format!("rediss://127.0.0.1:{tls_port}");
     round_trip(&src, &url, &["--tls-ca-file", &ca]);
@@ -300,6 +308,7 @@ fn tls_with_a_private_ca() {
         "--no-encryption",
     ]));
     assert!(e.contains("TLS"), "{e}");
+    assert!(e.to_lowercase().contains("certificate"), "{e}");
 }
 
 fn sha256_of(path: &Path) -> String {

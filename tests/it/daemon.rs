@@ -3,8 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::proxy::{Fault, Proxy};
 use super::util::*;
@@ -33,36 +32,21 @@ fn metric(body: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn scrape(port: u16) -> String {
     get(port, "/metrics").map(|(_, b)| b).unwrap_or_default()
 }
 
-fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    send_signal(child.id(), "TERM");
-    let start = Instant::now();
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            return st;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "the daemon did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn child_stderr(child: Child) -> String {
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stderr).into_owned()
+/// The daemon's configuration file: `every` 2s, this vault, listening on
+/// `port`, and `extra` lines.
+fn write_conf(conf: &std::path::Path, vault: &std::path::Path, port: u16, extra: &str) {
+    std::fs::write(
+        conf,
+        format!(
+            "vault = {:?}\nevery = \"2s\"\nlisten = \"127.0.0.1:{port}\"\nunhealthy-after = \"1h\"\n{extra}",
+            vault.to_str().unwrap()
+        ),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -72,35 +56,35 @@ fn daemon_takes_scheduled_backups_and_serves_metrics() {
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = work.path().join("vault");
-    let port = free_port();
     // Part of the configuration comes from a file: flags win over it.
     let conf = work.path().join("replvault.toml");
-    std::fs::write(
+    // An unknown key is refused with a clear line, before anything starts.
+    let unused = RefusedPort::new();
+    write_conf(
         &conf,
-        format!(
-            "vault = {:?}\nevery = \"2s\"\nlisten = \"127.0.0.1:{port}\"\nunhealthy-after = \"1h\"\nevery_typo_is_refused = false\n",
-            vault.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    // An unknown key is refused with a clear line.
+        &vault,
+        unused.port,
+        "every_typo_is_refused = false\n",
+    );
     let err = fails(replvault(&["run", "--config", conf.to_str().unwrap()]));
     assert!(
         err.contains("unknown key \"every_typo_is_refused\""),
         "{err}"
     );
-    let text = std::fs::read_to_string(&conf).unwrap();
-    std::fs::write(&conf, text.replace("every_typo_is_refused = false\n", "")).unwrap();
+    assert!(!vault.exists(), "a refused configuration touched the vault");
 
-    let mut child = replvault_spawn(&[
-        "run",
-        "--config",
-        conf.to_str().unwrap(),
-        "--redis",
-        &redis.url(),
-        "--key-file",
-        key.to_str().unwrap(),
-    ]);
+    let (c, k, url) = (conf.to_str().unwrap(), key.to_str().unwrap(), redis.url());
+    let mut daemon = Daemon::start_with(
+        |port| {
+            // The port comes from the file.
+            write_conf(&conf, &vault, port, "");
+            ["run", "--config", c, "--redis", &url, "--key-file", k]
+                .map(String::from)
+                .to_vec()
+        },
+        &[],
+    );
+    let port = daemon.port;
     wait_for("the first backup", Duration::from_secs(30), || {
         metric(&scrape(port), "replvault_backups_total{result=\"success\"}") == Some(1.0)
     });
@@ -146,47 +130,64 @@ fn daemon_takes_scheduled_backups_and_serves_metrics() {
         2.0 * metric(&m, "replvault_last_rdb_bytes").unwrap()
     );
 
-    let st = sigterm(&mut child);
-    assert!(st.success(), "{st}: {}", child_stderr(child));
-    let list = ok(replvault(&[
-        "list",
-        "--vault",
-        vault.to_str().unwrap(),
-        "--json",
-    ]));
-    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
-    assert!(v.as_array().unwrap().len() >= 2, "{list}");
-    // A restart does not back up at once: the newest backup is recent.
-    let mut child = replvault_spawn(&[
-        "run",
-        "--config",
-        conf.to_str().unwrap(),
-        "--every",
-        "1h",
-        "--redis",
-        &redis.url(),
-        "--key-file",
-        key.to_str().unwrap(),
-    ]);
-    wait_for("the restarted daemon", Duration::from_secs(10), || {
-        get(port, "/healthz").is_some_and(|(s, _)| s == 200)
-    });
+    let st = daemon.sigterm();
+    assert!(st.success(), "{st}: {}", daemon.stderr());
+    drop(daemon);
+    let v = list_json(&vault);
+    let before = v.as_array().unwrap().len();
+    assert!(before >= 2, "{v}");
+    let newest = v.as_array().unwrap().last().unwrap()["finished_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let newest = chrono::DateTime::parse_from_rfc3339(&newest).unwrap();
+    // A restart does not back up at once: the newest backup is recent, and
+    // the next one is due an `--every` after it.
+    let mut daemon = Daemon::start_with(
+        |port| {
+            write_conf(&conf, &vault, port, "");
+            [
+                "run",
+                "--config",
+                c,
+                "--every",
+                "1h",
+                "--redis",
+                &url,
+                "--key-file",
+                k,
+            ]
+            .map(String::from)
+            .to_vec()
+        },
+        &[],
+    );
+    let port = daemon.port;
+    wait_for(
+        "the restarted daemon to plan",
+        Duration::from_secs(10),
+        || metric(&scrape(port), "replvault_next_backup_timestamp_seconds").unwrap_or(0.0) > 0.0,
+    );
     let m = scrape(port);
-    assert!(metric(&m, "replvault_last_success_timestamp_seconds").unwrap() > first_success);
-    std::thread::sleep(Duration::from_millis(500));
+    let seeded = metric(&m, "replvault_last_success_timestamp_seconds").unwrap();
+    assert!(
+        (seeded - newest.timestamp_millis() as f64 / 1000.0).abs() < 0.01,
+        "the last success is seeded from the vault: {m}"
+    );
+    let next = metric(&m, "replvault_next_backup_timestamp_seconds").unwrap();
+    assert!(
+        (next - (seeded + 3600.0)).abs() < 1.0,
+        "next backup {next}, an hour after {seeded}: {m}"
+    );
+    assert_eq!(metric(&m, "replvault_backup_in_progress"), Some(0.0), "{m}");
     assert_eq!(
-        metric(&scrape(port), "replvault_backup_in_progress"),
+        metric(&m, "replvault_backups_total{result=\"success\"}"),
         Some(0.0)
     );
-    sigterm(&mut child);
-    let after: serde_json::Value = serde_json::from_str(&ok(replvault(&[
-        "list",
-        "--vault",
-        vault.to_str().unwrap(),
-        "--json",
-    ])))
-    .unwrap();
-    assert_eq!(after.as_array().unwrap().len(), v.as_array().unwrap().len());
+    assert_eq!(get(port, "/healthz").unwrap().0, 200);
+    let st = daemon.sigterm();
+    assert!(st.success(), "{st}: {}", daemon.stderr());
+    assert_eq!(list_json(&vault).as_array().unwrap().len(), before);
 }
 
 #[test]
@@ -199,16 +200,14 @@ fn daemon_sigterm_mid_backup_leaves_nothing() {
             .collect();
         redis.cmd_bin(&[b"SET", format!("big:{i}").as_bytes(), &v]);
     }
-    // A slow link keeps the backup running long enough to interrupt it:
-    // about 7 s for this RDB, so a loaded test machine, slow to poll the
-    // metrics, cannot see it finish before the signal (at 400 KB/s it
-    // once did).
-    let proxy = Proxy::start(redis.port, Fault::Throttle(100_000));
+    // The link stalls part-way (the RDB is about 700 KB): the backup cannot
+    // finish before the signal, however slow the machine is to see it
+    // under way.
+    let proxy = Proxy::start(redis.port, Fault::StallAfter(300_000));
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = work.path().join("vault");
-    let port = free_port();
-    let mut child = replvault_spawn(&[
+    let mut daemon = Daemon::start(&[
         "run",
         "--redis",
         &proxy.url(),
@@ -218,16 +217,15 @@ fn daemon_sigterm_mid_backup_leaves_nothing() {
         key.to_str().unwrap(),
         "--every",
         "1h",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
     ]);
+    let port = daemon.port;
     wait_for("a backup under way", Duration::from_secs(30), || {
         let m = scrape(port);
         metric(&m, "replvault_backup_in_progress") == Some(1.0)
             && metric(&m, "replvault_backup_progress_bytes").unwrap_or(0.0) > 100_000.0
     });
-    let st = sigterm(&mut child);
-    let err = child_stderr(child);
+    let st = daemon.sigterm();
+    let err = daemon.stderr();
     assert!(st.success(), "{st}: {err}");
     assert!(err.contains("interrupted"), "{err}");
     assert_eq!(files_under(&vault), Vec::<String>::new());
@@ -247,8 +245,7 @@ fn daemon_healthz_flips_when_backups_fail() {
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = work.path().join("vault");
-    let port = free_port();
-    let mut child = replvault_spawn(&[
+    let mut daemon = Daemon::start(&[
         "run",
         "--redis",
         &redis.url(),
@@ -262,14 +259,18 @@ fn daemon_healthz_flips_when_backups_fail() {
         "3s",
         "--connect-timeout",
         "1s",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
     ]);
+    let port = daemon.port;
     wait_for("a successful backup", Duration::from_secs(30), || {
         metric(&scrape(port), "replvault_last_attempt_success") == Some(1.0)
     });
     assert_eq!(get(port, "/healthz").unwrap().0, 200);
-    drop(redis);
+    // The server starts refusing the daemon. (Stopping it would free its
+    // port for another test's server, whose backups would succeed.)
+    assert_eq!(
+        redis.cmd(&["CONFIG", "SET", "requirepass", "now-required"]),
+        Reply::Status("OK".into())
+    );
     wait_for("/healthz to fail", Duration::from_secs(30), || {
         get(port, "/healthz").is_some_and(|(s, _)| s == 503)
     });
@@ -278,12 +279,78 @@ fn daemon_healthz_flips_when_backups_fail() {
         why.contains("unhealthy") && why.contains("last error"),
         "{why}"
     );
+    assert!(why.contains("requires authentication"), "{why}");
     let m = scrape(port);
     assert_eq!(metric(&m, "replvault_last_attempt_success"), Some(0.0));
     assert!(
         metric(&m, "replvault_failures_total{reason=\"source\"}").unwrap() >= 1.0,
         "{m}"
     );
-    let st = sigterm(&mut child);
+    let st = daemon.sigterm();
     assert!(st.success(), "{st}");
+}
+
+/// What the daemon backs up restores to the same data.
+#[test]
+fn daemon_backup_restores_to_the_same_data() {
+    let redis = RedisServer::start();
+    fill_every_type(&redis);
+    redis.cmd(&["DEBUG", "POPULATE", "20000", "pop:", "64"]);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let v = vault.to_str().unwrap();
+    let mut daemon = Daemon::start(&[
+        "run",
+        "--redis",
+        &redis.url(),
+        "--vault",
+        v,
+        "--key-file",
+        key.to_str().unwrap(),
+        "--every",
+        "1h",
+    ]);
+    // The first backup is due at once (the vault is empty). `list` fails
+    // until the backup creates the vault.
+    let mut listed = serde_json::Value::Null;
+    wait_for("a backup in the vault", Duration::from_secs(60), || {
+        assert!(daemon.try_wait().is_none(), "{}", daemon.stderr());
+        let o = replvault(&["list", "--vault", v, "--json"]);
+        if !o.status.success() {
+            return false;
+        }
+        listed = serde_json::from_slice(&o.stdout).unwrap();
+        !listed.as_array().unwrap().is_empty()
+    });
+    let st = daemon.sigterm();
+    assert!(st.success(), "{st}: {}", daemon.stderr());
+    assert_eq!(list_json(&vault), listed, "one backup, an hour apart");
+    let id = listed[0]["id"].as_str().unwrap();
+    assert!(
+        daemon
+            .stderr()
+            .contains(&format!("backup complete id={id}")),
+        "{}",
+        daemon.stderr()
+    );
+
+    let dump = work.path().join("restore/dump.rdb");
+    std::fs::create_dir_all(dump.parent().unwrap()).unwrap();
+    let out = ok(replvault(&[
+        "restore",
+        id,
+        "--vault",
+        v,
+        "--key-file",
+        key.to_str().unwrap(),
+        "--out",
+        dump.to_str().unwrap(),
+    ]));
+    assert!(out.contains(id), "{out}");
+    let copy = RedisServer::start_with_rdb(&dump);
+    assert_eq!(copy.digest(), redis.digest(), "restored data differs");
+    assert_eq!(copy.keyspace(), redis.keyspace());
+    let total: u64 = redis.keyspace().iter().map(|(_, k, _)| k).sum();
+    assert!(total > 20_000, "{total}");
 }

@@ -6,7 +6,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -294,41 +293,28 @@ fn compose_file() {
 fn exported_metrics() -> BTreeSet<String> {
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
-    let port = free_port();
     // No Redis needed: the daemon serves metrics while its backups fail.
-    let mut child = replvault_spawn(&[
+    let no_redis = RefusedPort::new();
+    let daemon = Daemon::start(&[
         "run",
         "--redis",
-        &format!("redis://127.0.0.1:{}", free_port()),
+        &format!("redis://127.0.0.1:{}", no_redis.port),
         "--vault",
         work.path().join("vault").to_str().unwrap(),
         "--key-file",
         key.to_str().unwrap(),
         "--every",
         "1h",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
     ]);
-    let start = Instant::now();
-    let body = loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            write!(
-                s,
-                "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-            )
-            .unwrap();
-            let mut r = String::new();
-            s.read_to_string(&mut r).unwrap();
-            break r;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "daemon did not listen"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let _ = child.kill();
-    let _ = child.wait();
+    let mut s = TcpStream::connect(("127.0.0.1", daemon.port)).unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     body.lines()
         .filter(|l| l.starts_with("# TYPE "))
         .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
@@ -468,6 +454,20 @@ fn redis_acl_lines_work_on_a_real_server() {
             .text()
             .contains("no permissions")
     );
+    // And each can back up: the sync user by replication, the scan user by
+    // SCAN + DUMP, both to the server's DEBUG DIGEST.
+    fill_every_type(&server);
+    let password = text
+        .lines()
+        .find(|l| l.starts_with("user replvault "))
+        .and_then(|l| l.split_whitespace().find_map(|w| w.strip_prefix('>')))
+        .unwrap()
+        .to_string();
+    let url = |user: &str| format!("redis://{user}:{password}@127.0.0.1:{}", server.port);
+    let m = super::backup_restore::round_trip(&server, &url("replvault"), &["--mode", "sync"]);
+    assert_eq!(m["source"]["mode"], "sync", "{m}");
+    let m = super::backup_restore::round_trip(&server, &url("replvault-scan"), &["--mode", "scan"]);
+    assert_eq!(m["source"]["mode"], "scan", "{m}");
 }
 
 #[test]

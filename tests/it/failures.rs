@@ -117,17 +117,34 @@ fn sync_and_psync_renamed_away() {
 
 #[test]
 fn no_key_is_refused_before_touching_the_server() {
+    let src = RedisServer::start();
+    // Each `cmd` is a connection of its own: this INFO is one.
+    let connections = |src: &RedisServer| -> u64 {
+        let info = src.cmd(&["INFO", "stats"]).text();
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_connections_received:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before = connections(&src);
     let s = setup();
     let e = fails(replvault(&[
         "backup",
         "--redis",
-        "redis://127.0.0.1:1",
+        &src.url(),
         "--vault",
         s.v(),
     ]));
     assert!(
         e.contains("--key-file") && e.contains("--no-encryption"),
         "{e}"
+    );
+    assert_eq!(
+        connections(&src),
+        before + 1,
+        "replvault connected to the server"
     );
     s.assert_empty();
 }
@@ -195,21 +212,29 @@ fn a_silent_endpoint_hits_the_timeouts() {
     drop(silent);
 }
 
-/// A backup from a throttled source, returned once its data object is
-/// being written (with the server and proxy, which must outlive it).
+/// A backup from a source that stalls part-way (so it cannot finish, on
+/// however slow a machine), returned once its staged data file exists
+/// (with the server and proxy, which must outlive it).
 fn backup_in_flight() -> (RedisServer, Proxy, Setup, std::process::Child) {
     let src = RedisServer::start();
+    // An RDB of about 7 MB; the source stops sending after 3 MB.
     src.cmd(&["DEBUG", "POPULATE", "200000", "key", "100"]);
-    let proxy = Proxy::start(src.port, Fault::Throttle(2_000_000));
+    let proxy = Proxy::start(src.port, Fault::StallAfter(3_000_000));
     let s = setup();
     let url = proxy.url();
-    let child = replvault_spawn(&s.backup_args(&url, &[]));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while files_under(&s.vault).is_empty() {
-        assert!(Instant::now() < deadline, "backup never started writing");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let mut child = replvault_spawn(&s.backup_args(&url, &[]));
+    wait_for(
+        "the backup to stage its data",
+        Duration::from_secs(30),
+        || {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the backup ended early: {:?}",
+                files_under(&s.vault)
+            );
+            !files_under(&s.vault).is_empty()
+        },
+    );
     (src, proxy, s, child)
 }
 
@@ -438,25 +463,51 @@ fn inspect_reports_bad_files_with_an_offset() {
     assert_eq!(json["rdb_version"], 10);
     let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(&fixture).unwrap();
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("flipped", {
-            let mut b = bytes.clone();
-            b[5000] ^= 1;
-            b
-        }),
-        ("truncated", bytes[..bytes.len() - 20].to_vec()),
-        ("trailing", [bytes.clone(), b"junk".to_vec()].concat()),
-        ("unknown-type", {
-            let mut b = b"REDIS0010".to_vec();
-            b.push(100);
-            b
-        }),
+    let len = bytes.len();
+    // (name, file, where the error is, what it says)
+    let cases: Vec<(&str, Vec<u8>, usize, &str)> = vec![
+        (
+            "flipped",
+            {
+                let mut b = bytes.clone();
+                b[5000] ^= 1;
+                b
+            },
+            // Found by the CRC-64, at the trailer.
+            len - 8,
+            "CRC-64 mismatch",
+        ),
+        (
+            "truncated",
+            bytes[..len - 20].to_vec(),
+            len - 20,
+            "truncated",
+        ),
+        (
+            "trailing",
+            [bytes.clone(), b"junk".to_vec()].concat(),
+            len,
+            "unexpected data after the end",
+        ),
+        (
+            "unknown-type",
+            {
+                let mut b = b"REDIS0010".to_vec();
+                b.push(100);
+                b
+            },
+            9,
+            "unknown opcode or value type 100",
+        ),
     ];
-    for (name, b) in cases {
+    for (name, b, at, what) in cases {
         let p = dir.path().join(name);
         std::fs::write(&p, b).unwrap();
         let e = fails(replvault(&["inspect", p.to_str().unwrap()]));
-        assert!(e.contains("byte"), "{name}: {e}");
+        assert!(
+            e.contains(&format!("at byte {at}:")) && e.contains(what),
+            "{name}: expected {what:?} at byte {at}: {e}"
+        );
     }
 }
 
@@ -574,6 +625,23 @@ fn keygen_never_overwrites_and_if_missing_keeps_a_valid_key() {
         "--if-missing",
     ]));
     assert!(out.contains("wrote a new key"), "{out}");
+    // A real key: 32 bytes, readable by its owner only, kept by a second
+    // --if-missing, and different from the first key.
+    use std::os::unix::fs::PermissionsExt;
+    for k in [&key, &fresh] {
+        let meta = std::fs::metadata(k).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{}", k.display());
+        assert_eq!(meta.len(), 32, "{}", k.display());
+    }
+    let made = std::fs::read(&fresh).unwrap();
+    ok(replvault(&[
+        "keygen",
+        "--out",
+        fresh.to_str().unwrap(),
+        "--if-missing",
+    ]));
+    assert_eq!(std::fs::read(&fresh).unwrap(), made);
+    assert_ne!(made, before);
 }
 
 #[test]
@@ -667,4 +735,241 @@ fn progress_on_a_terminal_structured_logs_otherwise() {
             .any(|l| l["fields"]["message"] == "backup started"),
         "{err}"
     );
+}
+
+/// `restore SELECTOR` into an empty directory fails with one error line
+/// holding each of `expect`, and leaves the directory empty (no file at
+/// --out, no temp file beside it). Gives all of stderr.
+fn restore_refused(s: &Setup, selector: &str, expect: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dump.rdb");
+    let o = replvault(&[
+        "restore",
+        selector,
+        "--vault",
+        s.v(),
+        "--key-file",
+        s.k(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let all = stderr(&o);
+    let e = fails(o);
+    for x in expect {
+        assert!(e.contains(x), "restore {selector}: expected {x:?} in {e}");
+    }
+    assert_eq!(
+        files_under(dir.path()),
+        Vec::<String>::new(),
+        "restore {selector} left files behind"
+    );
+    all
+}
+
+#[test]
+fn restore_refuses_a_missing_truncated_or_tampered_manifest() {
+    let (src, s) = backed_up();
+    let (id, data) = s.one_backup();
+    let manifest = data.with_file_name("manifest.json");
+    let good = std::fs::read(&manifest).unwrap();
+    let parsed: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    let vault_files = files_under(&s.vault);
+
+    // Missing: the data alone is no backup (docs/FORMAT.md invariant 4).
+    std::fs::remove_file(&manifest).unwrap();
+    restore_refused(&s, &id, &["no backup", &id]);
+    restore_refused(&s, "latest", &["no complete backups"]);
+
+    // Truncated, cut in half, invalid JSON, or empty: unreadable.
+    for (what, bytes) in [
+        ("cut in half", good[..good.len() / 2].to_vec()),
+        ("invalid JSON", b"{\"format\": 1, \"id\": oops}".to_vec()),
+        ("empty", Vec::new()),
+    ] {
+        std::fs::write(&manifest, &bytes).unwrap();
+        restore_refused(&s, &id, &["manifest of backup", &id, "unreadable"]);
+        // `latest` skips it, and says which backup and why.
+        let all = restore_refused(&s, "latest", &["no complete backups"]);
+        assert!(
+            all.contains(&id) && all.contains("unreadable"),
+            "{what}: {all}"
+        );
+    }
+
+    // A field changed: each is checked against what the backup holds.
+    let tampered = |path: &[&str], value: serde_json::Value| {
+        let mut m = parsed.clone();
+        let mut at = &mut m;
+        for p in path {
+            at = &mut at[*p];
+        }
+        assert!(!at.is_null(), "no field {path:?} in the manifest");
+        *at = value;
+        std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    };
+    let rdb_bytes = parsed["rdb"]["bytes"].as_u64().unwrap();
+    let cases: Vec<(&[&str], serde_json::Value, &[&str])> = vec![
+        (
+            &["rdb", "bytes"],
+            (rdb_bytes + 1).into(),
+            &["does not match its manifest", "bytes"],
+        ),
+        (
+            &["rdb", "bytes"],
+            (rdb_bytes - 1).into(),
+            &["does not match its manifest", "bytes"],
+        ),
+        (
+            &["rdb", "crc64"],
+            "0123456789abcdef".into(),
+            &["does not match its manifest", "CRC-64"],
+        ),
+        (
+            &["stored", "sha256"],
+            "0".repeat(64).into(),
+            &["does not match its manifest", "SHA-256"],
+        ),
+        (
+            &["encryption", "key_id"],
+            "0000000000000000".into(),
+            &["wrong key"],
+        ),
+        (
+            &["stored", "key"],
+            "backups/20200101T000000Z-0000/data".into(),
+            &["not found"],
+        ),
+        (&["format"], 99.into(), &["unreadable", "newer"]),
+    ];
+    for (path, value, expect) in cases {
+        tampered(path, value.clone());
+        let mut want = vec![id.as_str()];
+        want.extend_from_slice(expect);
+        restore_refused(&s, &id, &want);
+        if path != ["format"] {
+            // `verify` checks the same, and names the backup.
+            let o = replvault(&["verify", &id, "--vault", s.v(), "--key-file", s.k()]);
+            let out = stdout(&o);
+            let e = fails(o);
+            assert!(e.contains("failed verification"), "{path:?} = {value}: {e}");
+            assert!(
+                out.contains(&format!("FAILED  {id}")),
+                "{path:?} = {value}: {out}"
+            );
+        }
+    }
+
+    // The vault holds what it held, and the backup, made whole again,
+    // restores the same data: the failures above came from the manifest.
+    std::fs::write(&manifest, &good).unwrap();
+    assert_eq!(files_under(&s.vault), vault_files);
+    let out = s.work.path().join("restored.rdb");
+    ok(s.restore(&out, &[]));
+    assert_eq!(RedisServer::start_with_rdb(&out).digest(), src.digest());
+}
+
+#[test]
+fn bad_durations_name_the_flag_and_an_example() {
+    let s = setup();
+    let vault = s.work.path().join("not-created");
+    let v = vault.to_str().unwrap();
+    let conf = s.work.path().join("replvault.toml");
+    let c = conf.to_str().unwrap();
+    fn args<'a>(v: &'a str, k: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut a = vec![
+            "run",
+            "--redis",
+            "redis://127.0.0.1:1",
+            "--vault",
+            v,
+            "--key-file",
+            k,
+        ];
+        a.extend_from_slice(extra);
+        a
+    }
+    let run = |extra: &[&'static str]| args(v, s.k(), extra);
+    // (what, arguments, environment, config file, flag, bad value)
+    type Case<'a> = (
+        &'a str,
+        Vec<&'a str>,
+        Vec<(&'a str, &'a str)>,
+        &'a str,
+        &'a str,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "run --every",
+            run(&["--every", "5x"]),
+            vec![],
+            "",
+            "--every",
+            "5x",
+        ),
+        (
+            "REPLVAULT_EVERY",
+            run(&[]),
+            vec![("REPLVAULT_EVERY", "5x")],
+            "",
+            "--every",
+            "5x",
+        ),
+        (
+            "every in --config",
+            args(v, s.k(), &["--config", c]),
+            vec![],
+            "every = \"5x\"\n",
+            "--every",
+            "5x",
+        ),
+        (
+            "run --keep-within",
+            run(&["--every", "1h", "--keep-within", "soon"]),
+            vec![],
+            "",
+            "--keep-within",
+            "soon",
+        ),
+        (
+            "prune --keep-within",
+            vec!["prune", "--vault", s.v(), "--keep-within", "soon"],
+            vec![],
+            "",
+            "--keep-within",
+            "soon",
+        ),
+        (
+            "REPLVAULT_KEEP_WITHIN",
+            vec!["prune", "--vault", s.v()],
+            vec![("REPLVAULT_KEEP_WITHIN", "soon")],
+            "",
+            "--keep-within",
+            "soon",
+        ),
+        (
+            "run --every (empty)",
+            run(&["--every", ""]),
+            vec![],
+            "",
+            "--every",
+            "''",
+        ),
+    ];
+    for (what, args, env, file, flag, bad) in cases {
+        std::fs::write(&conf, file).unwrap();
+        let e = fails(replvault_env(&args, &env));
+        assert!(
+            e.contains(flag) && e.contains(bad),
+            "{what}: the flag and the value: {e}"
+        );
+        assert!(e.contains("examples: 30s"), "{what}: an example: {e}");
+        assert!(!vault.exists(), "{what}: the vault was created");
+    }
+    // A zero interval is refused too (it would back up in a loop).
+    let e = fails(replvault(&run(&["--every", "0s"])));
+    assert!(e.contains("--every") && e.contains("zero"), "{e}");
+    assert!(!vault.exists());
+    // Nothing was pruned from the real vault either.
+    assert!(files_under(&s.vault).is_empty());
 }

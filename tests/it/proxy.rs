@@ -52,6 +52,7 @@ impl Proxy {
                         let stop3 = stop2.clone();
                         std::thread::spawn(move || pump(server, client, fault, stop3));
                     }
+                    // Nothing to accept: poll again (and the stop flag).
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
@@ -102,11 +103,14 @@ fn pump(mut from: TcpStream, mut to: TcpStream, fault: Fault, stop: Arc<AtomicBo
             Fault::StallAfter(limit) if seen + n as u64 >= limit => {
                 let keep = (limit - seen) as usize;
                 let _ = to.write_all(&buf[..keep]);
+                // Hold the connection open, silent, until the proxy goes.
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 break;
             }
+            // The throttle itself: one read per tick. Tests that need a
+            // backup to be still running use StallAfter, not a slow rate.
             Fault::Throttle(_) => std::thread::sleep(Duration::from_millis(50)),
             _ => {}
         }

@@ -172,8 +172,24 @@ fn prune_applies_the_policy_and_keeps_what_it_must() {
     let restored = RedisServer::start_with_rdb(&out_file);
     assert_eq!(restored.digest(), redis.digest());
 
-    // The newest backup survives even a policy that matches nothing.
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // The newest backup survives even a policy that matches nothing: once
+    // it started more than the 1s of --keep-within ago (a wait on the
+    // clock, computed from its manifest).
+    let started = list_json(&vault)
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == real.as_str())
+        .map(|m| chrono::DateTime::parse_from_rfc3339(m["started_at"].as_str().unwrap()).unwrap())
+        .unwrap();
+    wait_for(
+        "the newest backup to be over 1s old",
+        std::time::Duration::from_secs(10),
+        || {
+            chrono::Utc::now().signed_duration_since(started)
+                > chrono::TimeDelta::milliseconds(1100)
+        },
+    );
     let out = ok(replvault(&["prune", "--vault", v, "--keep-within", "1s"]));
     assert!(
         out.contains(&format!("keep   {real}  (newest backup)")),

@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,20 +18,6 @@ use super::util::*;
 const ACCESS_KEY: &str = "AKIAREPLVAULTTEST";
 const SECRET_KEY: &str = "replvault-secret-do-not-print";
 
-fn wait_port(port: u16, child: &mut Child, what: &str) {
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(st)) = child.try_wait() {
-            panic!("{what} exited at start: {st}");
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{what} did not start listening on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 /// An S3-compatible server process with one bucket, killed on drop.
 pub struct S3Server {
     pub port: u16,
@@ -39,66 +25,112 @@ pub struct S3Server {
     /// s3s-fs's storage root (None for moto).
     pub root: Option<tempfile::TempDir>,
     child: Child,
+    /// Holds the server's output (server.log).
+    logs: tempfile::TempDir,
+}
+
+/// Starts `cmd` with `port_args(port)` on a port of its own (see
+/// `start_listening`), its output in `logs`/server.log.
+fn start_s3(
+    what: &str,
+    logs: &Path,
+    mut cmd: impl FnMut() -> Command,
+    port_args: impl Fn(u16) -> Vec<String>,
+) -> (Child, u16) {
+    let log_path = logs.join("server.log");
+    let (child, ports) = start_listening(
+        what,
+        1,
+        |ports| {
+            let log = std::fs::File::create(&log_path).unwrap();
+            cmd()
+                .args(port_args(ports[0]))
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| panic!("{what}: {e} (scripts/test.sh installs it)"))
+        },
+        || std::fs::read_to_string(&log_path).unwrap_or_default(),
+        |_| true,
+    );
+    (child, ports[0])
 }
 
 impl S3Server {
     /// s3s-fs on a temp dir; buckets are directories.
     pub fn s3s_fs() -> Self {
         let root = tempfile::tempdir().unwrap();
+        let logs = tempfile::tempdir().unwrap();
         let bucket = "replvault-test".to_string();
         std::fs::create_dir(root.path().join(&bucket)).unwrap();
-        let port = free_port();
-        let mut child = Command::new("s3s-fs")
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(root.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("s3s-fs must be installed (scripts/test.sh installs it)");
-        wait_port(port, &mut child, "s3s-fs");
+        let (child, port) = start_s3(
+            "s3s-fs",
+            logs.path(),
+            || {
+                let mut c = Command::new("s3s-fs");
+                c.args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY]);
+                c
+            },
+            |port| {
+                vec![
+                    "--host".into(),
+                    "127.0.0.1".into(),
+                    "--port".into(),
+                    port.to_string(),
+                    root.path().to_str().unwrap().into(),
+                ]
+            },
+        );
         S3Server {
             port,
             bucket,
             root: Some(root),
             child,
+            logs,
         }
     }
 
     /// moto's S3 server, for what s3s-fs lacks (ListMultipartUploads).
     pub fn moto() -> Self {
-        let port = free_port();
-        let mut child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 with moto must be installed (scripts/test.sh installs it)");
-        wait_port(port, &mut child, "moto_server");
-        let bucket = "replvault-moto".to_string();
+        let logs = tempfile::tempdir().unwrap();
+        let (child, port) = start_s3(
+            "moto_server",
+            logs.path(),
+            || {
+                let mut c = Command::new("python3");
+                c.args(["-m", "moto.server", "-H", "127.0.0.1"]);
+                c
+            },
+            |port| vec!["-p".into(), port.to_string()],
+        );
+        let s3 = S3Server {
+            port,
+            bucket: "replvault-moto".to_string(),
+            root: None,
+            child,
+            logs,
+        };
         // moto accepts unsigned requests.
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         write!(
             s,
-            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            "PUT /{} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            s3.bucket
         )
         .unwrap();
         let mut resp = String::new();
         s.read_to_string(&mut resp).unwrap();
-        assert!(resp.starts_with("HTTP/1.1 200"), "create bucket: {resp}");
-        S3Server {
-            port,
-            bucket,
-            root: None,
-            child,
-        }
+        assert!(
+            resp.starts_with("HTTP/1.1 200"),
+            "create bucket: {resp}\n{}",
+            s3.log()
+        );
+        s3
+    }
+
+    /// What the server wrote to its stdout and stderr.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.logs.path().join("server.log")).unwrap_or_default()
     }
 
     /// Environment for the replvault binary, pointing at `port` (the server
@@ -213,6 +245,7 @@ impl HttpFaultProxy {
                         let (rule, log) = (rule.clone(), log2.clone());
                         std::thread::spawn(move || handle(client, upstream, &rule, &log));
                     }
+                    // Nothing to accept: poll again (and the stop flag).
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
@@ -544,26 +577,38 @@ fn s3_list_paginates() {
     let vault = s3.vault("p");
     let env = s3.env();
     let url = redis.url();
+    // Four backups: eight objects, three pages of three keys.
     for _ in 0..4 {
         ok(run(&backup_args(&url, &vault, key.to_str().unwrap()), &env));
-        // Ids have one-second resolution plus a random suffix; keep them
-        // distinct and ordered.
-        std::thread::sleep(Duration::from_millis(1100));
     }
+    let whole = ok(run(&["list", "--vault", &vault, "--json"], &env));
     let mut small = env.clone();
     small.push(("REPLVAULT_S3_LIST_PAGE_SIZE".into(), "3".into()));
     let paged = ok(run(&["list", "--vault", &vault, "--json"], &small));
     let v: serde_json::Value = serde_json::from_str(&paged).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 4, "{paged}");
-    let ids: Vec<&str> = v
+    // Page by page, the same backups in the same order as in one page.
+    assert_eq!(
+        v,
+        serde_json::from_str::<serde_json::Value>(&whole).unwrap(),
+        "{paged}\n{whole}"
+    );
+    let mut ids: Vec<&str> = v
         .as_array()
         .unwrap()
         .iter()
         .map(|m| m["id"].as_str().unwrap())
         .collect();
-    let mut sorted = ids.clone();
-    sorted.sort();
-    assert_eq!(ids, sorted);
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "{paged}");
+    // Oldest first (ids of one second order by their start time).
+    let started: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| chrono::DateTime::parse_from_rfc3339(m["started_at"].as_str().unwrap()).unwrap())
+        .collect();
+    assert!(started.is_sorted(), "{paged}");
 }
 
 #[test]
@@ -711,8 +756,10 @@ fn s3_sigterm_mid_upload_aborts_the_multipart_upload() {
     let s3 = S3Server::moto();
     let redis = RedisServer::start();
     add_random_mib(&redis, 24);
-    // A slow source keeps the upload open long enough to interrupt it.
-    let proxy = super::proxy::Proxy::start(redis.port, super::proxy::Fault::Throttle(3_000_000));
+    // A source that stalls after 12 MB (more than two 5 MiB parts of
+    // random data) keeps the upload open until the signal, however slow
+    // the machine.
+    let proxy = super::proxy::Proxy::start(redis.port, super::proxy::Fault::StallAfter(12_000_000));
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = s3.vault("interrupted");
@@ -777,8 +824,8 @@ fn s3_errors_are_clear_and_keep_secrets() {
     assert!(!all.contains("wrong-secret-also-not-printed"), "{all}");
 
     // Nothing listening at the endpoint.
-    let dead = free_port();
-    let mut env = s3.env_via(dead);
+    let dead = RefusedPort::new();
+    let mut env = s3.env_via(dead.port);
     env.push(("REPLVAULT_S3_MAX_ATTEMPTS".into(), "2".into()));
     let err = fails(run(&["list", "--vault", &vault], &env));
     assert!(err.contains("cannot reach the S3 endpoint"), "{err}");
@@ -810,8 +857,11 @@ fn s3_prune_removes_old_backups_leftovers_and_pending_uploads() {
     let url = redis.url();
     for _ in 0..3 {
         ok(run(&backup_args(&url, &vault, key.to_str().unwrap()), &env));
-        std::thread::sleep(Duration::from_millis(1100));
     }
+    let before: serde_json::Value =
+        serde_json::from_str(&ok(run(&["list", "--vault", &vault, "--json"], &env))).unwrap();
+    assert_eq!(before.as_array().unwrap().len(), 3, "{before}");
+    let newest = before[2]["id"].as_str().unwrap().to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = rt.block_on(s3.store("pr"));
     rt.block_on(async {
@@ -855,6 +905,11 @@ fn s3_prune_removes_old_backups_leftovers_and_pending_uploads() {
     let list = ok(run(&["list", "--vault", &vault, "--json"], &env));
     let v: serde_json::Value = serde_json::from_str(&list).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(
+        v[0]["id"],
+        newest.as_str(),
+        "--keep-last 1 keeps the newest"
+    );
     rt.block_on(async {
         assert!(store.pending_uploads().await.unwrap().is_empty());
         let keys: Vec<String> = store

@@ -161,6 +161,8 @@ fn keys_deleted_and_expiring_during_the_walk() {
             assert!(st.success());
             n += 50;
             i += 101;
+            // Paces the deletions over the walk; the assertions hold for
+            // any interleaving (they bound by what was deleted).
             std::thread::sleep(Duration::from_millis(5));
         }
         n
@@ -230,28 +232,29 @@ fn keys_deleted_and_expiring_during_the_walk() {
 /// and each backup restores into a standalone server with the same digest.
 #[test]
 fn cluster_node_backs_up_in_both_modes() {
-    let src = RedisServer::start_with(&[
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        "nodes.conf",
-    ]);
+    // The cluster bus on a port of its own: by default it is the port plus
+    // 10,000, which may be taken, or above 65,535.
+    let src = RedisServer::start_with_ports(1, |ports| {
+        [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-port",
+            &ports[0].to_string(),
+        ]
+        .map(String::from)
+        .to_vec()
+    });
     assert_eq!(
         src.cmd(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]),
         Reply::Status("OK".into())
     );
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !src
-        .cmd(&["CLUSTER", "INFO"])
-        .text()
-        .contains("cluster_state:ok")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "cluster never became ok"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for("cluster_state:ok", Duration::from_secs(30), || {
+        src.cmd(&["CLUSTER", "INFO"])
+            .text()
+            .contains("cluster_state:ok")
+    });
     assert_eq!(
         src.cmd(&["DEBUG", "POPULATE", "2000", "k", "40"]),
         Reply::Status("OK".into())
@@ -321,4 +324,90 @@ fn scan_backup_restored_with_module(src: &RedisServer, so: &str) -> (serde_json:
         "scan mode cannot have carried the aux data"
     );
     (m, log)
+}
+
+/// ACL users that may not replicate: `--mode auto` (the default) says so
+/// once and backs up in scan mode, `--mode sync` fails saying what the
+/// user lacks, and a user that can do neither gets an error naming what
+/// scan mode needs. Nothing is listed after a failure.
+#[test]
+fn users_without_sync_permission_fall_back_or_fail_clearly() {
+    let src = RedisServer::start();
+    fill_every_type(&src);
+    let scan_rights = [
+        "+scan",
+        "+dump",
+        "+pttl",
+        "+select",
+        "+info",
+        "+ping",
+        "+function|dump",
+        "%R~*",
+    ];
+    // The README's scan user (refused at REPLCONF), and one that may
+    // REPLCONF but neither SYNC nor PSYNC (refused at PSYNC).
+    for (user, extra) in [("scanonly", &[][..]), ("noreplicate", &["+replconf"][..])] {
+        let mut acl = vec!["ACL", "SETUSER", user, "on", ">Nosync-Pw-51"];
+        acl.extend(scan_rights);
+        acl.extend(extra);
+        assert_eq!(src.cmd(&acl).text(), "OK");
+        let url = format!("redis://{user}:Nosync-Pw-51@127.0.0.1:{}", src.port);
+
+        let (m, log) = round_trip_logged(&src, &url, &[]);
+        assert_eq!(m["source"]["mode"], "scan", "{user}: {m}");
+        assert_eq!(m["source"]["point_in_time"], false, "{user}: {m}");
+        assert_eq!(
+            log.matches("falling back to scan mode").count(),
+            1,
+            "{user}: {log}"
+        );
+        assert!(
+            log.contains("NOPERM"),
+            "{user}: the reason is logged: {log}"
+        );
+
+        let work = tempfile::tempdir().unwrap();
+        let key = keygen(work.path());
+        let vault = work.path().join("vault");
+        let o = backup_to(&url, &vault, &key, &["--mode", "sync"]);
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        let err = fails(o);
+        assert!(
+            err.contains("denied") && err.contains("NOPERM"),
+            "{user}: {err}"
+        );
+        assert!(
+            err.contains("+sync") && err.contains("+psync") && err.contains("+replconf"),
+            "{user}: what the user needs: {err}"
+        );
+        assert!(!all.contains("falling back"), "{user}: {all}");
+        assert!(!all.contains("Nosync-Pw-51"), "{user}: {all}");
+        assert_eq!(files_under(&vault), Vec::<String>::new(), "{user}");
+        if vault.exists() {
+            assert_eq!(list_json(&vault), serde_json::json!([]), "{user}");
+        }
+    }
+    // The server never started a full sync for any of them.
+    let stats = src.cmd(&["INFO", "stats"]).text();
+    assert!(stats.contains("sync_full:0\r\n"), "{stats}");
+
+    // Neither replication nor DUMP: the fallback's error names what scan
+    // mode needs.
+    let acl = [
+        "ACL",
+        "SETUSER",
+        "nothing",
+        "on",
+        ">Nosync-Pw-51",
+        "+ping",
+        "+info",
+    ];
+    assert_eq!(src.cmd(&acl).text(), "OK");
+    let url = format!("redis://nothing:Nosync-Pw-51@127.0.0.1:{}", src.port);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let err = fails(backup_to(&url, &vault, &key, &[]));
+    assert!(err.contains("+scan") && err.contains("+dump"), "{err}");
+    assert_eq!(files_under(&vault), Vec::<String>::new());
 }
