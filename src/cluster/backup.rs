@@ -51,7 +51,7 @@ pub enum ClusterError {
         node: String,
         /// Why.
         #[source]
-        source: BackupError,
+        source: Box<BackupError>,
     },
     /// Committing the manifest failed.
     #[error(transparent)]
@@ -112,6 +112,33 @@ pub async fn discover(source: &SourceOptions) -> Result<Vec<Shard>, ClusterError
     .map_err(ClusterError::Topology)?;
     c.close().await;
     Ok(shards.into_iter().filter(|s| !s.slots.is_empty()).collect())
+}
+
+/// Where each shard's primary is, as the source to archive its stream
+/// from (`run --pitr --cluster`), in slot order.
+pub async fn shard_primaries(
+    source: &SourceOptions,
+    opts: &ClusterOptions,
+) -> Result<Vec<SourceOptions>, ClusterError> {
+    let mut shards = discover(source).await?;
+    shards.sort_by_key(|s| s.slots.first().map_or(0, |r| r.0));
+    let seed = seed(source)?;
+    shards
+        .iter()
+        .map(|s| {
+            let p = s.primary().ok_or_else(|| {
+                ClusterError::Topology(format!(
+                    "the shard with slots {} has no primary",
+                    topology::ranges_text(&s.slots)
+                ))
+            })?;
+            Ok(SourceOptions {
+                url: node_target(&seed, &opts.address_map, p).url_with_secrets(),
+                password: None,
+                ..source.clone()
+            })
+        })
+        .collect()
 }
 
 /// `master_link_status:up` and the replication offset of a replica.
@@ -275,7 +302,7 @@ pub async fn take_cluster_backup(
                             index: i,
                             slots: topology::ranges_text(&slots),
                             node: address,
-                            source: e,
+                            source: Box::new(e),
                         },
                     });
                 }

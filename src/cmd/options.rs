@@ -111,11 +111,6 @@ impl RunArgs {
     /// The daemon these flags describe.
     pub fn options(&self) -> Result<DaemonOptions, anyhow::Error> {
         let cluster = self.backup.cluster_options().map_err(anyhow::Error::msg)?;
-        if cluster.is_some() && self.pitr {
-            anyhow::bail!(
-                "--pitr with --cluster is not supported yet: run one `replvault run --pitr` per shard's primary, and `run --cluster` for the cluster's base backups"
-            );
-        }
         Ok(DaemonOptions {
             cluster,
             source: self.backup.source.options(),
@@ -137,6 +132,7 @@ impl RunArgs {
                 interval: self.pitr_interval,
                 segment_size: self.pitr_segment_size,
                 compression_level: self.backup.write.compression_level,
+                store_base: !self.backup.cluster.cluster,
             }),
         })
     }

@@ -107,25 +107,50 @@ async fn restore_at(args: &RestoreArgs, at: At) -> anyhow::Result<ExitCode> {
         At::Latest => None,
         At::Time(t) => Some(t),
     };
-    let report = restore_at::restore_at(
-        &vault,
-        key,
-        time,
-        &args.out,
-        &AtOptions {
-            format,
-            server_bin: args.server_bin.clone(),
-            force: args.force,
-            direct_io: !args.no_direct_io,
-        },
-    )
-    .await
-    .with_context(|| {
-        format!(
-            "restore to a time failed, nothing was written to {}",
+    let opts = AtOptions {
+        format,
+        server_bin: args.server_bin.clone(),
+        force: args.force,
+        direct_io: !args.no_direct_io,
+    };
+    if restore_at::is_cluster(&vault.list().await?) {
+        let reports = restore_at::restore_cluster_at(&vault, key, time, &args.out, &opts)
+            .await
+            .with_context(|| {
+                format!(
+                    "restore of the cluster to a time failed, nothing was written to {}",
+                    args.out.display()
+                )
+            })?;
+        outln!(
+            "restored {} shards to {} (each cut by its own archive's times; slots.json says which slots each holds):",
+            reports.len(),
             args.out.display()
-        )
-    })?;
+        );
+        for (name, r) in &reports {
+            outln!(
+                "  {name}: as of {}, base backup {} + {} commands{}",
+                r.plan
+                    .at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                r.plan.base.id,
+                r.stats.commands,
+                r.summary
+                    .as_ref()
+                    .map(|s| format!(", {} keys, verified", s.total_keys()))
+                    .unwrap_or_default()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = restore_at::restore_at(&vault, key, time, &args.out, &opts)
+        .await
+        .with_context(|| {
+            format!(
+                "restore to a time failed, nothing was written to {}",
+                args.out.display()
+            )
+        })?;
     let p = &report.plan;
     let s = &report.stats;
     let shown = |ms: Option<u64>| {

@@ -276,56 +276,70 @@ impl State {
     }
 }
 
-/// The stream archiver's metrics (`run --pitr`).
-pub fn render_pitr(s: &crate::pitr::ArchiverStatus, now: DateTime<Utc>) -> String {
+/// The stream archivers' metrics (`run --pitr`), one series per archiver,
+/// labelled `shard` for a cluster's.
+pub fn render_pitr(
+    all: &[(Option<String>, crate::pitr::ArchiverStatus)],
+    now: DateTime<Utc>,
+) -> String {
     let mut o = String::new();
-    let lag_secs = s
-        .oldest_pending_ms
-        .map(|t| (now.timestamp_millis().max(0) as u64).saturating_sub(t) as f64 / 1000.0)
-        .unwrap_or(0.0);
-    for (name, kind, help, v) in [
+    let now_ms = now.timestamp_millis().max(0) as u64;
+    type Field = fn(&crate::pitr::ArchiverStatus, u64) -> String;
+    let metrics: [(&str, &str, &str, Field); 6] = [
         (
             "replvault_pitr_streaming",
             "gauge",
             "1 while the archiver is connected and streaming.",
-            u8::from(s.streaming).to_string(),
+            |s, _| u8::from(s.streaming).to_string(),
         ),
         (
             "replvault_pitr_committed_offset",
             "gauge",
             "Replication offset of the last byte written to the vault (and acknowledged).",
-            s.committed_offset.to_string(),
+            |s, _| s.committed_offset.to_string(),
         ),
         (
             "replvault_pitr_lag_bytes",
             "gauge",
             "Stream bytes received but not yet written to the vault.",
-            s.received_offset
-                .saturating_sub(s.committed_offset)
-                .to_string(),
+            |s, _| {
+                s.received_offset
+                    .saturating_sub(s.committed_offset)
+                    .to_string()
+            },
         ),
         (
             "replvault_pitr_lag_seconds",
             "gauge",
             "Age of the oldest command received but not yet written to the vault.",
-            format!("{lag_secs:.3}"),
+            |s, now| {
+                let lag = s.oldest_pending_ms.map_or(0, |t| now.saturating_sub(t));
+                format!("{:.3}", lag as f64 / 1000.0)
+            },
         ),
         (
             "replvault_pitr_segments_total",
             "counter",
             "Segments written since start.",
-            s.segments.to_string(),
+            |s, _| s.segments.to_string(),
         ),
         (
             "replvault_pitr_gaps_total",
             "counter",
             "Timelines started after a gap (the primary could not continue) since start.",
-            s.gaps.to_string(),
+            |s, _| s.gaps.to_string(),
         ),
-    ] {
+    ];
+    for (name, kind, help, value) in metrics {
         let _ = writeln!(o, "# HELP {name} {help}");
         let _ = writeln!(o, "# TYPE {name} {kind}");
-        let _ = writeln!(o, "{name} {v}");
+        for (label, s) in all {
+            let labels = label
+                .as_ref()
+                .map(|l| format!("{{shard=\"{l}\"}}"))
+                .unwrap_or_default();
+            let _ = writeln!(o, "{name}{labels} {}", value(s, now_ms));
+        }
     }
     o
 }

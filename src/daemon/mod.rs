@@ -16,11 +16,12 @@ use crate::cluster::{ClusterError, ClusterOptions, take_cluster_backup};
 use crate::crypto::MasterKey;
 use crate::pitr::archiver;
 use crate::pitr::prune::prune_vault;
-use crate::pitr::{PitrOptions, SharedStatus};
+use crate::pitr::{ArchiverStatus, PitrOptions, SharedStatus};
 use crate::source::SourceOptions;
 use crate::vault::Manifest;
 use crate::vault::Vault;
 use crate::vault::retention::RetentionPolicy;
+use tracing::Instrument;
 
 pub mod http;
 pub mod metrics;
@@ -35,8 +36,9 @@ pub struct Shared {
     state: Mutex<State>,
     progress: Arc<AtomicU64>,
     unhealthy_after: Duration,
-    /// The stream archiver's status, with `--pitr`.
-    pitr: Option<SharedStatus>,
+    /// The stream archivers' status, with `--pitr`: one, or one per
+    /// shard of a cluster (labelled with its index).
+    pitr: Mutex<Vec<(Option<String>, SharedStatus)>>,
 }
 
 impl Shared {
@@ -48,9 +50,18 @@ impl Shared {
     /// Prometheus text.
     pub fn render(&self) -> String {
         let mut text = self.lock().render(self.progress.load(Ordering::Relaxed));
-        if let Some(p) = &self.pitr {
-            let s = p.lock().unwrap_or_else(|p| p.into_inner()).clone();
-            text.push_str(&metrics::render_pitr(&s, Utc::now()));
+        let pitr = self.pitr.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if !pitr.is_empty() {
+            let all: Vec<(Option<String>, ArchiverStatus)> = pitr
+                .iter()
+                .map(|(l, p)| {
+                    (
+                        l.clone(),
+                        p.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                    )
+                })
+                .collect();
+            text.push_str(&metrics::render_pitr(&all, Utc::now()));
         }
         text
     }
@@ -92,6 +103,9 @@ pub struct DaemonOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DaemonError {
+    /// The stream archivers could not start.
+    #[error("point-in-time recovery: {0}")]
+    Pitr(String),
     /// The metrics address cannot be bound.
     #[error("cannot listen on {addr} for /metrics: {source}")]
     Listen {
@@ -115,7 +129,7 @@ pub async fn run(
         state: Mutex::new(State::new(Utc::now())),
         progress: Arc::new(AtomicU64::new(0)),
         unhealthy_after: args.unhealthy_after,
-        pitr: args.pitr.as_ref().map(|_| SharedStatus::default()),
+        pitr: Mutex::new(Vec::new()),
     });
     let cancel = CancellationToken::new();
     let c = cancel.clone();
@@ -145,21 +159,30 @@ pub async fn run(
     let policy = &args.retention;
     let last = shared.lock().last_success;
     let mut next = schedule.first(last, Utc::now());
-    let archiver = match (&args.pitr, &shared.pitr) {
-        (Some(opts), Some(status)) => {
-            if last.is_none() {
-                // The archiver's own snapshot is the first base.
-                next = schedule.after(Utc::now());
-            }
-            let (source, vault, key, opts, status) = (
-                args.source.clone(),
-                vault.clone(),
-                key.clone(),
-                opts.clone(),
-                status.clone(),
-            );
+    let mut archivers = Vec::new();
+    if let Some(opts) = &args.pitr {
+        // One archiver, or one per shard of a cluster (at its primary).
+        let sources: Vec<(Option<String>, SourceOptions)> = match &args.cluster {
+            None => vec![(None, args.source.clone())],
+            Some(c) => crate::cluster::backup::shard_primaries(&args.source, c)
+                .await
+                .map_err(|e| DaemonError::Pitr(crate::error_line::one_line(&e)))?
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| (Some(i.to_string()), s))
+                .collect(),
+        };
+        if last.is_none() && args.cluster.is_none() {
+            // The archiver's own snapshot is the first base.
+            next = schedule.after(Utc::now());
+        }
+        let mut statuses = Vec::new();
+        for (label, source) in sources {
+            let status = SharedStatus::default();
+            statuses.push((label.clone(), status.clone()));
+            let (vault, key, opts) = (vault.clone(), key.clone(), opts.clone());
             let (shared2, cancel2) = (shared.clone(), cancel.clone());
-            Some(tokio::spawn(async move {
+            archivers.push(tokio::spawn(async move {
                 let on_base = move |r: Result<Manifest, String>| match r {
                     Ok(m) => shared2.lock().success(&m),
                     Err(e) => tracing::warn!(error = %e, "the archiver's base backup failed"),
@@ -173,11 +196,25 @@ pub async fn run(
                     on_base,
                     cancel2,
                 )
+                .instrument(tracing::info_span!("archiver", shard = label.as_deref()))
                 .await;
-            }))
+            }));
         }
-        _ => None,
-    };
+        if args.cluster.is_some() {
+            // The cluster backups are the bases: the first one waits until
+            // every shard's stream is archived, so its offsets are covered.
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            while statuses
+                .iter()
+                .any(|(_, s)| !s.lock().unwrap_or_else(|p| p.into_inner()).streaming)
+                && std::time::Instant::now() < deadline
+                && !cancel.is_cancelled()
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        *shared.pitr.lock().unwrap_or_else(|p| p.into_inner()) = statuses;
+    }
     let mut failures = 0u32;
     loop {
         shared.lock().next_run = Some(next);
@@ -255,9 +292,9 @@ pub async fn run(
             }
         }
     }
-    // A clean stop writes what the archiver received before it ends.
+    // A clean stop writes what the archivers received before they end.
     cancel.cancel();
-    if let Some(a) = archiver {
+    for a in archivers {
         let _ = a.await;
     }
     if let Some(s) = server {

@@ -150,6 +150,21 @@ pub struct Archive {
     pub timelines: Vec<Timeline>,
 }
 
+/// The backups a timeline can replay from: each standalone backup, and
+/// each shard of a cluster backup (as its own manifest, with the cluster's
+/// id), since every shard's stream is archived on its own.
+pub fn bases(backups: &[Manifest]) -> Vec<Manifest> {
+    let mut out = Vec::with_capacity(backups.len());
+    for m in backups {
+        if m.cluster.is_some() {
+            out.extend((0..m.shard_count()).filter_map(|i| m.shard(i)));
+        } else {
+            out.push(m.clone());
+        }
+    }
+    out
+}
+
 /// Unix milliseconds as a time (saturating at the far future).
 pub fn ms_time(ms: u64) -> DateTime<Utc> {
     i64::try_from(ms)
@@ -235,6 +250,7 @@ impl Archive {
     /// The restorable windows, oldest first: per timeline, from its oldest
     /// base's time to its newest archived command.
     pub fn windows(&self, backups: &[Manifest]) -> Vec<Window> {
+        let backups = &bases(backups);
         let mut out = Vec::new();
         for t in &self.timelines {
             let from = backups

@@ -53,6 +53,9 @@ pub struct PitrOptions {
     pub segment_size: u64,
     /// zstd level of segments and of the base backup.
     pub compression_level: i32,
+    /// Store the snapshot of a full resync as a base backup. A cluster's
+    /// shard archivers do not: the cluster backups are their bases.
+    pub store_base: bool,
 }
 
 /// What the archiver has done, for logs and metrics.
@@ -290,7 +293,9 @@ async fn run_once(
                 take_base(conn, buf, framing, info, vault, key, opts, on_base, source).await?;
             conn = c;
             buf = rest;
-            status(shared).bases += 1;
+            if opts.store_base {
+                status(shared).bases += 1;
+            }
             StreamState::new(id, replid, offset, 0)
         }
     };
@@ -334,19 +339,25 @@ async fn take_base(
         replvault_protocol::payload::Framing::Length(n) => Some(n),
         replvault_protocol::payload::Framing::Eof(_) => None,
     };
-    let mut writer = BackupWriter::start(
-        vault,
-        key,
-        WriteOptions {
-            compression_level: opts.compression_level,
-            size_hint,
-        },
-    )
-    .await?;
-    tracing::info!(
-        id = writer.id(),
-        "base backup started from the archiver's snapshot"
-    );
+    let mut writer = if opts.store_base {
+        let w = BackupWriter::start(
+            vault,
+            key,
+            WriteOptions {
+                compression_level: opts.compression_level,
+                size_hint,
+            },
+        )
+        .await?;
+        tracing::info!(
+            id = w.id(),
+            "base backup started from the archiver's snapshot"
+        );
+        Some(w)
+    } else {
+        // Read through, and let it go: the stream follows it.
+        None
+    };
     let (tx, mut rx) = mpsc::channel(DEPTH);
     let offset = info.offset.unwrap_or(0);
     let idle = source.idle_timeout;
@@ -358,9 +369,10 @@ async fn take_base(
     };
     let feeding = async {
         while let Some(chunk) = rx.recv().await {
-            match chunk {
-                Ok(c) => writer.write(c).await?,
-                Err(e) => return Err(ArchiveError::from(e)),
+            match (chunk, writer.as_mut()) {
+                (Ok(c), Some(w)) => w.write(c).await?,
+                (Ok(_), None) => {}
+                (Err(e), _) => return Err(ArchiveError::from(e)),
             }
         }
         Ok::<_, ArchiveError>(())
@@ -369,15 +381,22 @@ async fn take_base(
     let (conn, rest) = match (pumped, fed) {
         (Ok(c), Ok(())) => c,
         (Err(e), _) | (_, Err(ArchiveError::Source(e))) => {
-            let _ = writer.abort().await;
-            on_base(Err(e.to_string()));
+            if let Some(w) = writer {
+                let _ = w.abort().await;
+                on_base(Err(e.to_string()));
+            }
             return Err(e.into());
         }
         (_, Err(e)) => {
-            let _ = writer.abort().await;
-            on_base(Err(e.to_string()));
+            if let Some(w) = writer {
+                let _ = w.abort().await;
+                on_base(Err(e.to_string()));
+            }
             return Err(e);
         }
+    };
+    let Some(writer) = writer else {
+        return Ok((conn, rest));
     };
     // Committing the base takes moments; the stream must be read meanwhile.
     let done = writer.finish(info).await;

@@ -7,8 +7,8 @@
 //! before the window's start (or its oldest base, when none is that old);
 //! and once retention has run, segments that end at or before the oldest
 //! remaining base of their timeline serve no restore and go, as do whole
-//! timelines with no base left (except the newest, which the archiver may
-//! still be writing and a base will join).
+//! timelines with no base left once idle past the grace period (except the
+//! newest, which the archiver may still be writing and a base will join).
 
 use std::collections::BTreeSet;
 
@@ -58,13 +58,18 @@ pub struct ArchiveReport {
 }
 
 /// Deletes what no base in `backups` (the backups left after retention)
-/// can restore from. With `dry_run`, counts instead.
+/// can restore from. A timeline without a base is deleted whole only once
+/// nothing reached it for `grace` (a fresh one waits for its first base;
+/// a cluster has one per shard). With `dry_run`, counts instead.
 pub async fn prune_archive(
     vault: &Vault,
     archive: &Archive,
     backups: &[Manifest],
+    grace: std::time::Duration,
+    now: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<ArchiveReport, VaultError> {
+    let backups = &super::archive::bases(backups);
     let mut report = ArchiveReport::default();
     let newest = archive.timelines.last().map(|t| t.info.id.clone());
     for t in &archive.timelines {
@@ -73,7 +78,10 @@ pub async fn prune_archive(
             .filter(|m| t.is_base(m))
             .filter_map(|m| u64::try_from(m.source.offset?).ok())
             .min();
-        let whole = oldest_base.is_none() && newest.as_deref() != Some(t.info.id.as_str());
+        let idle_since = t.last_time().unwrap_or(t.info.started_at);
+        let stale = now.signed_duration_since(idle_since)
+            > chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let whole = oldest_base.is_none() && stale && newest.as_deref() != Some(t.info.id.as_str());
         let mut doomed: Vec<String> = t
             .segments
             .iter()
@@ -144,6 +152,6 @@ pub async fn prune_vault(
         .into_iter()
         .filter(|m| !deleted.contains(m.id.as_str()))
         .collect();
-    let archived = prune_archive(vault, &archive, &kept, dry_run).await?;
+    let archived = prune_archive(vault, &archive, &kept, grace, now, dry_run).await?;
     Ok((report, Some(archived)))
 }

@@ -99,6 +99,17 @@ pub async fn restore_at(
     let archive = Archive::load(vault).await?;
     let backups = vault.list().await?;
     let plan = replay::plan(&archive, &backups, at)?;
+    restore_plan(vault, key, plan, out, opts).await
+}
+
+/// Restores what `plan` says to `out`.
+pub async fn restore_plan(
+    vault: &Vault,
+    key: Option<MasterKey>,
+    plan: Plan,
+    out: &Path,
+    opts: &AtOptions,
+) -> Result<AtReport, AtError> {
     tracing::info!(
         at = %plan.at, base = %plan.base.id, base_offset = plan.base_offset,
         segments = plan.segments.len(), "restoring to a time"
@@ -117,6 +128,96 @@ pub async fn restore_at(
         stats,
         summary,
     })
+}
+
+/// True when the vault's backups are of a Redis Cluster: `restore --at`
+/// then rebuilds every shard.
+pub fn is_cluster(backups: &[crate::vault::Manifest]) -> bool {
+    backups.iter().any(|m| m.cluster.is_some())
+}
+
+/// A cluster's shards as they were at `at` (`None`: each shard's latest),
+/// from the newest cluster backup every shard's archive can replay from:
+/// `dir` gets one file per shard (`shard-<i>.rdb`, `.aof`, or a directory
+/// `shard-<i>` for aof-dir) and `slots.json`. Each shard is cut by its own
+/// archive's arrival times.
+pub async fn restore_cluster_at(
+    vault: &Vault,
+    key: Option<MasterKey>,
+    at: Option<chrono::DateTime<chrono::Utc>>,
+    dir: &Path,
+    opts: &AtOptions,
+) -> Result<Vec<(String, AtReport)>, AtError> {
+    let archive = Archive::load(vault).await?;
+    let backups = vault.list().await?;
+    if dir.exists() && !opts.force {
+        return Err(VaultError::OutputExists(dir.display().to_string()).into());
+    }
+    let mut last_err = None;
+    let mut chosen = None;
+    for c in backups.iter().rev().filter(|m| m.cluster.is_some()) {
+        let plans: Result<Vec<Plan>, ReplayError> = (0..c.shard_count())
+            .map(|i| {
+                let shard = c.shard(i).ok_or_else(|| {
+                    ReplayError::Vault(VaultError::Pipeline("a shard is missing".into()))
+                })?;
+                replay::plan(&archive, std::slice::from_ref(&shard), at)
+            })
+            .collect();
+        match plans {
+            Ok(p) => {
+                chosen = Some((c.clone(), p));
+                break;
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    let Some((cluster, plans)) = chosen else {
+        return Err(last_err.unwrap_or(ReplayError::NoArchive).into());
+    };
+    let work = work_dir(dir)?;
+    let result = async {
+        let mut reports = Vec::new();
+        let mut entries = Vec::new();
+        let shards = cluster
+            .cluster
+            .as_ref()
+            .map(|c| &c.shards[..])
+            .unwrap_or_default();
+        for (i, (plan, shard)) in plans.into_iter().zip(shards).enumerate() {
+            let name = match opts.format {
+                Format::Rdb => format!("shard-{i}.rdb"),
+                Format::Aof => format!("shard-{i}.aof"),
+                Format::AofDir => format!("shard-{i}"),
+            };
+            let report = restore_plan(vault, key.clone(), plan, &work.join(&name), opts).await?;
+            entries.push(serde_json::json!({
+                "file": name,
+                "slots": shard.slots,
+                "node": shard.node,
+                "at": report.plan.at,
+                "last_command": report.stats.last_ms.map(super::archive::ms_time),
+            }));
+            reports.push((name, report));
+        }
+        let json = serde_json::to_vec_pretty(&serde_json::json!({
+            "backup": cluster.id,
+            "shards": entries,
+        }))
+        .map_err(|e| VaultError::Pipeline(e.to_string()))?;
+        let slots = work.join("slots.json");
+        std::fs::write(&slots, json).map_err(io("write", &slots))?;
+        if opts.force && dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(io("replace", dir))?;
+        }
+        std::fs::rename(&work, dir).map_err(io("rename into place", dir))?;
+        Ok::<_, AtError>(reports)
+    }
+    .await;
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    result
 }
 
 /// A private directory beside `out` (same filesystem, so the result can

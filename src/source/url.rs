@@ -89,6 +89,28 @@ impl RedisTarget {
     }
 }
 
+impl RedisTarget {
+    /// The URL with its credentials, percent-encoded (to hand a node's
+    /// address on inside the process; never for output).
+    pub fn url_with_secrets(&self) -> String {
+        use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+        let enc = |v: &str| utf8_percent_encode(v, NON_ALPHANUMERIC).to_string();
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        let creds = match (&self.username, &self.password) {
+            (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p)),
+            (None, Some(p)) => format!(":{}@", enc(p)),
+            (Some(u), None) => format!("{}@", enc(u)),
+            (None, None) => String::new(),
+        };
+        format!("{scheme}://{creds}{host}:{}", self.port)
+    }
+}
+
 fn percent_decode(s: &str) -> Result<String, ()> {
     percent_encoding::percent_decode_str(s)
         .decode_utf8()
@@ -99,6 +121,28 @@ fn percent_decode(s: &str) -> Result<String, ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_with_secrets_parses_back() {
+        for u in [
+            "redis://b%40ck:p%40ss%3Aw@h:1",
+            "rediss://:pw@[::1]:6380",
+            "redis://h:7",
+        ] {
+            let t = RedisTarget::parse(u).unwrap();
+            let again = RedisTarget::parse(&t.url_with_secrets()).unwrap();
+            assert_eq!(
+                (
+                    again.host,
+                    again.port,
+                    again.tls,
+                    again.username,
+                    again.password
+                ),
+                (t.host, t.port, t.tls, t.username, t.password)
+            );
+        }
+    }
 
     #[test]
     fn parses_and_redacts() {
