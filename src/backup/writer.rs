@@ -169,6 +169,19 @@ impl BackupWriter {
         Ok(())
     }
 
+    /// Resolves, with the reason, once the pipeline has stopped on its own
+    /// (the checker rejected the data, the upload failed); never while it
+    /// runs. Lets a caller waiting for a slow source fail at once rather
+    /// than at its next [`BackupWriter::write`].
+    pub async fn failed(&mut self) -> VaultError {
+        match &self.tx {
+            // The pipeline thread holds the receiver until it stops.
+            Some(tx) => tx.closed().await,
+            None => std::future::pending().await,
+        }
+        self.failure().await
+    }
+
     /// The error that stopped the pipeline.
     async fn failure(&mut self) -> VaultError {
         self.tx = None;

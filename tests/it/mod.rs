@@ -4,6 +4,7 @@ pub mod backup_restore;
 pub mod daemon;
 pub mod deploy;
 pub mod failures;
+pub mod hostile;
 pub mod proxy;
 pub mod prune;
 pub mod s3;

@@ -1,0 +1,155 @@
+//! Hostile input (issue 30, item 2): a source that trickles a corrupt RDB,
+//! secrets in `--help`, file modes of a local vault and a restored file,
+//! backup ids that are paths, oversized manifests and data objects, and
+//! scan mode's memory bound.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use super::util::*;
+
+/// How a fake primary frames the RDB payload.
+#[derive(Clone, Copy, Debug)]
+enum Framing {
+    /// `$<len>\r\n` (disk-based sync).
+    Length,
+    /// `$EOF:<40-byte mark>\r\n` (diskless sync).
+    Eof,
+}
+
+/// The fake primary's side of one connection: reads one RESP command (an
+/// array of bulk strings) from the replica.
+fn read_command(r: &mut BufReader<TcpStream>) -> Option<Vec<String>> {
+    let mut line = String::new();
+    r.read_line(&mut line).ok()?;
+    let n: usize = line.trim_end().strip_prefix('*')?.parse().ok()?;
+    let mut args = Vec::with_capacity(n);
+    for _ in 0..n {
+        line.clear();
+        r.read_line(&mut line).ok()?;
+        let len: usize = line.trim_end().strip_prefix('$')?.parse().ok()?;
+        let mut b = vec![0u8; len + 2];
+        r.read_exact(&mut b).ok()?;
+        b.truncate(len);
+        args.push(String::from_utf8_lossy(&b).into_owned());
+    }
+    Some(args)
+}
+
+/// A fake primary on a free port: answers the replication handshake with
+/// `+OK` and `+FULLRESYNC`, sends the payload header, then `burst` at once
+/// and then `trickle` one byte every `every`, until the replica goes away
+/// or `give_up` has passed (then it closes the connection).
+fn trickling_primary(
+    framing: Framing,
+    burst: Vec<u8>,
+    trickle: Vec<u8>,
+    every: Duration,
+    give_up: Duration,
+) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut w = stream.try_clone().unwrap();
+        let mut r = BufReader::new(stream);
+        while let Some(cmd) = read_command(&mut r) {
+            let name = cmd
+                .first()
+                .map(|s| s.to_ascii_uppercase())
+                .unwrap_or_default();
+            if name == "PSYNC" || name == "SYNC" {
+                break;
+            }
+            if w.write_all(b"+OK\r\n").is_err() {
+                return;
+            }
+        }
+        let replid = "0123456789abcdef0123456789abcdef01234567";
+        let header = match framing {
+            Framing::Length => format!("+FULLRESYNC {replid} 0\r\n${}\r\n", 1 << 30),
+            Framing::Eof => format!("+FULLRESYNC {replid} 0\r\n$EOF:{}\r\n", "m".repeat(40)),
+        };
+        if w.write_all(header.as_bytes()).is_err() || w.write_all(&burst).is_err() {
+            return;
+        }
+        let start = Instant::now();
+        for b in trickle.iter().cycle() {
+            if start.elapsed() > give_up || w.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(every);
+        }
+        let _ = w.shutdown(std::net::Shutdown::Both);
+    });
+    port
+}
+
+/// A backup of a fake primary at `port` into a fresh local vault: its
+/// error line, how long it took, and the vault (which must be empty).
+fn backup_of_fake(port: u16) -> (String, Duration, tempfile::TempDir) {
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    std::fs::create_dir(&vault).unwrap();
+    let t = Instant::now();
+    let e = fails(backup_to(
+        &format!("redis://127.0.0.1:{port}"),
+        &vault,
+        &key,
+        &["--mode", "sync", "--idle-timeout", "60s"],
+    ));
+    let took = t.elapsed();
+    eprintln!("the backup failed after {took:?}: {e}");
+    let list = ok(replvault(&[
+        "list",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(list.trim(), "[]", "{e}");
+    assert_eq!(files_under(&vault), Vec::<String>::new(), "{e}");
+    (e, took, work)
+}
+
+/// A source that keeps sending a broken RDB a byte at a time is rejected
+/// by the checker within seconds, whatever the framing: its bytes do not
+/// wait for a full chunk before they are checked, and the idle timeout
+/// (which a trickle never trips) is not what ends it.
+#[test]
+fn a_source_trickling_a_corrupt_rdb_fails_within_seconds() {
+    // Bad magic from the first byte, one byte per 60 ms.
+    let mut bad = b"XEDIS0011".to_vec();
+    bad.extend_from_slice(&[0x55; 64]);
+    let port = trickling_primary(
+        Framing::Length,
+        Vec::new(),
+        bad,
+        Duration::from_millis(60),
+        Duration::from_secs(20),
+    );
+    let (e, took, _work) = backup_of_fake(port);
+    assert!(e.contains("not an RDB file"), "{e}");
+    assert!(took < Duration::from_secs(3), "took {took:?}: {e}");
+
+    // Diskless framing: a valid header and aux field, then garbage (an
+    // unknown type byte); the first 100 bytes at once (the EOF framing
+    // holds back the last 40 received bytes, which may be its end mark),
+    // then one garbage byte per 60 ms.
+    let mut start = b"REDIS0011".to_vec();
+    start.extend_from_slice(b"\xfa\x09redis-ver\x057.2.4");
+    start.resize(100, 0x55);
+    let port = trickling_primary(
+        Framing::Eof,
+        start,
+        vec![0x55],
+        Duration::from_millis(60),
+        Duration::from_secs(20),
+    );
+    let (e, took, _work) = backup_of_fake(port);
+    assert!(e.contains("unknown opcode or value type"), "{e}");
+    assert!(took < Duration::from_secs(3), "took {took:?}: {e}");
+}
