@@ -153,3 +153,42 @@ fn a_source_trickling_a_corrupt_rdb_fails_within_seconds() {
     assert!(e.contains("unknown opcode or value type"), "{e}");
     assert!(took < Duration::from_secs(3), "took {took:?}: {e}");
 }
+/// Neither `backup --help` nor `help backup` (nor `run`'s, nor through a
+/// config file) shows the value of a variable that can hold a password.
+#[test]
+fn help_never_shows_secret_environment_values() {
+    let secret = "s3cr3tpw";
+    let url = format!("redis://u:{secret}@h:1");
+    let env = [
+        ("REPLVAULT_REDIS", url.as_str()),
+        ("REPLVAULT_REDIS_PASSWORD", secret),
+    ];
+    for args in [
+        &["backup", "--help"][..],
+        &["backup", "-h"],
+        &["help", "backup"],
+        &["run", "--help"],
+        &["help", "run"],
+    ] {
+        let o = replvault_env(args, &env);
+        let text = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(o.status.success(), "{args:?}: {text}");
+        assert!(text.contains("REPLVAULT_REDIS"), "{args:?}: {text}");
+        assert!(!text.contains(secret), "{args:?} shows the secret: {text}");
+    }
+    // A config file's values become environment defaults before parsing.
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("replvault.toml");
+    std::fs::write(
+        &conf,
+        format!("redis = \"{url}\"\nredis-password = \"{secret}\"\n"),
+    )
+    .unwrap();
+    let o = replvault(&["run", "--config", conf.to_str().unwrap(), "--help"]);
+    let text = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{text}");
+    assert!(
+        !text.contains(secret),
+        "the config file's secret shows: {text}"
+    );
+}
