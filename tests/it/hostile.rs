@@ -5,6 +5,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::util::*;
@@ -191,4 +194,70 @@ fn help_never_shows_secret_environment_values() {
         !text.contains(secret),
         "the config file's secret shows: {text}"
     );
+}
+
+/// Runs the binary under umask 022 (the usual one), with a clean
+/// environment.
+fn replvault_umask_022(args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg("umask 022 && exec \"$@\"")
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_replvault"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Under umask 022 a local vault's directories are 0700 and its objects
+/// 0600, and a restored file is 0600: none of it readable by others.
+#[test]
+fn local_vault_and_restored_file_are_private() {
+    let src = RedisServer::start();
+    fill_every_type(&src);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    // Not made beforehand: the backup creates the root too.
+    let vault = work.path().join("vaults/prod");
+    let v = vault.to_str().unwrap();
+    let url = src.url();
+    ok(replvault_umask_022(&[
+        "backup",
+        "--redis",
+        &url,
+        "--vault",
+        v,
+        "--key-file",
+        key.to_str().unwrap(),
+    ]));
+    let id = list_json(&vault)[0]["id"].as_str().unwrap().to_string();
+    let dir = vault.join("backups").join(&id);
+    for d in [
+        work.path().join("vaults"),
+        vault.clone(),
+        vault.join("backups"),
+        dir.clone(),
+    ] {
+        assert_eq!(mode(&d), 0o700, "{}", d.display());
+    }
+    for f in [dir.join("data"), dir.join("manifest.json")] {
+        assert_eq!(mode(&f), 0o600, "{}", f.display());
+    }
+    let out = work.path().join("dump.rdb");
+    let printed = ok(replvault_umask_022(&restore_args(v, &key, &out)));
+    assert_eq!(mode(&out), 0o600);
+    // The next steps still tell the operator to give Redis the file.
+    assert!(printed.contains("chown redis:redis"), "{printed}");
+    assert!(printed.contains("0600"), "{printed}");
 }
