@@ -48,6 +48,11 @@ pub enum VaultError {
     /// No backup matches.
     #[error("no backup {0:?} in {1}: run `replvault list` to see what there is")]
     NotFound(String, String),
+    /// Not of the form backup ids have, nor `latest`.
+    #[error(
+        "{0:?} is not a backup id: ids look like 20261124T152116Z-9986 (`replvault list` shows them), or use `latest`"
+    )]
+    InvalidId(String),
     /// The vault has no backups.
     #[error("no complete backups in {0}")]
     Empty(String),
@@ -122,6 +127,24 @@ pub fn new_id(now: DateTime<Utc>) -> Result<String, VaultError> {
     ))
 }
 
+/// Whether `id` has the form [`new_id`] gives, `YYYYMMDDTHHMMSSZ-xxxx`: a
+/// real UTC time to the second, a dash and 4 lowercase hex digits. Only
+/// such ids are read, so an id can never be a path (`a/b`, `../x`).
+pub fn is_valid_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    b.len() == 21
+        && digits(0..8)
+        && b[8] == b'T'
+        && digits(9..15)
+        && b[15] == b'Z'
+        && b[16] == b'-'
+        && b[17..]
+            .iter()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        && chrono::NaiveDateTime::parse_from_str(&id[..16], "%Y%m%dT%H%M%SZ").is_ok()
+}
+
 /// A vault on some store.
 #[derive(Clone, Debug)]
 pub struct Vault {
@@ -192,7 +215,12 @@ impl Vault {
             .collect())
     }
 
+    /// The manifest of backup `id`, which must be a valid id and the
+    /// manifest's own.
     async fn manifest(&self, id: &str) -> Result<Manifest, VaultError> {
+        if !is_valid_id(id) {
+            return Err(VaultError::InvalidId(id.to_string()));
+        }
         let bytes = self.store.get(&manifest_key(id)).await?;
         let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| VaultError::BadManifest {
             id: id.to_string(),
@@ -204,10 +232,22 @@ impl Vault {
                 reason: format!("format {} is newer than this replvault: upgrade", m.format),
             });
         }
+        // A manifest copied or moved under another id would be restored,
+        // and pruned, as a backup it is not.
+        if m.id != id {
+            return Err(VaultError::BadManifest {
+                id: id.to_string(),
+                reason: format!(
+                    "it is the manifest of backup {:?}, not of the backup it is stored under",
+                    m.id
+                ),
+            });
+        }
         Ok(m)
     }
 
-    /// The manifest for an id or `latest`.
+    /// The manifest for an id or `latest`; anything else is
+    /// [`VaultError::InvalidId`], before the store is asked.
     pub async fn resolve(&self, selector: &str) -> Result<Manifest, VaultError> {
         if selector == "latest" {
             return self
@@ -242,5 +282,41 @@ impl Vault {
             .store
             .put(&manifest_key(&m.id), Bytes::from(json))
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_only_of_the_form_new_id_gives() {
+        for _ in 0..100 {
+            let id = new_id(Utc::now()).unwrap();
+            assert!(is_valid_id(&id), "{id}");
+        }
+        assert!(is_valid_id("20261124T152116Z-9986"));
+        assert!(is_valid_id("20240229T235959Z-00ff"));
+        for bad in [
+            "",
+            "latest",
+            "a/b",
+            "../x",
+            "20261124T152116Z-9986/../x",
+            "20261124T152116Z-998",
+            "20261124T152116Z-99866",
+            "20261124T152116Z-99AB",
+            "20261124T152116Z-99zz",
+            "20261124T152116Z_9986",
+            "20261124t152116z-9986",
+            "2026112XT152116Z-9986",
+            "20261324T152116Z-9986",
+            "20230229T000000Z-9986",
+            "20261124T256116Z-9986",
+            "+2026124T152116Z-9986",
+            "20261124T152116Z-99é",
+        ] {
+            assert!(!is_valid_id(bad), "{bad:?}");
+        }
     }
 }

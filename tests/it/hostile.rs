@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -260,4 +260,116 @@ fn local_vault_and_restored_file_are_private() {
     // The next steps still tell the operator to give Redis the file.
     assert!(printed.contains("chown redis:redis"), "{printed}");
     assert!(printed.contains("0600"), "{printed}");
+}
+
+/// A vault with one backup of an every-type dataset.
+fn one_backup() -> (RedisServer, tempfile::TempDir, PathBuf, PathBuf, String) {
+    let src = RedisServer::start();
+    fill_every_type(&src);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    ok(backup_to(&src.url(), &vault, &key, &[]));
+    let id = list_json(&vault)[0]["id"].as_str().unwrap().to_string();
+    (src, work, vault, key, id)
+}
+
+/// `restore ID` and `verify ID` accept only ids of the documented form
+/// (or `latest`): a path such as `a/b` cannot reach a manifest planted
+/// elsewhere, and the id restored is always named.
+#[test]
+fn backup_ids_other_than_the_documented_form_are_refused() {
+    let (_src, work, vault, key, id) = one_backup();
+    let v = vault.to_str().unwrap();
+    let k = key.to_str().unwrap();
+    // A manifest planted at backups/a/b/, pointing at the real data.
+    let planted = vault.join("backups/a/b");
+    std::fs::create_dir_all(&planted).unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(vault.join(format!("backups/{id}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    m["id"] = "a/b".into();
+    std::fs::write(
+        planted.join("manifest.json"),
+        serde_json::to_vec(&m).unwrap(),
+    )
+    .unwrap();
+    let out = work.path().join("dump.rdb");
+    let o = out.to_str().unwrap();
+    for bad in [
+        "a/b",
+        "../x",
+        "",
+        "20261124T152116Z-99",
+        "20261124T152116Z-99zz",
+    ] {
+        let e = fails(replvault(&[
+            "restore",
+            bad,
+            "--vault",
+            v,
+            "--key-file",
+            k,
+            "--out",
+            o,
+        ]));
+        assert!(e.contains("not a backup id"), "restore {bad:?}: {e}");
+        assert!(e.contains("latest"), "restore {bad:?}: {e}");
+        assert!(!out.exists());
+        let e = fails(replvault(&["verify", bad, "--vault", v, "--key-file", k]));
+        assert!(e.contains("not a backup id"), "verify {bad:?}: {e}");
+    }
+    // A manifest under a valid id that is not its own: not listed, and
+    // not restored as the backup it names.
+    let moved = "20200101T000000Z-abcd";
+    std::fs::create_dir_all(vault.join("backups").join(moved)).unwrap();
+    std::fs::copy(
+        vault.join(format!("backups/{id}/manifest.json")),
+        vault.join(format!("backups/{moved}/manifest.json")),
+    )
+    .unwrap();
+    let listed = list_json(&vault);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["id"], id.as_str());
+    let e = fails(replvault(&[
+        "restore",
+        moved,
+        "--vault",
+        v,
+        "--key-file",
+        k,
+        "--out",
+        o,
+    ]));
+    assert!(
+        e.contains(moved) && e.contains(&format!("manifest of backup \"{id}\"")),
+        "{e}"
+    );
+    // The documented forms work, and say which backup they read.
+    let printed = ok(replvault(&[
+        "restore",
+        "latest",
+        "--vault",
+        v,
+        "--key-file",
+        k,
+        "--out",
+        o,
+    ]));
+    assert!(
+        printed.contains(&format!("restored backup {id}")),
+        "{printed}"
+    );
+    let printed = ok(replvault(&["verify", &id, "--vault", v, "--key-file", k]));
+    assert!(printed.contains(&id), "{printed}");
+    let printed = ok(replvault(&[
+        "verify",
+        "latest",
+        "--vault",
+        v,
+        "--key-file",
+        k,
+    ]));
+    assert!(printed.contains(&id), "{printed}");
 }
