@@ -299,16 +299,43 @@ impl Store for LocalStore {
         }))
     }
 
-    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+    async fn get(&self, key: &str, max: u64) -> Result<Bytes, StoreError> {
+        use tokio::io::AsyncReadExt;
         let path = self.path(key)?;
-        match tokio::fs::read(&path).await {
-            Ok(b) => Ok(Bytes::from(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound {
-                store: self.describe(),
-                key: key.to_string(),
-            }),
-            Err(e) => Err(self.io("read", key, e)),
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    store: self.describe(),
+                    key: key.to_string(),
+                });
+            }
+            Err(e) => return Err(self.io("read", key, e)),
+        };
+        let too_large = |size| StoreError::TooLarge {
+            store: self.describe(),
+            key: key.to_string(),
+            size,
+            max,
+        };
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| self.io("stat", key, e))?
+            .len();
+        if size > max {
+            return Err(too_large(Some(size)));
         }
+        // At most one byte past the limit, should the file have grown.
+        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        file.take(max.saturating_add(1))
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| self.io("read", key, e))?;
+        if buf.len() as u64 > max {
+            return Err(too_large(None));
+        }
+        Ok(Bytes::from(buf))
     }
 
     async fn get_reader(&self, key: &str) -> Result<ObjectReader, StoreError> {

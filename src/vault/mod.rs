@@ -97,6 +97,13 @@ pub enum VaultError {
     Aborted,
 }
 
+/// The most read of a manifest. Real ones are about 2 KB (1,910 bytes for
+/// `fixtures/vault`'s, 1,478 for a 500,000-key backup); with 1,024
+/// function libraries they stay far below this. A larger object is
+/// refused unread, so a planted one cannot make `list` hold it in
+/// memory; a backup never writes one (`BackupWriter::finish`).
+pub const MAX_MANIFEST: u64 = 1 << 20;
+
 /// A backup whose data exists without a manifest (failed or in progress).
 #[derive(Clone, Debug)]
 pub struct Incomplete {
@@ -145,6 +152,18 @@ pub fn is_valid_id(id: &str) -> bool {
         && chrono::NaiveDateTime::parse_from_str(&id[..16], "%Y%m%dT%H%M%SZ").is_ok()
 }
 
+fn manifest_too_large(id: &str, size: Option<u64>) -> VaultError {
+    let size = size.map(|n| format!(" ({n} bytes)")).unwrap_or_default();
+    VaultError::BadManifest {
+        id: id.to_string(),
+        reason: format!(
+            "it is larger than the {} MiB a manifest may be{size}; real ones are a few KiB, \
+             so it was not written by replvault: delete backups/{id}/ or find out what wrote it",
+            MAX_MANIFEST >> 20
+        ),
+    }
+}
+
 /// A vault on some store.
 #[derive(Clone, Debug)]
 pub struct Vault {
@@ -181,8 +200,14 @@ impl Vault {
     pub async fn list(&self) -> Result<Vec<Manifest>, VaultError> {
         let mut out = Vec::new();
         for (id, objs) in self.objects().await? {
-            if objs.iter().any(|o| o.key == manifest_key(&id)) {
-                match self.manifest(&id).await {
+            if let Some(meta) = objs.iter().find(|o| o.key == manifest_key(&id)) {
+                // The listing gives the size: no need to ask for the object.
+                let got = if meta.size > MAX_MANIFEST {
+                    Err(manifest_too_large(&id, Some(meta.size)))
+                } else {
+                    self.manifest(&id).await
+                };
+                match got {
                     Ok(m) => out.push(m),
                     Err(e) => {
                         tracing::warn!(backup = %id, error = %e, "skipping a backup whose manifest cannot be read")
@@ -221,7 +246,10 @@ impl Vault {
         if !is_valid_id(id) {
             return Err(VaultError::InvalidId(id.to_string()));
         }
-        let bytes = self.store.get(&manifest_key(id)).await?;
+        let bytes = match self.store.get(&manifest_key(id), MAX_MANIFEST).await {
+            Err(StoreError::TooLarge { size, .. }) => return Err(manifest_too_large(id, size)),
+            other => other?,
+        };
         let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| VaultError::BadManifest {
             id: id.to_string(),
             reason: e.to_string(),

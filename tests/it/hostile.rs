@@ -373,3 +373,71 @@ fn backup_ids_other_than_the_documented_form_are_refused() {
     ]));
     assert!(printed.contains(&id), "{printed}");
 }
+
+/// A 2 MiB manifest (real ones are about 2 KB): `list` skips it with a
+/// warning naming the backup, `restore` of it fails clearly, and neither
+/// reads it whole.
+#[test]
+fn an_oversized_manifest_is_skipped_by_list_and_refused_by_restore() {
+    let (_src, work, vault, key, id) = one_backup();
+    let v = vault.to_str().unwrap();
+    // A valid manifest, padded with 2 MiB of JSON whitespace.
+    let big_id = "20200101T000000Z-0bad";
+    let mut m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(vault.join(format!("backups/{id}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    m["id"] = big_id.into();
+    let mut json = serde_json::to_vec(&m).unwrap();
+    json.resize(json.len() + (2 << 20), b' ');
+    let dir = vault.join("backups").join(big_id);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("manifest.json"), &json).unwrap();
+
+    let o = replvault(&["list", "--vault", v, "--json"]);
+    let log = stderr(&o);
+    let listed: serde_json::Value = serde_json::from_str(&ok(o)).unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [id.as_str()]);
+    assert!(log.contains(big_id) && log.contains("manifest"), "{log}");
+
+    let out = work.path().join("dump.rdb");
+    let e = fails(replvault(&restore_args_id(v, big_id, &key, &out)));
+    assert!(e.contains(big_id) && e.contains("manifest"), "{e}");
+    assert!(e.contains("larger than"), "{e}");
+    assert!(!out.exists());
+}
+
+fn restore_args_id<'a>(vault: &'a str, id: &'a str, key: &'a Path, out: &'a Path) -> Vec<&'a str> {
+    let mut a = restore_args(vault, key, out).to_vec();
+    a[1] = id;
+    a
+}
+
+/// A data object with one byte appended fails `verify` on its size,
+/// before it is read.
+#[test]
+fn a_data_object_with_a_byte_appended_fails_verify_on_its_size() {
+    let (_src, _work, vault, key, id) = one_backup();
+    let data = vault.join(format!("backups/{id}/data"));
+    let size = std::fs::metadata(&data).unwrap().len();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&data)
+        .unwrap();
+    f.write_all(b"\0").unwrap();
+    drop(f);
+    let o = verify_in(&vault, &key);
+    let text = stdout(&o);
+    fails(o);
+    assert!(
+        text.contains(&format!("data object is {} bytes", size + 1))
+            && text.contains(&format!("manifest says {size}")),
+        "{text}"
+    );
+}
