@@ -176,9 +176,19 @@ pub struct SourceArgs {
     #[arg(long, default_value_t = 1000, env = "REPLVAULT_SCAN_COUNT")]
     pub scan_count: u32,
 
-    /// Scan mode: at most this many keys per second (0 = unlimited).
+    /// Scan mode: at most this many keys per second, counting every key
+    /// SCAN returns, in every pass (0 = unlimited).
     #[arg(long, default_value_t = 0, env = "REPLVAULT_SCAN_RATE")]
     pub scan_rate: u64,
+
+    /// Scan mode: memory for the digests of the keys already written,
+    /// which drop the keys SCAN returns twice (16 bytes a slot, at most
+    /// 3/4 full: the default holds a pass of about 10 million keys). A
+    /// database with more keys is walked in several SCAN passes, each
+    /// writing its own share of the keys (README, "Managed Redis: scan
+    /// mode"). At least 64KiB.
+    #[arg(long, default_value = "256MiB", value_parser = parse_scan_memory, env = "REPLVAULT_SCAN_MEMORY")]
+    pub scan_memory: u64,
 }
 
 /// How the backup is taken.
@@ -369,6 +379,15 @@ pub struct InspectArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Parses `--scan-memory`: a size of at least 64 KiB.
+fn parse_scan_memory(s: &str) -> Result<u64, String> {
+    let n = parse_size(s)?;
+    if n < crate::source::scan_mode::MIN_MEMORY {
+        return Err("at least 64KiB".into());
+    }
+    Ok(n)
 }
 
 /// Parses `30s`, `15m`, `6h`, `30d`, `1w` (humantime syntax).

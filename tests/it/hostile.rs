@@ -441,3 +441,87 @@ fn a_data_object_with_a_byte_appended_fails_verify_on_its_size() {
         "{text}"
     );
 }
+
+/// A scan-mode backup whose seen-key set would outgrow `--scan-memory`
+/// walks the database in several SCAN passes, each keeping the digests of
+/// its own share of the keys, and still holds every key exactly once.
+#[test]
+fn scan_mode_over_its_memory_bound_walks_in_passes_and_restores_everything() {
+    let src = RedisServer::start();
+    fill_every_type(&src);
+    assert_eq!(
+        src.cmd(&["DEBUG", "POPULATE", "30000", "pop", "8"]),
+        Reply::Status("OK".into())
+    );
+    let (m, log) = super::backup_restore::round_trip_logged(
+        &src,
+        &src.url(),
+        &[
+            "--mode",
+            "scan",
+            "--scan-memory",
+            "64KiB",
+            "--scan-count",
+            "500",
+        ],
+    );
+    assert_eq!(m["source"]["mode"], "scan", "{m}");
+    let passes = log
+        .lines()
+        .filter(|l| l.contains("scan mode: pass"))
+        .count();
+    assert!(passes >= 8, "expected several passes: {log}");
+    assert!(log.contains("--scan-memory"), "{log}");
+}
+
+/// A database that grows during a pass past what `--scan-memory` holds
+/// fails the backup with an error naming the flag, and leaves nothing.
+#[test]
+fn scan_mode_fails_clearly_when_a_pass_outgrows_its_memory() {
+    let src = RedisServer::start();
+    assert_eq!(
+        src.cmd(&["DEBUG", "POPULATE", "1000", "a", "8"]),
+        Reply::Status("OK".into())
+    );
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    std::fs::create_dir(&vault).unwrap();
+    let args = [
+        "backup",
+        "--redis",
+        &src.url(),
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--mode",
+        "scan",
+        // 4,096 slots: the 1,000 keys fit one pass, 3,072 at most.
+        "--scan-memory",
+        "64KiB",
+        "--scan-count",
+        "10",
+        "--scan-rate",
+        "500",
+    ]
+    .map(String::from);
+    let child = replvault_spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // While the walk is young, the database grows twentyfold.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        src.cmd(&["DEBUG", "POPULATE", "20000", "b", "8"]),
+        Reply::Status("OK".into())
+    );
+    let e = fails(child.wait_with_output().unwrap());
+    assert!(e.contains("db 0 grew during the walk"), "{e}");
+    assert!(e.contains("raise --scan-memory"), "{e}");
+    let list = ok(replvault(&[
+        "list",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(list.trim(), "[]");
+    assert_eq!(files_under(&vault), Vec::<String>::new());
+}
