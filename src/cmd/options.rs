@@ -40,6 +40,7 @@ impl SourceArgs {
             idle_timeout: self.idle_timeout,
             scan_count: self.scan_count,
             scan_rate: self.scan_rate,
+            scan_memory: self.scan_memory,
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct SourceOptions {
     pub scan_count: u32,
     /// Scan mode: at most this many keys per second (0 = unlimited).
     pub scan_rate: u64,
+    /// Scan mode: bytes for the digests of keys already written (see
+    /// [`scan_mode::ScanOptions::memory`]).
+    pub scan_memory: u64,
 }
 
 // By hand, so a `{:?}` never prints the password.
@@ -64,6 +67,7 @@ impl std::fmt::Debug for SourceOptions {
             .field("idle_timeout", &self.idle_timeout)
             .field("scan_count", &self.scan_count)
             .field("scan_rate", &self.scan_rate)
+            .field("scan_memory", &self.scan_memory)
             .finish_non_exhaustive()
     }
 }
@@ -125,6 +129,18 @@ pub enum SourceError {
     /// Scan mode could not read the keyspace.
     #[error("scan mode: {0}")]
     ScanRefused(String),
+    /// Scan mode's seen-key digests outgrew their memory.
+    #[error(
+        "scan mode: db {db} grew during the walk past what --scan-memory ({memory} bytes) holds in one pass ({keys} keys): raise --scan-memory"
+    )]
+    ScanMemory {
+        /// The database.
+        db: u64,
+        /// Keys of the pass when the table was full.
+        keys: u64,
+        /// `--scan-memory`.
+        memory: u64,
+    },
 }
 
 /// A running source of RDB bytes.
@@ -149,6 +165,7 @@ pub async fn open(args: &SourceOptions) -> Result<RdbSource, SourceError> {
     let scan_opts = scan_mode::ScanOptions {
         count: args.scan_count,
         rate: args.scan_rate,
+        memory: args.scan_memory,
         idle_timeout: args.idle_timeout,
     };
     if args.mode == Mode::Scan {
