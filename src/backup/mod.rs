@@ -75,6 +75,9 @@ pub async fn take_backup(
         loop {
             let next = tokio::select! {
                 n = src.chunks.recv() => n,
+                // The checker's verdict on what was sent does not wait for
+                // the next chunk of a slow source.
+                e = writer.failed() => return Err(e.into()),
                 () = &mut cancel => return Err(BackupError::Interrupted),
             };
             match next {

@@ -28,7 +28,7 @@ use crate::store::{Store, Upload, UploadOptions};
 use crate::vault::manifest::{
     self, CompressionInfo, EncryptionInfo, Manifest, RdbInfo, StoredInfo,
 };
-use crate::vault::{Vault, VaultError, data_key, manifest_key, new_id};
+use crate::vault::{MAX_MANIFEST, Vault, VaultError, data_key, manifest_key, new_id};
 
 /// Chunks in flight between stages.
 const DEPTH: usize = 8;
@@ -201,6 +201,19 @@ impl BackupWriter {
         Ok(())
     }
 
+    /// Resolves, with the reason, once the pipeline has stopped on its own
+    /// (the checker rejected the data, the upload failed); never while it
+    /// runs. Lets a caller waiting for a slow source fail at once rather
+    /// than at its next [`BackupWriter::write`].
+    pub async fn failed(&mut self) -> VaultError {
+        match &self.tx {
+            // The pipeline thread holds the receiver until it stops.
+            Some(tx) => tx.closed().await,
+            None => std::future::pending().await,
+        }
+        self.failure().await
+    }
+
     /// The error that stopped the pipeline.
     async fn failure(&mut self) -> VaultError {
         self.tx = None;
@@ -318,6 +331,17 @@ impl BackupWriter {
         }
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| VaultError::Pipeline(e.to_string()))?;
+        // Readers refuse a larger one: never commit a backup none can read.
+        // Only the summary can grow it (an RDB with unusually long aux
+        // fields or function names, which the checker keeps 4 KiB of).
+        if json.len() as u64 > MAX_MANIFEST {
+            return Err(VaultError::Pipeline(format!(
+                "the manifest would be {} bytes, more than the {} MiB readers accept: the RDB's \
+                 aux fields or function library names are unusually long; nothing was committed",
+                json.len(),
+                MAX_MANIFEST >> 20
+            )));
+        }
         // The commit point: only now does the backup exist.
         self.store
             .put(&manifest_key(&self.id), Bytes::from(json))

@@ -3,12 +3,21 @@
 //! Flags that several subcommands share live in flattened groups
 //! ([`VaultArgs`], [`KeyArgs`], [`SourceArgs`], [`RetentionArgs`]) so each is
 //! written once. Environment defaults use the `REPLVAULT_` prefix.
+//!
+//! Help shows each variable's value, except for those that can hold a
+//! secret ([`SECRET_ENV`], `hide_env_values`): the `--redis` URL (it may
+//! carry a password) and the password. The others hold paths, names and
+//! settings; a KMS key id names a key without granting use of it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The environment variables that can hold a secret: help never shows
+/// their values (a test checks every flag that reads one).
+pub const SECRET_ENV: [&str; 2] = ["REPLVAULT_REDIS", "REPLVAULT_REDIS_PASSWORD"];
 
 /// Back up Redis and Valkey by joining them as a replica.
 #[derive(Debug, Parser)]
@@ -124,7 +133,8 @@ pub struct SourceArgs {
     /// Sentinel where the master and its replicas are (`sentinels://`:
     /// TLS to sentinels and nodes). The password may also come from
     /// REPLVAULT_REDIS_PASSWORD.
-    #[arg(long, env = "REPLVAULT_REDIS")]
+    // The URL may hold a password: help names the variable, never its value.
+    #[arg(long, env = "REPLVAULT_REDIS", hide_env_values = true)]
     pub redis: String,
 
     /// With a sentinel:// URL: back up from a `replica` (a healthy one, its
@@ -181,9 +191,19 @@ pub struct SourceArgs {
     #[arg(long, default_value_t = 1000, env = "REPLVAULT_SCAN_COUNT")]
     pub scan_count: u32,
 
-    /// Scan mode: at most this many keys per second (0 = unlimited).
+    /// Scan mode: at most this many keys per second, counting every key
+    /// SCAN returns, in every pass (0 = unlimited).
     #[arg(long, default_value_t = 0, env = "REPLVAULT_SCAN_RATE")]
     pub scan_rate: u64,
+
+    /// Scan mode: memory for the digests of the keys already written,
+    /// which drop the keys SCAN returns twice (16 bytes a slot, at most
+    /// 3/4 full: the default holds a pass of about 10 million keys). A
+    /// database with more keys is walked in several SCAN passes, each
+    /// writing its own share of the keys (README, "Managed Redis: scan
+    /// mode"). At least 64KiB.
+    #[arg(long, default_value = "256MiB", value_parser = parse_scan_memory, env = "REPLVAULT_SCAN_MEMORY")]
+    pub scan_memory: u64,
 }
 
 /// Which node to back up from.
@@ -479,6 +499,15 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
+/// Parses `--scan-memory`: a size of at least 64 KiB.
+fn parse_scan_memory(s: &str) -> Result<u64, String> {
+    let n = parse_size(s)?;
+    if n < crate::source::scan_mode::MIN_MEMORY {
+        return Err("at least 64KiB".into());
+    }
+    Ok(n)
+}
+
 /// Parses `30s`, `15m`, `6h`, `30d`, `1w` (humantime syntax).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 15m, 6h, 30d)"))
@@ -514,6 +543,46 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every flag of every subcommand, with the subcommand's name.
+    fn all_args() -> Vec<(String, clap::Arg)> {
+        let mut out = Vec::new();
+        let mut stack = vec![Cli::command()];
+        while let Some(cmd) = stack.pop() {
+            let name = cmd.get_name().to_string();
+            out.extend(cmd.get_arguments().map(|a| (name.clone(), a.clone())));
+            stack.extend(cmd.get_subcommands().cloned());
+        }
+        out
+    }
+
+    #[test]
+    fn help_hides_the_values_of_variables_that_can_hold_a_secret() {
+        let mut seen = 0;
+        for (cmd, arg) in all_args() {
+            let Some(env) = arg.get_env().and_then(|e| e.to_str()) else {
+                continue;
+            };
+            // A new variable whose name says secret must be listed too.
+            let sounds_secret = ["PASSWORD", "SECRET", "TOKEN", "CREDENTIAL"]
+                .iter()
+                .any(|w| env.contains(w));
+            assert!(
+                !sounds_secret || SECRET_ENV.contains(&env),
+                "{env} ({cmd}) looks secret: add it to SECRET_ENV"
+            );
+            if SECRET_ENV.contains(&env) {
+                seen += 1;
+                assert!(
+                    arg.is_hide_env_values_set(),
+                    "{cmd} --{}: help would show {env}'s value",
+                    arg.get_id()
+                );
+            }
+        }
+        // backup and run each read both.
+        assert!(seen >= 4, "{seen}");
     }
 
     #[test]

@@ -50,6 +50,7 @@ impl SourceArgs {
                 FromNode::Primary => NodeRole::Primary,
             },
             sentinel_password: self.sentinel_password.clone(),
+            scan_memory: self.scan_memory,
         }
     }
 }

@@ -69,6 +69,9 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         "  3. Put the file where `CONFIG GET dir` / `dbfilename` point (usually dump.rdb), e.g."
     );
     outln!("     `mv {out} /var/lib/redis/dump.rdb && chown redis:redis /var/lib/redis/dump.rdb`.");
+    outln!(
+        "     The file is mode 0600 (its owner only): Redis reads it once chown makes it the owner."
+    );
     if !report.summary.modules.is_empty() {
         let names: Vec<&str> = report.summary.modules.keys().map(String::as_str).collect();
         outln!(

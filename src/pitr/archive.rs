@@ -278,7 +278,10 @@ async fn read_info(vault: &Vault, id: &str) -> Result<TimelineInfo, VaultError> 
         id: format!("timeline {id}"),
         reason,
     };
-    let bytes = vault.store().get(&TimelineInfo::object(id)).await?;
+    let bytes = vault
+        .store()
+        .get(&TimelineInfo::object(id), MAX_TIMELINE_JSON as u64)
+        .await?;
     if bytes.len() > MAX_TIMELINE_JSON {
         return Err(bad(format!("{} bytes is too large", bytes.len())));
     }

@@ -169,7 +169,11 @@ async fn resume_point(
     let db = match t.segments.last() {
         Some(last) => {
             let object = last.object(&t.info.id);
-            let stored = vault.store().get(&object).await.map_err(VaultError::from)?;
+            let stored = vault
+                .store()
+                .get(&object, super::segment::MAX_STORED)
+                .await
+                .map_err(VaultError::from)?;
             Segment::open(&object, &stored, key.cloned(), last)?
                 .header
                 .db_end

@@ -193,7 +193,11 @@ pub async fn replay(
     let io = |e: std::io::Error| ReplayError::Vault(VaultError::Pipeline(e.to_string()));
     'segments: for k in &plan.segments {
         let object = k.object(&plan.timeline);
-        let stored = vault.store().get(&object).await.map_err(VaultError::from)?;
+        let stored = vault
+            .store()
+            .get(&object, super::segment::MAX_STORED)
+            .await
+            .map_err(VaultError::from)?;
         let seg = Segment::open(&object, &stored, key.cloned(), k)?;
         drop(stored);
         let mut cur_db = db.unwrap_or(seg.header.db);

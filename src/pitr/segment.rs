@@ -13,6 +13,9 @@ pub const FORMAT: u32 = 1;
 /// allocate without bound: the largest segment size plus one command of
 /// the largest size a primary sends, plus room for the times.
 pub const MAX_PLAINTEXT: u64 = (1 << 30) + (1 << 29);
+/// Largest stored segment object a reader fetches: the plaintext bound,
+/// what zstd adds to incompressible data, the AEAD tags and the header.
+pub const MAX_STORED: u64 = MAX_PLAINTEXT + (MAX_PLAINTEXT >> 6) + 4096;
 /// Longest header a reader accepts.
 const MAX_HEADER: u32 = 64 * 1024;
 

@@ -40,7 +40,7 @@ pub async fn verify_timeline(
         let object = k.object(&t.info.id);
         let stored = vault
             .store()
-            .get(&object)
+            .get(&object, super::segment::MAX_STORED)
             .await
             .map_err(|e| e.to_string())?;
         let seg = Segment::open(&object, &stored, key.cloned(), k).map_err(|e| e.to_string())?;

@@ -24,6 +24,10 @@ mod writeback;
 use direct::{Mode, Sink};
 use read::{check_key, read};
 
+/// The mode of a restored file (and of its temp file): owner only,
+/// whatever the umask.
+pub const RESTORED_FILE_MODE: u32 = 0o600;
+
 /// What reading a backup found.
 #[derive(Clone, Debug)]
 pub struct ReadReport {
@@ -111,15 +115,17 @@ pub async fn restore(
     let mut r = [0u8; 6];
     random_bytes(&mut r).map_err(|e| VaultError::Pipeline(e.to_string()))?;
     let tmp = dir.join(format!(".{name}.replvault-tmp-{}", hex::encode(r)));
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| VaultError::Io {
-            op: "create",
-            path: tmp.display().to_string(),
-            source: e,
-        })?;
+    // The owner's only: a dump holds the whole dataset. The operator gives
+    // it to Redis's user (`chown`, as the printed steps say).
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, RESTORED_FILE_MODE);
+    let file = opts.open(&tmp).map_err(|e| VaultError::Io {
+        op: "create",
+        path: tmp.display().to_string(),
+        source: e,
+    })?;
     let sink = if direct_io {
         Sink::new(file)
     } else {

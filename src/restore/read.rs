@@ -14,6 +14,7 @@ use super::decompress::{Decode, Decoded, Ticket};
 use super::direct::{ALIGN, Mode, Sink};
 use super::{ReadReport, disk_error};
 use crate::crypto::{Decryptor, MasterKey, StreamError};
+use crate::store::StoreError;
 use crate::vault::{Manifest, Vault, VaultError};
 
 /// Why the checking thread stopped before the end.
@@ -151,6 +152,32 @@ pub(super) fn check_key(m: &Manifest, key: Option<&MasterKey>) -> Result<(), Vau
     }
 }
 
+/// Checks, from the store's listing, that the data object has the size the
+/// manifest records, before any of it is read: a cut or lengthened object
+/// fails here, with both sizes, rather than somewhere in the stream.
+async fn check_stored_size(vault: &Vault, m: &Manifest) -> Result<(), VaultError> {
+    let store = vault.store();
+    let listed = store.list(&m.stored.key).await?;
+    let Some(object) = listed.iter().find(|o| o.key == m.stored.key) else {
+        return Err(StoreError::NotFound {
+            store: store.describe(),
+            key: m.stored.key.clone(),
+        }
+        .into());
+    };
+    if object.size != m.stored.bytes {
+        return Err(VaultError::Mismatch {
+            id: m.id.clone(),
+            what: format!(
+                "its data object is {} bytes, the manifest says {} (size checked before reading): \
+                 the object was cut short or added to",
+                object.size, m.stored.bytes
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Reads backup `m` through every check; writes the RDB to `sink` if given.
 ///
 /// One thread reads, hashes and decrypts; the zstd stage decodes (two
@@ -163,6 +190,7 @@ pub(super) async fn read(
     sink: Option<Sink>,
 ) -> Result<ReadReport, VaultError> {
     check_key(m, key.as_ref())?;
+    check_stored_size(vault, m).await?;
     let stream = vault.store().get_reader(&m.stored.key).await?;
     let mut bridge = SyncIoBridge::new(stream);
     let (tickets, tickets_rx) = std::sync::mpsc::sync_channel::<Ticket>(TICKETS);

@@ -56,6 +56,9 @@ pub struct SourceOptions {
     pub from: NodeRole,
     /// With a `sentinel://` URL: the sentinels' password.
     pub sentinel_password: Option<String>,
+    /// Scan mode: bytes for the digests of keys already written (see
+    /// [`scan_mode::ScanOptions::memory`]).
+    pub scan_memory: u64,
 }
 
 // By hand, so a `{:?}` never prints the password.
@@ -78,6 +81,7 @@ impl std::fmt::Debug for SourceOptions {
             .field("scan_count", &self.scan_count)
             .field("scan_rate", &self.scan_rate)
             .field("from", &self.from)
+            .field("scan_memory", &self.scan_memory)
             .finish_non_exhaustive()
     }
 }
@@ -145,6 +149,18 @@ pub enum SourceError {
     /// The consumer stopped taking the payload (the backup was aborted).
     #[error("the backup stopped taking the snapshot")]
     Aborted,
+    /// Scan mode's seen-key digests outgrew their memory.
+    #[error(
+        "scan mode: db {db} grew during the walk past what --scan-memory ({memory} bytes) holds in one pass ({keys} keys): raise --scan-memory"
+    )]
+    ScanMemory {
+        /// The database.
+        db: u64,
+        /// Keys of the pass when the table was full.
+        keys: u64,
+        /// `--scan-memory`.
+        memory: u64,
+    },
 }
 
 /// A running source of RDB bytes.
@@ -166,6 +182,7 @@ pub async fn open(args: &SourceOptions) -> Result<RdbSource, SourceError> {
     let scan_opts = scan_mode::ScanOptions {
         count: args.scan_count,
         rate: args.scan_rate,
+        memory: args.scan_memory,
         idle_timeout: args.idle_timeout,
     };
     if args.mode == Mode::Scan {

@@ -23,6 +23,9 @@ use super::{RdbSource, SourceError};
 const CHUNK: usize = 120 * 1024;
 /// Bytes per read from the socket.
 const READ_SIZE: usize = CHUNK;
+/// The longest received payload waits to be passed on (and checked) when
+/// it arrives too slowly to fill a chunk.
+const MAX_WAIT: Duration = Duration::from_secs(1);
 /// Chunks buffered between the socket and the vault writer.
 const DEPTH: usize = 16;
 
@@ -176,6 +179,14 @@ pub fn note_event(ev: Event, info: &mut SourceInfo, framing: &mut Option<Framing
 
 /// Streams the payload into `tx` until complete; returns the connection
 /// and what was read past the payload (the replication stream).
+///
+/// Payload is gathered into chunks of up to [`CHUNK`] bytes, and a chunk
+/// goes on once full or once its first byte has waited [`MAX_WAIT`]: at
+/// full speed chunks fill in well under a millisecond, while a slow or
+/// trickling source still has every byte checked within about a second of
+/// its arrival (a stream that breaks the checker fails then, instead of
+/// when 120 KiB have gathered, and the idle timeout, which a trickle never
+/// trips, is not what ends it).
 pub async fn pump(
     mut conn: Connection,
     mut buf: BytesMut,
@@ -186,12 +197,17 @@ pub async fn pump(
 ) -> Result<(Connection, BytesMut), SourceError> {
     let mut reader = PayloadReader::new(framing);
     let mut out = BytesMut::with_capacity(CHUNK);
+    // When the oldest byte in `out` arrived; `None` while `out` is empty.
+    let mut waiting_since: Option<tokio::time::Instant> = None;
+    // When the server last sent anything: the idle timeout counts from it.
+    let mut heard = tokio::time::Instant::now();
     let (mut reads, mut sends) = (0u64, 0u64);
     loop {
         if !buf.is_empty() {
             // Pass on what has gathered before it would outgrow its buffer.
             if !out.is_empty() && out.len() + buf.len() > CHUNK {
                 sends += 1;
+                waiting_since = None;
                 if !pass_on(&mut out, tx).await {
                     return Err(SourceError::Aborted);
                 }
@@ -200,8 +216,13 @@ pub async fn pump(
                 .feed(&buf, &mut |b| out.extend_from_slice(b))
                 .map_err(SourceError::Payload)?;
             let _ = buf.split_to(used);
-            if reader.is_complete() && !out.is_empty() {
+            if !out.is_empty() && waiting_since.is_none() {
+                waiting_since = Some(heard);
+            }
+            let waited = waiting_since.is_some_and(|t| t.elapsed() >= MAX_WAIT);
+            if (reader.is_complete() || waited) && !out.is_empty() {
                 sends += 1;
+                waiting_since = None;
                 if !pass_on(&mut out, tx).await {
                     return Err(SourceError::Aborted);
                 }
@@ -215,9 +236,37 @@ pub async fn pump(
             return Ok((conn, buf));
         }
         reads += 1;
-        if read_some(&mut conn, &mut buf, idle, reader.delivered()).await? == 0 {
-            reader.handle_eof().map_err(SourceError::Payload)?;
-            return Ok((conn, buf));
+        buf.reserve(READ_SIZE);
+        // Wake for the next bytes, for gathered bytes that have waited
+        // long enough, or for the idle timeout, whichever comes first.
+        let idle_at = heard + idle;
+        let wake = waiting_since.map_or(idle_at, |t| (t + MAX_WAIT).min(idle_at));
+        let got = reader.delivered();
+        match tokio::time::timeout_at(wake, conn.read_buf(&mut buf)).await {
+            Ok(Ok(0)) => {
+                reader.handle_eof().map_err(SourceError::Payload)?;
+                return Ok((conn, buf));
+            }
+            Ok(Ok(_)) => heard = tokio::time::Instant::now(),
+            Ok(Err(source)) => return Err(SourceError::Io { bytes: got, source }),
+            Err(_) if tokio::time::Instant::now() >= idle_at => {
+                return Err(SourceError::IdleTimeout {
+                    after: idle,
+                    bytes: got,
+                });
+            }
+            // Gathered bytes have waited long enough: check them now.
+            // (Dropping `read_buf` unfinished loses nothing: it is cancel
+            // safe.)
+            Err(_) => {
+                waiting_since = None;
+                if !out.is_empty() {
+                    sends += 1;
+                    if !pass_on(&mut out, tx).await {
+                        return Err(SourceError::Aborted);
+                    }
+                }
+            }
         }
     }
 }

@@ -14,6 +14,7 @@ pub async fn run_all(store: &dyn Store) {
     overwrite_is_refused(store).await;
     multipart_complete_and_abort(store).await;
     missing_objects(store).await;
+    get_is_bounded(store).await;
     list_many_in_order(store).await;
 }
 
@@ -30,7 +31,8 @@ pub async fn put_get_list_delete(store: &dyn Store) {
         .await
         .unwrap();
     store.put("t1/b", Bytes::from_static(b"")).await.unwrap();
-    assert_eq!(&store.get("t1/a/x").await.unwrap()[..], b"hello");
+    assert_eq!(&store.get("t1/a/x", 5).await.unwrap()[..], b"hello");
+    assert!(store.get("t1/b", 0).await.unwrap().is_empty());
     assert_eq!(read_all(store, "t1/a/x").await, b"hello");
     let keys: Vec<String> = store
         .list("t1/")
@@ -56,7 +58,7 @@ pub async fn overwrite_is_refused(store: &dyn Store) {
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::AlreadyExists { .. }), "{e}");
-    assert_eq!(&store.get("t2/x").await.unwrap()[..], b"one");
+    assert_eq!(&store.get("t2/x", 100).await.unwrap()[..], b"one");
     store.delete("t2/x").await.unwrap();
 }
 
@@ -95,7 +97,7 @@ pub async fn multipart_complete_and_abort(store: &dyn Store) {
 
 pub async fn missing_objects(store: &dyn Store) {
     assert!(matches!(
-        store.get("t4/none").await,
+        store.get("t4/none", 100).await,
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
@@ -103,6 +105,23 @@ pub async fn missing_objects(store: &dyn Store) {
         Err(StoreError::NotFound { .. })
     ));
     assert!(store.list("t4/").await.unwrap().is_empty());
+}
+
+/// `get` returns an object up to its limit and refuses a larger one.
+pub async fn get_is_bounded(store: &dyn Store) {
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    store.put("t6/x", Bytes::from(data.clone())).await.unwrap();
+    assert_eq!(&store.get("t6/x", 100_000).await.unwrap()[..], &data[..]);
+    assert_eq!(&store.get("t6/x", 1 << 20).await.unwrap()[..], &data[..]);
+    match store.get("t6/x", 99_999).await {
+        Err(StoreError::TooLarge { key, size, max, .. }) => {
+            assert_eq!(key, "t6/x");
+            assert_eq!(max, 99_999);
+            assert!(matches!(size, None | Some(100_000)), "{size:?}");
+        }
+        other => panic!("a get over its limit gave {other:?}"),
+    }
+    store.delete("t6/x").await.unwrap();
 }
 
 pub async fn list_many_in_order(store: &dyn Store) {

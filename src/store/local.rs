@@ -5,6 +5,11 @@
 //! is fsynced, then published with `link(2)`, which fails if the target
 //! exists, so an object is never overwritten and readers see all of it or
 //! nothing. Names starting with `.` are never listed.
+//!
+//! What it creates is the owner's only, whatever the umask: files
+//! [`FILE_MODE`] (0600), directories [`DIR_MODE`] (0700), the root too
+//! when the first write creates it. A root that already exists keeps its
+//! mode.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,6 +20,30 @@ use chrono::{DateTime, Utc};
 
 use super::{ObjectMeta, ObjectReader, PendingUpload, Store, StoreError, Upload, UploadOptions};
 use crate::crypto::keys::random_bytes;
+
+/// The mode of the files a local vault creates (data objects, manifests,
+/// and their staged copies): the owner reads and writes, nobody else.
+pub const FILE_MODE: u32 = 0o600;
+/// The mode of the directories a local vault creates.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` and any missing parents with [`DIR_MODE`].
+fn create_dirs(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, DIR_MODE);
+    b.create(dir)
+}
+
+/// Options that create a new file with [`FILE_MODE`], never an existing one.
+fn new_file() -> std::fs::OpenOptions {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, FILE_MODE);
+    o
+}
 
 /// A vault in a local directory.
 #[derive(Debug, Clone)]
@@ -208,12 +237,11 @@ impl Store for LocalStore {
         let key = key.to_string();
         let res = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             if let Some(dir) = dest.parent() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| this.io("create directory for", &key, e))?;
+                create_dirs(dir).map_err(|e| this.io("create directory for", &key, e))?;
             }
             let staged = staged_path(&dest);
             let write = || -> std::io::Result<()> {
-                let mut f = std::fs::File::create_new(&staged)?;
+                let mut f = new_file().open(&staged)?;
                 f.write_all(&data)?;
                 f.sync_all()
             };
@@ -243,8 +271,11 @@ impl Store for LocalStore {
     ) -> Result<Box<dyn Upload>, StoreError> {
         let dest = self.path(key)?;
         if let Some(dir) = dest.parent() {
-            tokio::fs::create_dir_all(dir)
+            let dir = dir.to_path_buf();
+            tokio::task::spawn_blocking(move || create_dirs(&dir))
                 .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r)
                 .map_err(|e| self.io("create directory for", key, e))?;
         }
         if tokio::fs::try_exists(&dest).await.unwrap_or(false) {
@@ -254,9 +285,7 @@ impl Store for LocalStore {
             });
         }
         let staged = staged_path(&dest);
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
+        let file = tokio::fs::OpenOptions::from(new_file())
             .open(&staged)
             .await
             .map_err(|e| self.io("create", key, e))?;
@@ -270,16 +299,43 @@ impl Store for LocalStore {
         }))
     }
 
-    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+    async fn get(&self, key: &str, max: u64) -> Result<Bytes, StoreError> {
+        use tokio::io::AsyncReadExt;
         let path = self.path(key)?;
-        match tokio::fs::read(&path).await {
-            Ok(b) => Ok(Bytes::from(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound {
-                store: self.describe(),
-                key: key.to_string(),
-            }),
-            Err(e) => Err(self.io("read", key, e)),
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    store: self.describe(),
+                    key: key.to_string(),
+                });
+            }
+            Err(e) => return Err(self.io("read", key, e)),
+        };
+        let too_large = |size| StoreError::TooLarge {
+            store: self.describe(),
+            key: key.to_string(),
+            size,
+            max,
+        };
+        let size = file
+            .metadata()
+            .await
+            .map_err(|e| self.io("stat", key, e))?
+            .len();
+        if size > max {
+            return Err(too_large(Some(size)));
         }
+        // At most one byte past the limit, should the file have grown.
+        let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        file.take(max.saturating_add(1))
+            .read_to_end(&mut buf)
+            .await
+            .map_err(|e| self.io("read", key, e))?;
+        if buf.len() as u64 > max {
+            return Err(too_large(None));
+        }
+        Ok(Bytes::from(buf))
     }
 
     async fn get_reader(&self, key: &str) -> Result<ObjectReader, StoreError> {

@@ -82,6 +82,18 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The object is larger than the caller reads (a bounded `get`).
+    #[error("{store}: object {key} is larger than the {max} bytes read for it{}", size.map(|n| format!(" ({n} bytes)")).unwrap_or_default())]
+    TooLarge {
+        /// Store description.
+        store: String,
+        /// Object key.
+        key: String,
+        /// Its size, where the store said.
+        size: Option<u64>,
+        /// The most the caller reads.
+        max: u64,
+    },
     /// Anything else the backend reported.
     #[error("{store}: {message}")]
     Backend {
@@ -118,8 +130,10 @@ pub trait Store: Send + Sync + fmt::Debug {
         opts: UploadOptions,
     ) -> Result<Box<dyn Upload>, StoreError>;
 
-    /// Reads a whole (small) object.
-    async fn get(&self, key: &str) -> Result<Bytes, StoreError>;
+    /// Reads a whole small object of at most `max` bytes. A larger one is
+    /// [`StoreError::TooLarge`], found from its size (or, where the store
+    /// does not say it, after `max + 1` bytes), never read whole.
+    async fn get(&self, key: &str, max: u64) -> Result<Bytes, StoreError>;
 
     /// A reader of an object, for objects too large to hold.
     async fn get_reader(&self, key: &str) -> Result<ObjectReader, StoreError>;

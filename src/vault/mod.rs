@@ -48,6 +48,11 @@ pub enum VaultError {
     /// No backup matches.
     #[error("no backup {0:?} in {1}: run `replvault list` to see what there is")]
     NotFound(String, String),
+    /// Not of the form backup ids have, nor `latest`.
+    #[error(
+        "{0:?} is not a backup id: ids look like 20261124T152116Z-9986 (`replvault list` shows them), or use `latest`"
+    )]
+    InvalidId(String),
     /// The vault has no backups.
     #[error("no complete backups in {0}")]
     Empty(String),
@@ -92,6 +97,13 @@ pub enum VaultError {
     Aborted,
 }
 
+/// The most read of a manifest. Real ones are about 2 KB (1,910 bytes for
+/// `fixtures/vault`'s, 1,478 for a 500,000-key backup); with 1,024
+/// function libraries they stay far below this. A larger object is
+/// refused unread, so a planted one cannot make `list` hold it in
+/// memory; a backup never writes one (`BackupWriter::finish`).
+pub const MAX_MANIFEST: u64 = 1 << 20;
+
 /// A backup whose data exists without a manifest (failed or in progress).
 #[derive(Clone, Debug)]
 pub struct Incomplete {
@@ -120,6 +132,36 @@ pub fn new_id(now: DateTime<Utc>) -> Result<String, VaultError> {
         now.format("%Y%m%dT%H%M%SZ"),
         hex::encode(r)
     ))
+}
+
+/// Whether `id` has the form [`new_id`] gives, `YYYYMMDDTHHMMSSZ-xxxx`: a
+/// real UTC time to the second, a dash and 4 lowercase hex digits. Only
+/// such ids are read, so an id can never be a path (`a/b`, `../x`).
+pub fn is_valid_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    b.len() == 21
+        && digits(0..8)
+        && b[8] == b'T'
+        && digits(9..15)
+        && b[15] == b'Z'
+        && b[16] == b'-'
+        && b[17..]
+            .iter()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+        && chrono::NaiveDateTime::parse_from_str(&id[..16], "%Y%m%dT%H%M%SZ").is_ok()
+}
+
+fn manifest_too_large(id: &str, size: Option<u64>) -> VaultError {
+    let size = size.map(|n| format!(" ({n} bytes)")).unwrap_or_default();
+    VaultError::BadManifest {
+        id: id.to_string(),
+        reason: format!(
+            "it is larger than the {} MiB a manifest may be{size}; real ones are a few KiB, \
+             so it was not written by replvault: delete backups/{id}/ or find out what wrote it",
+            MAX_MANIFEST >> 20
+        ),
+    }
 }
 
 /// A vault on some store.
@@ -158,8 +200,14 @@ impl Vault {
     pub async fn list(&self) -> Result<Vec<Manifest>, VaultError> {
         let mut out = Vec::new();
         for (id, objs) in self.objects().await? {
-            if objs.iter().any(|o| o.key == manifest_key(&id)) {
-                match self.manifest(&id).await {
+            if let Some(meta) = objs.iter().find(|o| o.key == manifest_key(&id)) {
+                // The listing gives the size: no need to ask for the object.
+                let got = if meta.size > MAX_MANIFEST {
+                    Err(manifest_too_large(&id, Some(meta.size)))
+                } else {
+                    self.manifest(&id).await
+                };
+                match got {
                     Ok(m) => out.push(m),
                     Err(e) => {
                         tracing::warn!(backup = %id, error = %e, "skipping a backup whose manifest cannot be read")
@@ -192,8 +240,16 @@ impl Vault {
             .collect())
     }
 
+    /// The manifest of backup `id`, which must be a valid id and the
+    /// manifest's own.
     async fn manifest(&self, id: &str) -> Result<Manifest, VaultError> {
-        let bytes = self.store.get(&manifest_key(id)).await?;
+        if !is_valid_id(id) {
+            return Err(VaultError::InvalidId(id.to_string()));
+        }
+        let bytes = match self.store.get(&manifest_key(id), MAX_MANIFEST).await {
+            Err(StoreError::TooLarge { size, .. }) => return Err(manifest_too_large(id, size)),
+            other => other?,
+        };
         let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| VaultError::BadManifest {
             id: id.to_string(),
             reason: e.to_string(),
@@ -204,10 +260,22 @@ impl Vault {
                 reason: format!("format {} is newer than this replvault: upgrade", m.format),
             });
         }
+        // A manifest copied or moved under another id would be restored,
+        // and pruned, as a backup it is not.
+        if m.id != id {
+            return Err(VaultError::BadManifest {
+                id: id.to_string(),
+                reason: format!(
+                    "it is the manifest of backup {:?}, not of the backup it is stored under",
+                    m.id
+                ),
+            });
+        }
         Ok(m)
     }
 
-    /// The manifest for an id or `latest`.
+    /// The manifest for an id or `latest`; anything else is
+    /// [`VaultError::InvalidId`], before the store is asked.
     pub async fn resolve(&self, selector: &str) -> Result<Manifest, VaultError> {
         if selector == "latest" {
             return self
@@ -242,5 +310,41 @@ impl Vault {
             .store
             .put(&manifest_key(&m.id), Bytes::from(json))
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_only_of_the_form_new_id_gives() {
+        for _ in 0..100 {
+            let id = new_id(Utc::now()).unwrap();
+            assert!(is_valid_id(&id), "{id}");
+        }
+        assert!(is_valid_id("20261124T152116Z-9986"));
+        assert!(is_valid_id("20240229T235959Z-00ff"));
+        for bad in [
+            "",
+            "latest",
+            "a/b",
+            "../x",
+            "20261124T152116Z-9986/../x",
+            "20261124T152116Z-998",
+            "20261124T152116Z-99866",
+            "20261124T152116Z-99AB",
+            "20261124T152116Z-99zz",
+            "20261124T152116Z_9986",
+            "20261124t152116z-9986",
+            "2026112XT152116Z-9986",
+            "20261324T152116Z-9986",
+            "20230229T000000Z-9986",
+            "20261124T256116Z-9986",
+            "+2026124T152116Z-9986",
+            "20261124T152116Z-99é",
+        ] {
+            assert!(!is_valid_id(bad), "{bad:?}");
+        }
     }
 }

@@ -344,12 +344,24 @@ fn truncated_data_object_is_detected() {
     // ciphertext plus a 16-byte tag, the last one shorter and flagged.
     let (header, segment) = (54, 65_536 + 16);
     let segments = (bytes.len() - header).div_ceil(segment);
-    // Cut inside the last segment: it no longer authenticates.
+    // A cut object no longer has the size its manifest records.
     std::fs::write(&data, &bytes[..bytes.len() - 100]).unwrap();
+    restore_fails(&s, &s.key, "cut short");
+    // With the manifest's byte count rewritten to match, the STREAM still
+    // catches it. Cut inside the last segment: it no longer authenticates.
+    let cut = |len: usize| {
+        std::fs::write(&data, &bytes[..len]).unwrap();
+        let path = data.with_file_name("manifest.json");
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        m["stored"]["bytes"] = len.into();
+        std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    };
+    cut(bytes.len() - 100);
     restore_fails(&s, &s.key, "segment");
     // Cut exactly before the last segment: every segment left is intact,
     // but none is flagged last.
-    std::fs::write(&data, &bytes[..header + (segments - 1) * segment]).unwrap();
+    cut(header + (segments - 1) * segment);
     restore_fails(&s, &s.key, "truncated");
 }
 

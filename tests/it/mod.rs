@@ -5,6 +5,7 @@ pub mod daemon;
 pub mod deploy;
 pub mod failures;
 pub mod harness;
+pub mod hostile;
 pub mod proxy;
 pub mod prune;
 pub mod s3;

@@ -298,14 +298,35 @@ impl Store for S3Store {
         )))
     }
 
-    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+    async fn get(&self, key: &str, max: u64) -> Result<Bytes, StoreError> {
         let r = self.get_object(key, None).await?;
-        let body = r.body.collect().await.map_err(|e| StoreError::Backend {
+        let too_large = |size| StoreError::TooLarge {
             store: self.describe(),
-            message: format!("reading {key} failed: {e}"),
-            source: Some(Box::new(e)),
-        })?;
-        Ok(body.into_bytes())
+            key: key.to_string(),
+            size,
+            max,
+        };
+        // The response's length says it before any of the body is read;
+        // dropping the body unread closes the connection.
+        let size = r.content_length().map(|n| n.max(0) as u64);
+        if let Some(n) = size.filter(|n| *n > max) {
+            return Err(too_large(Some(n)));
+        }
+        // Without a length (or with a wrong one), stop past `max` bytes.
+        let mut body = r.body;
+        let mut buf = Vec::with_capacity(usize::try_from(size.unwrap_or(0)).unwrap_or(0));
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| StoreError::Backend {
+                store: self.describe(),
+                message: format!("reading {key} failed: {e}"),
+                source: Some(Box::new(e)),
+            })?;
+            if (buf.len() + chunk.len()) as u64 > max {
+                return Err(too_large(None));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(buf))
     }
 
     async fn get_reader(&self, key: &str) -> Result<ObjectReader, StoreError> {
