@@ -6,6 +6,7 @@ pub mod deploy;
 pub mod failures;
 pub mod harness;
 pub mod hostile;
+pub mod pitr;
 pub mod proxy;
 pub mod prune;
 pub mod s3;

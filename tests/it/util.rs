@@ -455,6 +455,66 @@ impl RedisServer {
     }
 }
 
+/// One connection that stays open: for what belongs to a client, such as
+/// the selected database, a transaction, or `WAIT` (which counts only the
+/// calling client's own writes).
+pub struct Client {
+    r: BufReader<TcpStream>,
+    w: TcpStream,
+    port: u16,
+}
+
+impl Client {
+    /// Connects to 127.0.0.1:`port`.
+    pub fn connect(port: u16) -> Client {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let w = s.try_clone().unwrap();
+        Client {
+            r: BufReader::new(s),
+            w,
+            port,
+        }
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs a command.
+    pub fn cmd(&mut self, args: &[&str]) -> Reply {
+        let bin: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.cmd_bin(&bin)
+    }
+
+    /// Runs a command with binary-safe arguments.
+    pub fn cmd_bin(&mut self, args: &[&[u8]]) -> Reply {
+        let mut out = Vec::new();
+        encode(args, &mut out);
+        self.w.write_all(&out).unwrap();
+        read_reply(&mut self.r)
+    }
+
+    /// Runs a command and panics on an error reply.
+    pub fn ok(&mut self, args: &[&str]) -> Reply {
+        let r = self.cmd(args);
+        assert!(!matches!(r, Reply::Error(_)), "{args:?}: {r:?}");
+        r
+    }
+}
+
+impl RedisServer {
+    /// A connection that stays open, authenticated with the server password.
+    pub fn client(&self) -> Client {
+        let mut c = Client::connect(self.port);
+        if let Some(pw) = &self.password {
+            c.ok(&["AUTH", pw]);
+        }
+        c
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -1,0 +1,1266 @@
+//! Point-in-time recovery against real servers: `replvault run --pitr`
+//! archives the replication stream of a real primary, and `restore --at`
+//! rebuilds the dataset as it was at a time, checked with DEBUG DIGEST,
+//! `INFO keyspace`, the absolute expiry of every key and the function
+//! libraries on a fresh server that loads the result.
+//!
+//! - every data type, transactions, scripts, functions, databases 0-2,
+//!   FLUSHDB, SWAPDB, long and short TTLs, written in phases; each phase's
+//!   end restores in `rdb` on every server version available (Redis 7.0
+//!   always; Redis 6.2 and 8.2, Valkey 8.1 and 9.1 from
+//!   `REPLVAULT_TEST_SERVERS`, see scripts/test-servers.sh), in `aof-dir`
+//!   on 7.0 and later and in `aof` on 6.2;
+//! - kill -9 of the archiver while commands stream, and `CLIENT KILL TYPE
+//!   replica`: the archive continues (+CONTINUE), one timeline, no gap;
+//! - a backlog overrun while the archiver is down: a second timeline, a gap
+//!   that `restore --at` refuses while naming the windows;
+//! - `WAIT 1` on the primary returns once the write is in the vault, and
+//!   not before;
+//! - a real Sentinel failover promotes a real replica, never the archiver.
+//!
+//! Restore times: `restore --at T` replays the commands that arrived at or
+//! before T by the archiver's clock. A checkpoint takes T right after
+//! `WAIT` on the writing connection returned (so every write of the phase
+//! had arrived and was written), then lets the clock pass T before the next
+//! write, so that no later command arrives in T's millisecond.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::util::*;
+
+// ---------------------------------------------------------------------------
+// Time, polling, servers
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// `ms` as RFC 3339 with milliseconds, as `restore --at` takes it.
+fn rfc3339(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Polls `f` every 20 ms until it holds; panics with `what` (and `detail`,
+/// computed then) after `limit`.
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A server binary under test.
+#[derive(Clone, Debug)]
+struct Bin {
+    path: String,
+    major: u32,
+    valkey: bool,
+}
+
+impl Bin {
+    fn new(path: String) -> Bin {
+        let major = server_major_version(&path);
+        let out = Command::new(&path).arg("--version").output().unwrap();
+        let valkey = String::from_utf8_lossy(&out.stdout).contains("Valkey");
+        Bin {
+            path,
+            major,
+            valkey,
+        }
+    }
+
+    /// Debian's redis-server (7.0).
+    fn system() -> Bin {
+        Bin::new(redis_server_bin())
+    }
+
+    /// A binary from scripts/test-servers.sh, if it is there.
+    fn other(name: &str) -> Option<Bin> {
+        let dir = std::env::var_os("REPLVAULT_TEST_SERVERS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join("target/test-servers"));
+        let p = dir.join(name);
+        if !p.is_file() {
+            eprintln!(
+                "skipped: {} is missing (REPLVAULT_TEST_SERVERS=$(scripts/test-servers.sh) provides it)",
+                p.display()
+            );
+            return None;
+        }
+        Some(Bin::new(p.to_string_lossy().into_owned()))
+    }
+
+    fn has_functions(&self) -> bool {
+        self.major >= 7
+    }
+
+    /// Hash field TTLs: Redis 7.4+ (8 here), Valkey 9.0+.
+    fn has_field_ttls(&self) -> bool {
+        if self.valkey {
+            self.major >= 9
+        } else {
+            self.major >= 8
+        }
+    }
+
+    /// PEXPIRETIME (7.0+): expiries compare exactly.
+    fn has_expiretime(&self) -> bool {
+        self.major >= 7
+    }
+
+    fn start(&self, extra: &[&str]) -> RedisServer {
+        RedisServer::start_bin_in(&self.path, tempfile::tempdir().unwrap(), extra)
+    }
+}
+
+/// One field of `INFO <section>`.
+fn info(server: &RedisServer, section: &str, field: &str) -> Option<String> {
+    let text = server.cmd(&["INFO", section]).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+}
+
+fn info_u64(server: &RedisServer, section: &str, field: &str) -> u64 {
+    info(server, section, field)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
+}
+
+// ---------------------------------------------------------------------------
+// The archiver: `replvault run --pitr`
+
+/// A `replvault run --pitr` process; killed on drop.
+struct Archiver {
+    child: Option<Child>,
+    /// Its `/metrics` port.
+    metrics: u16,
+    log: PathBuf,
+    args: Vec<String>,
+}
+
+impl Archiver {
+    /// Starts `run --pitr` on `url` into `vault`, logging to `log`
+    /// (appended, so restarts keep one log).
+    fn start(url: &str, vault: &Path, key: &Path, log: &Path, extra: &[&str]) -> Archiver {
+        let mut args: Vec<String> = [
+            "run",
+            "--pitr",
+            "--redis",
+            url,
+            "--vault",
+            vault.to_str().unwrap(),
+            "--key-file",
+            key.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut a = Archiver {
+            child: None,
+            metrics: 0,
+            log: log.to_path_buf(),
+            args,
+        };
+        a.spawn();
+        a
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none());
+        self.metrics = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_replvault"))
+            .args(&self.args)
+            .args(["--listen", &format!("127.0.0.1:{}", self.metrics)])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// Starts it again with the same arguments (after [`Archiver::kill9`]).
+    fn restart(&mut self) {
+        self.spawn();
+    }
+
+    /// Starts it again pointed at another server.
+    fn restart_on(&mut self, url: &str) {
+        let i = self.args.iter().position(|a| a == "--redis").unwrap();
+        self.args[i + 1] = url.to_string();
+        self.spawn();
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGKILL: no chance to write what it holds.
+    fn kill9(&mut self) {
+        let mut c = self.child.take().unwrap();
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+
+    /// SIGTERM, and waits for the exit.
+    fn stop(&mut self) {
+        let mut c = self.child.take().unwrap();
+        send_signal(c.id(), "TERM");
+        let start = Instant::now();
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                assert!(st.success(), "run --pitr exited with {st}: {}", self.log());
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "run --pitr did not stop on SIGTERM: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn metrics(&self) -> String {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.metrics)) else {
+            return String::new();
+        };
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        );
+        let mut r = String::new();
+        let _ = s.read_to_string(&mut r);
+        r
+    }
+
+    fn metric(&self, name: &str) -> Option<f64> {
+        self.metrics()
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+
+    /// Waits until it streams (after its base, if it took one).
+    fn wait_streaming(&mut self) {
+        let start = Instant::now();
+        while self.metric("replvault_pitr_streaming") != Some(1.0) {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("run --pitr exited ({st}): {}", self.log());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the archiver is not streaming: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Archiver {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The vault's archive, read from its files
+
+/// A segment, as its object key names it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Seg {
+    timeline: String,
+    start: u64,
+    end: u64,
+    first_ms: u64,
+    last_ms: u64,
+}
+
+fn segments(vault: &Path) -> Vec<Seg> {
+    let mut out = Vec::new();
+    let Ok(tls) = std::fs::read_dir(vault.join("pitr")) else {
+        return out;
+    };
+    for tl in tls {
+        let tl = tl.unwrap();
+        let id = tl.file_name().to_string_lossy().into_owned();
+        let Ok(segs) = std::fs::read_dir(tl.path().join("seg")) else {
+            continue;
+        };
+        for s in segs {
+            let name = s.unwrap().file_name().to_string_lossy().into_owned();
+            let parts: Vec<&str> = name.split('-').collect();
+            // Staged files of the local store have other names.
+            let [a, b, c, d] = parts[..] else { continue };
+            let (Ok(start), Ok(end), Ok(first_ms), Ok(last_ms)) =
+                (a.parse(), b.parse(), c.parse(), d.parse())
+            else {
+                continue;
+            };
+            out.push(Seg {
+                timeline: id.clone(),
+                start,
+                end,
+                first_ms,
+                last_ms,
+            });
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every `timeline.json`, oldest first.
+fn timelines(vault: &Path) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = match std::fs::read_dir(vault.join("pitr")) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().path().join("timeline.json"))
+            .filter(|p| p.is_file())
+            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    out.sort_by_key(|t| t["started_at"].as_str().unwrap().to_string());
+    out
+}
+
+/// Asserts the segments of timeline `t` are contiguous from its start.
+fn assert_contiguous(vault: &Path, t: &serde_json::Value) {
+    let id = t["id"].as_str().unwrap();
+    let mut next = t["start_offset"].as_u64().unwrap();
+    let segs: Vec<Seg> = segments(vault)
+        .into_iter()
+        .filter(|s| s.timeline == id)
+        .collect();
+    assert!(!segs.is_empty(), "timeline {id} has no segment");
+    for s in &segs {
+        assert_eq!(s.start, next, "a hole in timeline {id}: {segs:?}");
+        assert!(s.end > s.start && s.first_ms <= s.last_ms, "{s:?}");
+        next = s.end;
+    }
+}
+
+/// The newest segment end, in any timeline.
+fn archived_end(vault: &Path) -> u64 {
+    segments(vault).iter().map(|s| s.end).max().unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------
+// What a server holds, beyond DEBUG DIGEST
+
+/// The dataset as the checks compare it. DEBUG DIGEST covers keys, values
+/// and whether a key has an expiry, not when it expires: `expiries` holds
+/// that, and `functions` the libraries (not in the digest either).
+#[derive(Clone, Debug)]
+struct State {
+    digest: String,
+    keyspace: Vec<(u64, u64, u64)>,
+    /// (db, key) → absolute expiry in Unix ms (PEXPIRETIME, or now + PTTL
+    /// before 7.0).
+    expiries: BTreeMap<(u64, Vec<u8>), i64>,
+    /// HPEXPIRETIME of the hash field TTL key, where the server has them.
+    field_expiries: Option<Reply>,
+    functions: Vec<String>,
+}
+
+fn state(server: &RedisServer, bin: &Bin) -> State {
+    let keyspace = server.keyspace();
+    let mut c = server.client();
+    let mut expiries = BTreeMap::new();
+    for (db, _, n_expires) in &keyspace {
+        if *n_expires == 0 {
+            continue;
+        }
+        c.ok(&["SELECT", &db.to_string()]);
+        let Reply::Array(keys) = c.ok(&["KEYS", "*"]) else {
+            panic!("KEYS")
+        };
+        for k in keys {
+            let Reply::Bulk(Some(k)) = k else {
+                panic!("{k:?}")
+            };
+            let at = if bin.has_expiretime() {
+                match c.cmd_bin(&[b"PEXPIRETIME", &k]) {
+                    Reply::Int(t) => t,
+                    r => panic!("PEXPIRETIME: {r:?}"),
+                }
+            } else {
+                match c.cmd_bin(&[b"PTTL", &k]) {
+                    Reply::Int(t) if t >= 0 => now_ms() as i64 + t,
+                    Reply::Int(t) => t,
+                    r => panic!("PTTL: {r:?}"),
+                }
+            };
+            if at >= 0 {
+                expiries.insert((*db, k), at);
+            }
+        }
+    }
+    c.ok(&["SELECT", "0"]);
+    let field_expiries = bin
+        .has_field_ttls()
+        .then(|| c.ok(&["HPEXPIRETIME", "pa:hfe", "FIELDS", "3", "a", "b", "c"]));
+    let mut functions = Vec::new();
+    if bin.has_functions() {
+        let Reply::Array(libs) = c.ok(&["FUNCTION", "LIST"]) else {
+            panic!("FUNCTION LIST")
+        };
+        for lib in libs {
+            let Reply::Array(fields) = lib else { panic!() };
+            let name = fields
+                .chunks(2)
+                .find(|kv| kv[0].text() == "library_name")
+                .map(|kv| kv[1].text())
+                .unwrap();
+            functions.push(name);
+        }
+        functions.sort();
+    }
+    State {
+        digest: server.digest(),
+        keyspace,
+        expiries,
+        field_expiries,
+        functions,
+    }
+}
+
+/// Asserts `got` (a restored server) holds `want` (the primary at a time).
+fn assert_same(got: &State, want: &State, bin: &Bin, what: &str) {
+    assert_eq!(got.keyspace, want.keyspace, "{what}: INFO keyspace differs");
+    assert_eq!(got.digest, want.digest, "{what}: DEBUG DIGEST differs");
+    assert_eq!(got.functions, want.functions, "{what}: function libraries");
+    assert_eq!(
+        got.field_expiries, want.field_expiries,
+        "{what}: hash field expiries"
+    );
+    assert_eq!(
+        got.expiries.keys().collect::<Vec<_>>(),
+        want.expiries.keys().collect::<Vec<_>>(),
+        "{what}: keys with an expiry"
+    );
+    for (k, w) in &want.expiries {
+        let g = got.expiries[k];
+        let k = (k.0, String::from_utf8_lossy(&k.1));
+        if bin.has_expiretime() {
+            // 7.0+ sends expiries absolute: the same millisecond.
+            assert_eq!(g, *w, "{what}: expiry of {k:?}");
+        } else {
+            // 6.2 sends them relative; the replay makes them absolute at
+            // their arrival, a few ms after the primary's clock, and PTTL
+            // is read at two moments. A replay that kept them relative
+            // would be off by the seconds between arrival and restore.
+            assert!(
+                (g - *w).abs() < 500,
+                "{what}: expiry of {k:?} is {g}, the primary's {w}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Restoring to a time
+
+fn restore_at(vault: &Path, key: &Path, at: &str, format: &str, bin: &Bin, out: &Path) -> Output {
+    replvault(&[
+        "restore",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--at",
+        at,
+        "--format",
+        format,
+        "--server-bin",
+        &bin.path,
+        "--out",
+        out.to_str().unwrap(),
+    ])
+}
+
+/// Restores `at` in `format` and starts `bin` on the result, as an
+/// operator would: `rdb` as its dbfilename, `aof-dir` as its
+/// appendonlydir, `aof` as its appendfilename.
+fn restored(bin: &Bin, vault: &Path, key: &Path, at: &str, format: &str) -> RedisServer {
+    let dir = tempfile::tempdir().unwrap();
+    let (name, args): (&str, &[&str]) = match format {
+        "rdb" => ("restored.rdb", &["--dbfilename", "restored.rdb"]),
+        "aof-dir" => (
+            "restoreddir",
+            &["--appendonly", "yes", "--appenddirname", "restoreddir"],
+        ),
+        "aof" => (
+            "restored.aof",
+            &["--appendonly", "yes", "--appendfilename", "restored.aof"],
+        ),
+        f => panic!("{f}"),
+    };
+    let out = dir.path().join(name);
+    let o = restore_at(vault, key, at, format, bin, &out);
+    assert!(
+        o.status.success(),
+        "restore --at {at} --format {format} failed: {}{}",
+        stderr(&o),
+        stdout(&o)
+    );
+    bin.start_in_dir(dir, args)
+}
+
+impl Bin {
+    fn start_in_dir(&self, dir: tempfile::TempDir, extra: &[&str]) -> RedisServer {
+        RedisServer::start_bin_in(&self.path, dir, extra)
+    }
+}
+
+/// `restore --at` that must fail; returns its error line.
+fn restore_refused(vault: &Path, key: &Path, at: &str, bin: &Bin) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("refused.rdb");
+    let err = fails(restore_at(vault, key, at, "rdb", bin, &out));
+    assert!(!out.exists(), "a refused restore left {}", out.display());
+    err
+}
+
+// ---------------------------------------------------------------------------
+// Checkpoints
+
+/// The primary's state at a time.
+struct Point {
+    label: &'static str,
+    at_ms: u64,
+    state: State,
+}
+
+/// Waits until `replicas` replicas acknowledged every write of `w` (so each
+/// of them is in the vault), takes the time and the primary's state, then
+/// lets the clock pass that millisecond before anything else is written.
+fn checkpoint(
+    label: &'static str,
+    w: &mut Client,
+    replicas: i64,
+    primary: &RedisServer,
+    bin: &Bin,
+) -> Point {
+    let r = w.cmd(&["WAIT", &replicas.to_string(), "10000"]);
+    assert_eq!(r, Reply::Int(replicas), "{label}: WAIT");
+    let at_ms = now_ms();
+    let state = state(primary, bin);
+    while now_ms() <= at_ms + 1 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Point {
+        label,
+        at_ms,
+        state,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The writer
+
+/// Runs commands on one connection, failing on any error reply.
+struct Writer<'a> {
+    c: Client,
+    bin: &'a Bin,
+}
+
+impl Writer<'_> {
+    fn run(&mut self, cmds: &[&[&str]]) {
+        for args in cmds {
+            self.c.ok(args);
+        }
+    }
+
+    /// Every type, long TTLs of every kind (relative, absolute, on SET,
+    /// SETEX, GETEX, RESTORE), a binary key, in db 0.
+    fn phase_types(&mut self) {
+        let far_s = (now_ms() / 1000 + 200_000).to_string();
+        let far_ms = (now_ms() + 300_000_000).to_string();
+        self.run(&[
+            &["SELECT", "0"],
+            // Strings.
+            &["SET", "pa:s", "hello"],
+            &["APPEND", "pa:s", " world"],
+            &["SETRANGE", "pa:s", "0", "H"],
+            &["INCR", "pa:n"],
+            &["INCRBY", "pa:n", "41"],
+            &["INCRBYFLOAT", "pa:f", "1.5"],
+            &["MSET", "pa:m1", "a", "pa:m2", "b"],
+            &["SETNX", "pa:m3", "c"],
+            // Lists.
+            &["RPUSH", "pa:l", "a", "b", "c", "d", "e"],
+            &["LPUSH", "pa:l", "z"],
+            &["LSET", "pa:l", "1", "y"],
+            &["LTRIM", "pa:l", "0", "4"],
+            &["LMOVE", "pa:l", "pa:l2", "LEFT", "RIGHT"],
+            &["LREM", "pa:l", "1", "c"],
+            // Hashes.
+            &["HSET", "pa:h", "f1", "v1", "f2", "v2", "f3", "v3"],
+            &["HINCRBY", "pa:h", "n", "5"],
+            &["HINCRBYFLOAT", "pa:h", "x", "0.25"],
+            &["HDEL", "pa:h", "f2"],
+            // Sets.
+            &["SADD", "pa:set", "a", "b", "c", "d", "e"],
+            &["SREM", "pa:set", "b"],
+            &["SMOVE", "pa:set", "pa:set2", "c"],
+            // Replicated as SREM of the member it chose.
+            &["SPOP", "pa:set"],
+            &["SINTERSTORE", "pa:set3", "pa:set", "pa:set"],
+            // Sorted sets.
+            &["ZADD", "pa:z", "1", "a", "2", "b", "3", "c", "4", "d"],
+            &["ZINCRBY", "pa:z", "10", "a"],
+            &["ZREM", "pa:z", "b"],
+            &["ZADD", "pa:z", "GT", "5", "c"],
+            &["ZPOPMIN", "pa:z"],
+            &["ZRANGESTORE", "pa:z2", "pa:z", "0", "-1"],
+            // Streams: generated and explicit ids, a group, reads that
+            // replicate as XCLAIM, acknowledgement, trimming, deletion.
+            &["XADD", "pa:x", "*", "f", "1"],
+            &["XADD", "pa:x", "*", "f", "2"],
+            &["XADD", "pa:x", "*", "f", "3"],
+            &["XADD", "pa:x", "9999999999999-5", "f", "4"],
+            &["XGROUP", "CREATE", "pa:x", "g", "0"],
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c1",
+                "COUNT",
+                "2",
+                "STREAMS",
+                "pa:x",
+                ">",
+            ],
+            &["XAUTOCLAIM", "pa:x", "g", "c2", "0", "0-0", "COUNT", "1"],
+            &["XACK", "pa:x", "g", "9999999999999-5"],
+            &["XDEL", "pa:x", "9999999999999-5"],
+            &["XADD", "pa:x", "MAXLEN", "10", "*", "f", "5"],
+            &["XTRIM", "pa:x", "MAXLEN", "3"],
+            // Long TTLs, relative and absolute, on every command that sets
+            // one.
+            &["SET", "pa:t1", "v", "EX", "100000"],
+            &["SETEX", "pa:t2", "100000", "v"],
+            &["PSETEX", "pa:t3", "100000000", "v"],
+            &["SET", "pa:t4", "v"],
+            &["EXPIRE", "pa:t4", "100000"],
+            &["RPUSH", "pa:t5", "x"],
+            &["PEXPIRE", "pa:t5", "100000000"],
+            &["SET", "pa:t6", "v", "PXAT", &far_ms],
+            &["SET", "pa:t7", "v"],
+            &["GETEX", "pa:t7", "EX", "100000"],
+            &["SET", "pa:t8", "v"],
+            &["EXPIREAT", "pa:t8", &far_s],
+            &["SET", "pa:t9", "v", "PX", "100000000"],
+        ]);
+        // RESTORE with a relative TTL, and binary keys and values.
+        let Reply::Bulk(Some(payload)) = self.c.cmd(&["DUMP", "pa:h"]) else {
+            panic!("DUMP")
+        };
+        assert_eq!(
+            self.c
+                .cmd_bin(&[b"RESTORE", b"pa:hcopy", b"100000000", &payload]),
+            Reply::Status("OK".into())
+        );
+        assert_eq!(
+            self.c
+                .cmd_bin(&[b"SET", b"pa:\x00\xff\r\n", b"\r\n*1\r\n$4\r\nPING\r\n\x00"]),
+            Reply::Status("OK".into())
+        );
+        if self.bin.has_field_ttls() {
+            self.run(&[
+                &["HSET", "pa:hfe", "a", "1", "b", "2", "c", "3", "d", "4"],
+                &["HEXPIRE", "pa:hfe", "100000", "FIELDS", "2", "a", "b"],
+            ]);
+        }
+    }
+
+    /// MULTI/EXEC (with a SELECT inside), a transaction WATCH aborted,
+    /// EVAL and EVALSHA that write (one SELECTs inside the script), and
+    /// FUNCTION LOAD + FCALL on 7.0+.
+    fn phase_scripts(&mut self) {
+        self.run(&[
+            &["MULTI"],
+            &["SET", "pb:a", "1"],
+            &["INCR", "pb:a"],
+            &["RPUSH", "pb:l", "x", "y"],
+            &["SELECT", "1"],
+            &["SET", "pb:db1", "v"],
+            &["HSET", "pb:h1", "f", "v"],
+            &["SELECT", "0"],
+            &["EXPIRE", "pb:l", "100000"],
+        ]);
+        let r = self.c.ok(&["EXEC"]);
+        assert!(matches!(&r, Reply::Array(a) if a.len() == 8), "{r:?}");
+        // An aborted transaction writes nothing.
+        self.run(&[&["WATCH", "pb:a"]]);
+        let mut other = Client::connect(self.port());
+        other.ok(&["INCR", "pb:a"]);
+        self.run(&[&["MULTI"], &["SET", "pb:a", "never"]]);
+        // A null array, which the test client reads as an empty one.
+        let r = self.c.cmd(&["EXEC"]);
+        assert!(matches!(&r, Reply::Array(a) if a.is_empty()), "{r:?}");
+        let script = "redis.call('set', KEYS[1], ARGV[1]); \
+                      redis.call('hset', KEYS[2], 'f', ARGV[1]); \
+                      redis.call('expire', KEYS[1], 100000); \
+                      redis.call('rpush', KEYS[3], ARGV[1], ARGV[1]); \
+                      return redis.call('incr', KEYS[4])";
+        self.run(&[
+            &[
+                "EVAL", script, "4", "pb:e1", "pb:e2", "pb:e3", "pb:e4", "v1",
+            ],
+            &[
+                "EVAL",
+                "redis.call('select', 2); redis.call('set', KEYS[1], ARGV[1]); return 1",
+                "1",
+                "pb:sel",
+                "in-db-2",
+            ],
+            &["SELECT", "0"],
+        ]);
+        let sha = self.c.ok(&["SCRIPT", "LOAD", script]).text();
+        self.run(&[&[
+            "EVALSHA", &sha, "4", "pb:s1", "pb:s2", "pb:s3", "pb:e4", "v2",
+        ]]);
+        if self.bin.has_functions() {
+            self.run(&[
+                &[
+                    "FUNCTION",
+                    "LOAD",
+                    "#!lua name=pitr_lib\n\
+                     redis.register_function('pitr_set', function(keys, args) \
+                     redis.call('set', keys[1], args[1]); \
+                     redis.call('pexpire', keys[1], 100000000); \
+                     return redis.call('hincrby', keys[2], 'calls', 1) end)",
+                ],
+                &["FCALL", "pitr_set", "2", "pb:f1", "pb:f2", "one"],
+                &["FCALL", "pitr_set", "2", "pb:f3", "pb:f2", "two"],
+            ]);
+        }
+    }
+
+    /// Databases 1 and 2, FLUSHDB, MOVE, COPY, SWAPDB.
+    fn phase_databases(&mut self) {
+        self.run(&[
+            &["SELECT", "1"],
+            &["SET", "pc:1", "a"],
+            &["HSET", "pc:h1", "f", "v"],
+            &["SET", "pc:1b", "v", "EX", "100000"],
+            &["SELECT", "2"],
+            &["RPUSH", "pc:l2", "a", "b"],
+            &["SET", "pc:gone", "x"],
+            &["SADD", "pc:s2", "q"],
+            &["FLUSHDB"],
+            &["SET", "pc:after", "v"],
+            &["ZADD", "pc:z2", "1", "a"],
+            &["SELECT", "1"],
+            &["MOVE", "pc:1", "2"],
+            &["SELECT", "0"],
+            &["COPY", "pa:s", "pc:copy", "DB", "1"],
+            &["SWAPDB", "1", "2"],
+            &["SELECT", "2"],
+            &["SET", "pc:after-swap", "v"],
+            &["SELECT", "0"],
+            &["SET", "pc:db0", "v"],
+        ]);
+    }
+
+    /// Keys (and a hash field) with short TTLs, in dbs 0 and 1: waits
+    /// until the primary expired them all (its DELs follow in the stream),
+    /// then writes once more.
+    fn phase_expiring(&mut self) {
+        self.run(&[
+            &["SELECT", "0"],
+            &["SET", "pd:short1", "v", "PX", "300"],
+            &["SETEX", "pd:short2", "1", "v"],
+            &["RPUSH", "pd:short3", "a"],
+            &["PEXPIRE", "pd:short3", "200"],
+            // A key older phases hold.
+            &["PEXPIRE", "pa:m1", "250"],
+            &["SELECT", "1"],
+            &["SET", "pd:short4", "v", "PX", "400"],
+            &["SELECT", "0"],
+        ]);
+        if self.bin.has_field_ttls() {
+            self.run(&[&["HPEXPIRE", "pa:hfe", "300", "FIELDS", "1", "c"]]);
+        }
+        let keys: [(&str, &str); 5] = [
+            ("0", "pd:short1"),
+            ("0", "pd:short2"),
+            ("0", "pd:short3"),
+            ("0", "pa:m1"),
+            ("1", "pd:short4"),
+        ];
+        // Active expiry may take its time; an access expires at once.
+        let port = self.port();
+        wait_until("the short TTLs to expire", Duration::from_secs(10), || {
+            let mut c = Client::connect(port);
+            let keys_gone = keys.iter().all(|(db, k)| {
+                c.ok(&["SELECT", db]);
+                c.ok(&["EXISTS", k]) == Reply::Int(0)
+            });
+            c.ok(&["SELECT", "0"]);
+            keys_gone
+                && (!self.bin.has_field_ttls()
+                    || c.ok(&["HEXISTS", "pa:hfe", "c"]) == Reply::Int(0))
+        });
+        // WAIT counts this connection's writes: one after the expiries
+        // makes it cover their DELs too.
+        self.run(&[&["SET", "pd:after", "v"]]);
+    }
+
+    /// Deletes, renames, type changes, PERSIST, KEEPTTL, and values large
+    /// enough to cut segments by size.
+    fn phase_overwrites(&mut self) {
+        self.run(&[
+            &["SELECT", "0"],
+            &["DEL", "pa:l2"],
+            &["UNLINK", "pa:set2"],
+            &["RENAME", "pa:n", "pe:n"],
+            &["DEL", "pa:l"],
+            &["SET", "pa:l", "now a string"],
+            &["PERSIST", "pa:t1"],
+            &["SET", "pa:t2", "new", "KEEPTTL"],
+            &["GETDEL", "pa:m2"],
+            &["LPOP", "pb:l"],
+        ]);
+        for i in 0..5 {
+            let v = format!("{i}").repeat(40_000);
+            self.run(&[&["SET", &format!("pe:big{i}"), &v]]);
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.c.port()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. Every phase restores, on every version
+
+fn every_phase_restores(bin: Bin) {
+    let primary = bin.start(&[]);
+    fill_every_type(&primary);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let mut archiver = Archiver::start(
+        &primary.url(),
+        &vault,
+        &key,
+        &work.path().join("run.log"),
+        &["--pitr-interval", "200ms", "--pitr-segment-size", "64KiB"],
+    );
+    archiver.wait_streaming();
+    let mut w = Writer {
+        c: primary.client(),
+        bin: &bin,
+    };
+    let mut points = vec![checkpoint("base", &mut w.c, 1, &primary, &bin)];
+    w.phase_types();
+    points.push(checkpoint("types", &mut w.c, 1, &primary, &bin));
+    w.phase_scripts();
+    points.push(checkpoint("scripts", &mut w.c, 1, &primary, &bin));
+    w.phase_databases();
+    points.push(checkpoint("databases", &mut w.c, 1, &primary, &bin));
+    w.phase_expiring();
+    points.push(checkpoint("expiring", &mut w.c, 1, &primary, &bin));
+    w.phase_overwrites();
+    points.push(checkpoint("overwrites", &mut w.c, 1, &primary, &bin));
+    // The archive reaches a time once a later command arrived: one more
+    // write, in a database no phase uses.
+    w.run(&[&["SELECT", "3"], &["SET", "trailer", "1"], &["SELECT", "0"]]);
+    let last = checkpoint("trailer", &mut w.c, 1, &primary, &bin);
+
+    // One timeline, its segments contiguous, several cut by size.
+    let tls = timelines(&vault);
+    assert_eq!(tls.len(), 1, "{tls:?}");
+    assert_eq!(tls[0]["reason"], "first");
+    assert_contiguous(&vault, &tls[0]);
+    assert!(
+        segments(&vault)
+            .iter()
+            .any(|s| s.end - s.start >= 64 * 1024),
+        "no segment was cut by size"
+    );
+
+    let aof = if bin.major >= 7 { "aof-dir" } else { "aof" };
+    for p in &points {
+        let at = rfc3339(p.at_ms);
+        for format in ["rdb", aof] {
+            let s = restored(&bin, &vault, &key, &at, format);
+            let what = format!("{} at {at} ({}, {format})", p.label, bin.path);
+            assert_same(&state(&s, &bin), &p.state, &bin, &what);
+        }
+    }
+    let s = restored(&bin, &vault, &key, "latest", "rdb");
+    assert_same(&state(&s, &bin), &last.state, &bin, "latest");
+    // Nothing was lost to the phases' checks along the way.
+    assert_eq!(timelines(&vault).len(), 1);
+    drop(archiver);
+}
+
+#[test]
+fn pitr_restores_every_phase_redis_7() {
+    every_phase_restores(Bin::system());
+}
+
+#[test]
+fn pitr_restores_every_phase_redis_6() {
+    if let Some(b) = Bin::other("redis-server-6.2.14") {
+        every_phase_restores(b);
+    }
+}
+
+#[test]
+fn pitr_restores_every_phase_redis_8() {
+    if let Some(b) = Bin::other("redis-server-8.2.3") {
+        every_phase_restores(b);
+    }
+}
+
+#[test]
+fn pitr_restores_every_phase_valkey_8() {
+    if let Some(b) = Bin::other("valkey-server-8.1.8") {
+        every_phase_restores(b);
+    }
+}
+
+#[test]
+fn pitr_restores_every_phase_valkey_9() {
+    if let Some(b) = Bin::other("valkey-server-9.1.2") {
+        every_phase_restores(b);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 2. kill -9 and CLIENT KILL: the archive continues, no gap
+
+/// Writes from their own connection until stopped: the stream keeps
+/// flowing while the archiver dies and comes back.
+struct Streamer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Streamer {
+    fn start(port: u16) -> Streamer {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut c = Client::connect(port);
+            let mut n = 0u64;
+            while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                c.ok(&["INCR", "streamed:n"]);
+                c.ok(&["RPUSH", "streamed:l", &n.to_string()]);
+                c.ok(&[
+                    "HSET",
+                    "streamed:h",
+                    &format!("f{}", n % 100),
+                    &n.to_string(),
+                ]);
+                n += 1;
+            }
+            n
+        });
+        Streamer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops it; returns how many rounds it wrote. Its writes are all
+    /// answered, so a later write of another connection comes after them
+    /// in the stream.
+    fn stop(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+#[test]
+fn pitr_continues_without_a_gap_after_kill_9_and_client_kill() {
+    let bin = Bin::system();
+    let primary = bin.start(&[]);
+    primary.cmd(&["SET", "before-the-archiver", "1"]);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let mut archiver = Archiver::start(
+        &primary.url(),
+        &vault,
+        &key,
+        &work.path().join("run.log"),
+        &["--pitr-interval", "200ms"],
+    );
+    archiver.wait_streaming();
+    let mut w = Writer {
+        c: primary.client(),
+        bin: &bin,
+    };
+    w.run(&[&["RPUSH", "l", "first"]]);
+    let before = checkpoint("before the kill", &mut w.c, 1, &primary, &bin);
+    let full = info_u64(&primary, "stats", "sync_full");
+    let partial = info_u64(&primary, "stats", "sync_partial_ok");
+
+    // kill -9 while commands stream in, with some of them received and not
+    // yet written (they are lost with the process; the primary's backlog
+    // still has them).
+    let streamer = Streamer::start(primary.port);
+    let segs = segments(&vault).len();
+    wait_until(
+        "segments of the streamed writes",
+        Duration::from_secs(20),
+        || segments(&vault).len() >= segs + 3,
+    );
+    wait_until(
+        "commands received, not yet written",
+        Duration::from_secs(10),
+        || archiver.metric("replvault_pitr_lag_bytes").unwrap_or(0.0) > 0.0,
+    );
+    archiver.kill9();
+    let killed_at = archived_end(&vault);
+    // Writes go on while it is down: 20 KB of stream at least.
+    wait_until(
+        "writes while the archiver is down",
+        Duration::from_secs(20),
+        || info_u64(&primary, "replication", "master_repl_offset") > killed_at + 20_000,
+    );
+    archiver.restart();
+    archiver.wait_streaming();
+    let restarted_at = info_u64(&primary, "replication", "master_repl_offset");
+    wait_until(
+        "streamed writes after the restart",
+        Duration::from_secs(20),
+        || archived_end(&vault) > restarted_at + 5_000,
+    );
+    let rounds = streamer.stop();
+    assert!(rounds > 100, "only {rounds} rounds streamed");
+    w.run(&[&["RPUSH", "l", "after the kill"]]);
+    let after_kill = checkpoint("after kill -9", &mut w.c, 1, &primary, &bin);
+    assert_eq!(
+        info_u64(&primary, "stats", "sync_full"),
+        full,
+        "the restarted archiver asked for a full resync"
+    );
+    assert_eq!(info_u64(&primary, "stats", "sync_partial_ok"), partial + 1);
+    assert!(
+        archiver
+            .log()
+            .contains("continuing the archive (+CONTINUE)"),
+        "{}",
+        archiver.log()
+    );
+
+    // The primary drops its replica: the archiver comes back by itself.
+    let killed = primary.cmd(&["CLIENT", "KILL", "TYPE", "replica"]);
+    assert_eq!(killed, Reply::Int(1));
+    wait_until("the archiver to reconnect", Duration::from_secs(20), || {
+        info_u64(&primary, "stats", "sync_partial_ok") == partial + 2
+    });
+    archiver.wait_streaming();
+    w.run(&[&["RPUSH", "l", "after the client kill"], &["SET", "k", "v"]]);
+    let after_client_kill = checkpoint("after CLIENT KILL", &mut w.c, 1, &primary, &bin);
+    w.run(&[&["SET", "trailer", "1"]]);
+    checkpoint("trailer", &mut w.c, 1, &primary, &bin);
+    assert_eq!(info_u64(&primary, "stats", "sync_full"), full);
+
+    let tls = timelines(&vault);
+    assert_eq!(tls.len(), 1, "a gap: {tls:?}");
+    assert_contiguous(&vault, &tls[0]);
+    for p in [&before, &after_kill, &after_client_kill] {
+        let at = rfc3339(p.at_ms);
+        let s = restored(&bin, &vault, &key, &at, "rdb");
+        assert_same(&state(&s, &bin), &p.state, &bin, p.label);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 3. A backlog overrun: a gap, refused, and a new timeline
+
+#[test]
+fn pitr_backlog_overrun_starts_a_timeline_and_the_gap_is_refused() {
+    let bin = Bin::system();
+    let primary = bin.start(&["--repl-backlog-size", "16kb"]);
+    primary.cmd(&["SET", "before-the-archiver", "1"]);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let mut archiver = Archiver::start(
+        &primary.url(),
+        &vault,
+        &key,
+        &work.path().join("run.log"),
+        &["--pitr-interval", "200ms"],
+    );
+    archiver.wait_streaming();
+    let mut w = Writer {
+        c: primary.client(),
+        bin: &bin,
+    };
+    w.run(&[&["SET", "a", "1"], &["RPUSH", "l", "x"]]);
+    let first = checkpoint("first timeline", &mut w.c, 1, &primary, &bin);
+    // A timeline reaches up to its last archived command: one after the
+    // checkpoint makes it reach the checkpoint.
+    w.run(&[&["SET", "trailer", "0"]]);
+    checkpoint("first trailer", &mut w.c, 1, &primary, &bin);
+    archiver.kill9();
+    // 1 MB while it is down: the 16 KB backlog cannot continue the stream.
+    let v = "x".repeat(10_000);
+    for i in 0..50 {
+        w.run(&[&["SET", &format!("big{i}"), &v]]);
+    }
+    let in_gap = now_ms();
+    std::thread::sleep(Duration::from_millis(2));
+    for i in 50..100 {
+        w.run(&[&["SET", &format!("big{i}"), &v]]);
+    }
+    archiver.restart();
+    archiver.wait_streaming();
+    w.run(&[&["SET", "after", "1"], &["DEL", "big7"]]);
+    let second = checkpoint("second timeline", &mut w.c, 1, &primary, &bin);
+    w.run(&[&["SET", "trailer", "1"]]);
+    checkpoint("trailer", &mut w.c, 1, &primary, &bin);
+    assert_eq!(info_u64(&primary, "stats", "sync_full"), 2);
+
+    let tls = timelines(&vault);
+    assert_eq!(tls.len(), 2, "{tls:?}");
+    let (id1, id2) = (
+        tls[0]["id"].as_str().unwrap(),
+        tls[1]["id"].as_str().unwrap(),
+    );
+    assert_eq!(tls[0]["reason"], "first");
+    assert_eq!(tls[1]["reason"], "full resync");
+    assert_eq!(tls[1]["previous"], id1);
+    assert_contiguous(&vault, &tls[0]);
+    assert_contiguous(&vault, &tls[1]);
+    let list = list_json_full(&vault);
+    assert_eq!(list["pitr"]["gaps"].as_array().unwrap().len(), 1, "{list}");
+
+    // Inside the gap: refused, naming both windows.
+    let at = rfc3339(in_gap);
+    let err = restore_refused(&vault, &key, &at, &bin);
+    assert!(err.contains("falls in a gap"), "{err}");
+    assert!(err.contains("restorable:"), "{err}");
+    assert!(err.contains(id1) && err.contains(id2), "{err}");
+    // Before the first base: refused.
+    let started = chrono::DateTime::parse_from_rfc3339(tls[0]["started_at"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis() as u64;
+    let err = restore_refused(&vault, &key, &rfc3339(started - 5_000), &bin);
+    assert!(err.contains("before the first base backup"), "{err}");
+    assert!(err.contains(id1), "{err}");
+    // Both sides of the gap restore.
+    for p in [&first, &second] {
+        let s = restored(&bin, &vault, &key, &rfc3339(p.at_ms), "rdb");
+        assert_same(&state(&s, &bin), &p.state, &bin, p.label);
+    }
+}
+
+/// `list --json` as a whole (util's `list_json` is the backups' part).
+fn list_json_full(vault: &Path) -> serde_json::Value {
+    let out = ok(replvault(&[
+        "list",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--json",
+    ]));
+    serde_json::from_str(&out).unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// 4. WAIT 1 returns once the write is in the vault, and not before
+
+#[test]
+fn pitr_wait_returns_once_the_write_is_in_the_vault() {
+    let bin = Bin::system();
+    // No keepalive PING in the stream between a write and its check.
+    let primary = bin.start(&["--repl-ping-replica-period", "60"]);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let mut archiver = Archiver::start(
+        &primary.url(),
+        &vault,
+        &key,
+        &work.path().join("run.log"),
+        &["--pitr-interval", "3s"],
+    );
+    archiver.wait_streaming();
+    let mut c = primary.client();
+    // This WAIT returns right after a segment was written, at one of the
+    // archiver's ticks: the next one is 3 s away.
+    c.ok(&["SET", "align", "1"]);
+    assert_eq!(c.cmd(&["WAIT", "1", "10000"]), Reply::Int(1));
+    for round in 0..2 {
+        c.ok(&["SET", &format!("k{round}"), "v"]);
+        let written = Instant::now();
+        let offset: u64 = c
+            .ok(&["INFO", "replication"])
+            .text()
+            .lines()
+            .find_map(|l| l.strip_prefix("master_repl_offset:"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            c.cmd(&["WAIT", "1", "500"]),
+            Reply::Int(0),
+            "round {round}: WAIT returned before the write's segment was due"
+        );
+        let end = archived_end(&vault);
+        assert!(
+            end < offset,
+            "round {round}: the vault has {end} >= {offset} already"
+        );
+        assert_eq!(
+            c.cmd(&["WAIT", "1", "10000"]),
+            Reply::Int(1),
+            "round {round}"
+        );
+        let end = archived_end(&vault);
+        assert!(
+            end >= offset,
+            "round {round}: WAIT returned 1 but the vault ends at {end} < {offset}"
+        );
+        assert!(
+            written.elapsed() >= Duration::from_millis(1500),
+            "round {round}: acknowledged after {:?}, before the next tick",
+            written.elapsed()
+        );
+    }
+}
