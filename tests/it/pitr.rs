@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::util::*;
@@ -48,19 +48,6 @@ fn rfc3339(ms: u64) -> String {
     chrono::DateTime::from_timestamp_millis(ms as i64)
         .unwrap()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// Polls `f` every 20 ms until it holds; panics with `what` (and `detail`,
-/// computed then) after `limit`.
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A server binary under test.
@@ -144,19 +131,16 @@ fn info_u64(server: &RedisServer, section: &str, field: &str) -> u64 {
 // ---------------------------------------------------------------------------
 // The archiver: `replvault run --pitr`
 
-/// A `replvault run --pitr` process; killed on drop.
+/// A `replvault run --pitr` daemon (util's [`Daemon`]: its own /metrics
+/// port, its log in a file); killed on drop.
 struct Archiver {
-    child: Option<Child>,
-    /// Its `/metrics` port.
-    metrics: u16,
-    log: PathBuf,
+    daemon: Option<Daemon>,
     args: Vec<String>,
 }
 
 impl Archiver {
-    /// Starts `run --pitr` on `url` into `vault`, logging to `log`
-    /// (appended, so restarts keep one log).
-    fn start(url: &str, vault: &Path, key: &Path, log: &Path, extra: &[&str]) -> Archiver {
+    /// Starts `run --pitr` on `url` into `vault`.
+    fn start(url: &str, vault: &Path, key: &Path, extra: &[&str]) -> Archiver {
         let mut args: Vec<String> = [
             "run",
             "--pitr",
@@ -171,100 +155,60 @@ impl Archiver {
         .map(|s| s.to_string())
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut a = Archiver {
-            child: None,
-            metrics: 0,
-            log: log.to_path_buf(),
-            args,
-        };
-        a.spawn();
+        let mut a = Archiver { daemon: None, args };
+        a.restart();
         a
     }
 
-    fn spawn(&mut self) {
-        assert!(self.child.is_none());
-        self.metrics = free_port();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_replvault"))
-            .args(&self.args)
-            .args(["--listen", &format!("127.0.0.1:{}", self.metrics)])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    /// Starts it again with the same arguments (after [`Archiver::kill9`]).
+    /// Starts it (again) with the same arguments.
     fn restart(&mut self) {
-        self.spawn();
+        assert!(self.daemon.is_none());
+        let args = self.args.clone();
+        self.daemon = Some(Daemon::start(
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        ));
     }
 
     /// Starts it again pointed at another server.
     fn restart_on(&mut self, url: &str) {
         let i = self.args.iter().position(|a| a == "--redis").unwrap();
         self.args[i + 1] = url.to_string();
-        self.spawn();
+        self.restart();
     }
 
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
+    fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().expect("the archiver is not running")
     }
 
     /// SIGKILL: no chance to write what it holds.
     fn kill9(&mut self) {
-        let mut c = self.child.take().unwrap();
-        c.kill().unwrap();
-        c.wait().unwrap();
+        // Dropping a Daemon kills it (SIGKILL) and reaps it.
+        self.daemon.take().unwrap();
     }
 
-    /// SIGTERM, and waits for the exit.
+    /// SIGTERM; it must exit cleanly.
     fn stop(&mut self) {
-        let mut c = self.child.take().unwrap();
-        send_signal(c.id(), "TERM");
-        let start = Instant::now();
-        loop {
-            if let Some(st) = c.try_wait().unwrap() {
-                assert!(st.success(), "run --pitr exited with {st}: {}", self.log());
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "run --pitr did not stop on SIGTERM: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut d = self.daemon.take().unwrap();
+        let st = d.sigterm();
+        assert!(st.success(), "run --pitr exited with {st}: {}", d.stderr());
     }
 
+    /// The log of the process running now.
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn metrics(&self) -> String {
-        let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.metrics)) else {
-            return String::new();
-        };
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let _ = write!(
-            s,
-            "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        );
-        let mut r = String::new();
-        let _ = s.read_to_string(&mut r);
-        r
+        self.daemon().stderr()
     }
 
     fn metric(&self, name: &str) -> Option<f64> {
-        self.metrics()
-            .lines()
+        let mut s = TcpStream::connect(("127.0.0.1", self.daemon().port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut r = String::new();
+        s.read_to_string(&mut r).ok()?;
+        r.lines()
             .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
@@ -274,8 +218,9 @@ impl Archiver {
     fn wait_streaming(&mut self) {
         let start = Instant::now();
         while self.metric("replvault_pitr_streaming") != Some(1.0) {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("run --pitr exited ({st}): {}", self.log());
+            let d = self.daemon.as_mut().unwrap();
+            if let Some(st) = d.try_wait() {
+                panic!("run --pitr exited ({st}): {}", d.stderr());
             }
             assert!(
                 start.elapsed() < Duration::from_secs(60),
@@ -283,15 +228,6 @@ impl Archiver {
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Archiver {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
         }
     }
 }
@@ -826,7 +762,7 @@ impl Writer<'_> {
         ];
         // Active expiry may take its time; an access expires at once.
         let port = self.port();
-        wait_until("the short TTLs to expire", Duration::from_secs(10), || {
+        wait_for("the short TTLs to expire", Duration::from_secs(10), || {
             let mut c = Client::connect(port);
             let keys_gone = keys.iter().all(|(db, k)| {
                 c.ok(&["SELECT", db]);
@@ -881,7 +817,6 @@ fn every_phase_restores(bin: Bin) {
         &primary.url(),
         &vault,
         &key,
-        &work.path().join("run.log"),
         &["--pitr-interval", "200ms", "--pitr-segment-size", "64KiB"],
     );
     archiver.wait_streaming();
@@ -1019,13 +954,7 @@ fn pitr_continues_without_a_gap_after_kill_9_and_client_kill() {
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = work.path().join("vault");
-    let mut archiver = Archiver::start(
-        &primary.url(),
-        &vault,
-        &key,
-        &work.path().join("run.log"),
-        &["--pitr-interval", "200ms"],
-    );
+    let mut archiver = Archiver::start(&primary.url(), &vault, &key, &["--pitr-interval", "200ms"]);
     archiver.wait_streaming();
     let mut w = Writer {
         c: primary.client(),
@@ -1041,12 +970,12 @@ fn pitr_continues_without_a_gap_after_kill_9_and_client_kill() {
     // still has them).
     let streamer = Streamer::start(primary.port);
     let segs = segments(&vault).len();
-    wait_until(
+    wait_for(
         "segments of the streamed writes",
         Duration::from_secs(20),
         || segments(&vault).len() >= segs + 3,
     );
-    wait_until(
+    wait_for(
         "commands received, not yet written",
         Duration::from_secs(10),
         || archiver.metric("replvault_pitr_lag_bytes").unwrap_or(0.0) > 0.0,
@@ -1054,7 +983,7 @@ fn pitr_continues_without_a_gap_after_kill_9_and_client_kill() {
     archiver.kill9();
     let killed_at = archived_end(&vault);
     // Writes go on while it is down: 20 KB of stream at least.
-    wait_until(
+    wait_for(
         "writes while the archiver is down",
         Duration::from_secs(20),
         || info_u64(&primary, "replication", "master_repl_offset") > killed_at + 20_000,
@@ -1062,7 +991,7 @@ fn pitr_continues_without_a_gap_after_kill_9_and_client_kill() {
     archiver.restart();
     archiver.wait_streaming();
     let restarted_at = info_u64(&primary, "replication", "master_repl_offset");
-    wait_until(
+    wait_for(
         "streamed writes after the restart",
         Duration::from_secs(20),
         || archived_end(&vault) > restarted_at + 5_000,
@@ -1088,7 +1017,7 @@ fn pitr_continues_without_a_gap_after_kill_9_and_client_kill() {
     // The primary drops its replica: the archiver comes back by itself.
     let killed = primary.cmd(&["CLIENT", "KILL", "TYPE", "replica"]);
     assert_eq!(killed, Reply::Int(1));
-    wait_until("the archiver to reconnect", Duration::from_secs(20), || {
+    wait_for("the archiver to reconnect", Duration::from_secs(20), || {
         info_u64(&primary, "stats", "sync_partial_ok") == partial + 2
     });
     archiver.wait_streaming();
@@ -1119,13 +1048,7 @@ fn pitr_backlog_overrun_starts_a_timeline_and_the_gap_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = work.path().join("vault");
-    let mut archiver = Archiver::start(
-        &primary.url(),
-        &vault,
-        &key,
-        &work.path().join("run.log"),
-        &["--pitr-interval", "200ms"],
-    );
+    let mut archiver = Archiver::start(&primary.url(), &vault, &key, &["--pitr-interval", "200ms"]);
     archiver.wait_streaming();
     let mut w = Writer {
         c: primary.client(),
@@ -1212,13 +1135,7 @@ fn pitr_wait_returns_once_the_write_is_in_the_vault() {
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = work.path().join("vault");
-    let mut archiver = Archiver::start(
-        &primary.url(),
-        &vault,
-        &key,
-        &work.path().join("run.log"),
-        &["--pitr-interval", "3s"],
-    );
+    let mut archiver = Archiver::start(&primary.url(), &vault, &key, &["--pitr-interval", "3s"]);
     archiver.wait_streaming();
     let mut c = primary.client();
     // This WAIT returns right after a segment was written, at one of the
@@ -1263,4 +1180,220 @@ fn pitr_wait_returns_once_the_write_is_in_the_vault() {
             written.elapsed()
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// 5. Sentinel: a failover promotes a real replica, never the archiver
+
+/// A Sentinel (`redis-server sentinel.conf --sentinel`) monitoring
+/// `127.0.0.1:<primary>` as `m`, with a quorum of 2 and short timeouts.
+fn start_sentinel(bin: &Bin, primary: u16) -> RedisServer {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "sentinel monitor m 127.0.0.1 {primary} 2\n\
+             sentinel down-after-milliseconds m 1000\n\
+             sentinel failover-timeout m 5000\n\
+             sentinel parallel-syncs m 2\n"
+        ),
+    )
+    .unwrap();
+    RedisServer::start_bin_in(&bin.path, dir, &[conf.to_str().unwrap(), "--sentinel"])
+}
+
+/// `SENTINEL REPLICAS m`: one field map per replica.
+fn sentinel_replicas(sentinel: &RedisServer) -> Vec<BTreeMap<String, String>> {
+    let Reply::Array(replicas) = sentinel.cmd(&["SENTINEL", "REPLICAS", "m"]) else {
+        panic!("SENTINEL REPLICAS")
+    };
+    replicas
+        .into_iter()
+        .map(|r| {
+            let Reply::Array(fields) = r else {
+                panic!("{r:?}")
+            };
+            fields
+                .chunks(2)
+                .map(|kv| (kv[0].text(), kv[1].text()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The primary's port as `sentinel` sees it.
+fn sentinel_primary(sentinel: &RedisServer) -> u16 {
+    let Reply::Array(addr) = sentinel.cmd(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", "m"]) else {
+        panic!("GET-MASTER-ADDR-BY-NAME")
+    };
+    addr[1].text().parse().unwrap()
+}
+
+#[test]
+fn pitr_sentinel_failover_promotes_a_real_replica_and_the_archive_follows() {
+    let bin = Bin::system();
+    let primary = bin.start(&[]);
+    let primary_addr = primary.port.to_string();
+    let replicas: Vec<RedisServer> = (0..2)
+        .map(|_| bin.start(&["--replicaof", "127.0.0.1", &primary_addr]))
+        .collect();
+    let run_id = |s: &RedisServer| info(s, "server", "run_id").unwrap();
+    let replica_ids: BTreeMap<u16, String> = replicas.iter().map(|r| (r.port, run_id(r))).collect();
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let mut archiver = Archiver::start(&primary.url(), &vault, &key, &["--pitr-interval", "200ms"]);
+    archiver.wait_streaming();
+    let mut w = Writer {
+        c: primary.client(),
+        bin: &bin,
+    };
+    w.run(&[&["SET", "a", "1"], &["RPUSH", "l", "x", "y"]]);
+    // Two replicas and the archiver have it all.
+    let before = checkpoint("before the failover", &mut w.c, 3, &primary, &bin);
+
+    let sentinels: Vec<RedisServer> = (0..3).map(|_| start_sentinel(&bin, primary.port)).collect();
+    // Each one knows the other two and both real replicas, linked.
+    for s in &sentinels {
+        wait_for(
+            "the sentinels to know each other",
+            Duration::from_secs(30),
+            || matches!(s.cmd(&["SENTINEL", "SENTINELS", "m"]), Reply::Array(a) if a.len() == 2),
+        );
+        wait_for(
+            "the sentinels to see the replicas",
+            Duration::from_secs(30),
+            || {
+                let reps = sentinel_replicas(s);
+                replica_ids.iter().all(|(port, id)| {
+                    reps.iter().any(|r| {
+                        r["port"] == port.to_string() && r["flags"] == "slave" && r["runid"] == *id
+                    })
+                })
+            },
+        );
+    }
+    // The archiver is no candidate: listed (if at all) with no port to
+    // reach it, down and disconnected, without a run id.
+    let real: Vec<String> = replica_ids.keys().map(|p| p.to_string()).collect();
+    for s in &sentinels {
+        for r in sentinel_replicas(s) {
+            if real.contains(&r["port"]) {
+                continue;
+            }
+            assert_eq!(r["port"], "0", "an unknown replica: {r:?}");
+            assert!(
+                r["flags"].contains("disconnected") || r["flags"].contains("s_down"),
+                "the archiver looks like a candidate: {r:?}"
+            );
+            assert_eq!(r["runid"], "", "{r:?}");
+        }
+    }
+
+    assert_eq!(
+        sentinels[0].cmd(&["SENTINEL", "FAILOVER", "m"]),
+        Reply::Status("OK".into())
+    );
+    let mut promoted = 0;
+    wait_for(
+        "every sentinel to name the new primary",
+        Duration::from_secs(30),
+        || {
+            let ports: Vec<u16> = sentinels.iter().map(sentinel_primary).collect();
+            promoted = ports[0];
+            promoted != primary.port && ports.iter().all(|p| *p == promoted)
+        },
+    );
+    let new = replicas
+        .iter()
+        .find(|r| r.port == promoted)
+        .unwrap_or_else(|| panic!("port {promoted} is not a real replica's"));
+    assert_eq!(
+        run_id(new),
+        replica_ids[&promoted],
+        "another server answers"
+    );
+    wait_for(
+        "the promoted replica to be a primary",
+        Duration::from_secs(10),
+        || info(new, "replication", "role").as_deref() == Some("master"),
+    );
+    let new_replid = info(new, "replication", "master_replid").unwrap();
+
+    // Pointed at the new primary (its --redis is one address), the
+    // archiver continues the same timeline under the new replication id.
+    // kill -9 leaves in the vault only what it had written: the old
+    // primary's keepalives after the promotion are not there to make the
+    // offsets disagree.
+    archiver.kill9();
+    archiver.restart_on(&new.url());
+    archiver.wait_streaming();
+    assert!(
+        archiver
+            .log()
+            .contains("the primary continues under a new replication id"),
+        "{}",
+        archiver.log()
+    );
+    let tls = timelines(&vault);
+    assert_eq!(tls.len(), 1, "a gap at the failover: {tls:?}");
+    let markers: Vec<String> = std::fs::read_dir(
+        vault
+            .join("pitr")
+            .join(tls[0]["id"].as_str().unwrap())
+            .join("replid"),
+    )
+    .unwrap()
+    .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+    .collect();
+    assert!(
+        markers.len() == 1 && markers[0].ends_with(&format!("-{new_replid}")),
+        "{markers:?}"
+    );
+
+    let mut w = Writer {
+        c: new.client(),
+        bin: &bin,
+    };
+    w.run(&[
+        &["SET", "a", "2"],
+        &["RPUSH", "l", "z"],
+        &["SELECT", "1"],
+        &["SET", "b", "1"],
+    ]);
+    // WAIT on the new primary counts its other replicas too: wait for the
+    // archiver's own acknowledgement.
+    let offset = info_u64(new, "replication", "master_repl_offset");
+    wait_for(
+        "the archiver to write the new primary's writes",
+        Duration::from_secs(20),
+        || {
+            archiver
+                .metric("replvault_pitr_committed_offset")
+                .unwrap_or(0.0)
+                >= offset as f64
+        },
+    );
+    let at_ms = now_ms();
+    let after = Point {
+        label: "after the failover",
+        at_ms,
+        state: state(new, &bin),
+    };
+    while now_ms() <= at_ms + 1 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    w.run(&[&["SET", "trailer", "1"]]);
+    let offset = info_u64(new, "replication", "master_repl_offset");
+    wait_for("the trailer in the vault", Duration::from_secs(20), || {
+        archived_end(&vault) >= offset
+    });
+    assert_eq!(timelines(&vault).len(), 1);
+    assert_contiguous(&vault, &timelines(&vault)[0]);
+    for p in [&before, &after] {
+        let s = restored(&bin, &vault, &key, &rfc3339(p.at_ms), "rdb");
+        assert_same(&state(&s, &bin), &p.state, &bin, p.label);
+    }
+    archiver.stop();
 }
