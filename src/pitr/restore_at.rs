@@ -1,6 +1,15 @@
 //! `restore --at`: the dataset as it was at a time, as a verified RDB file
-//! (the base replayed into a private server, then saved), as a Redis 7+
-//! multi-part AOF directory, or as one AOF file with an RDB preamble.
+//! (the base and the commands after it loaded by a private server as an
+//! AOF, then saved), as a Redis 7+ multi-part AOF directory, or as one AOF
+//! file with an RDB preamble.
+//!
+//! The commands are applied the way a server loads an AOF, never sent to
+//! a running server: a running primary expires keys by its own clock, so
+//! a key of the base whose TTL has passed since, but which the archived
+//! stream extended or made permanent before it passed (a sliding session,
+//! a counter made permanent), would be dropped before the command that
+//! keeps it, and later commands would act on its absence. A server
+//! loading an AOF expires nothing until it is done.
 
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -269,24 +278,18 @@ async fn build(
     .await?;
     match opts.format {
         Format::Rdb => {
-            let (stats, summary) = replay_into_server(vault, key, plan, work, opts).await?;
-            // SAVE wrote the server's dump over base.rdb.
+            // The AOF the private server loads: the base, then the
+            // commands.
+            let aof = work.join(REPLAY_AOF);
+            std::fs::rename(&base, &aof).map_err(io("move", &base))?;
+            let stats = append_commands(vault, key.as_ref(), plan, &aof).await?;
+            let summary = load_and_save(work, opts)?;
+            // SAVE wrote the server's dump to base.rdb.
             publish(&base, out, opts.force)?;
             Ok((stats, Some(summary)))
         }
         Format::Aof => {
-            let file = std::fs::OpenOptions::new()
-                .append(true)
-                .open(&base)
-                .map_err(io("open", &base))?;
-            let mut w = BufWriter::with_capacity(1 << 20, file);
-            let stats =
-                replay::replay(vault, plan, key.as_ref(), |r| w.write_all(&r.bytes)).await?;
-            let file = w
-                .into_inner()
-                .map_err(|e| e.into_error())
-                .map_err(io("write", &base))?;
-            file.sync_all().map_err(io("fsync", &base))?;
+            let stats = append_commands(vault, key.as_ref(), plan, &base).await?;
             publish(&base, out, opts.force)?;
             Ok((stats, None))
         }
@@ -330,6 +333,32 @@ async fn build(
     }
 }
 
+/// Name of the AOF the private server loads for [`Format::Rdb`], in the
+/// work directory.
+const REPLAY_AOF: &str = "replay.aof";
+
+/// Appends the plan's commands to `file` (an RDB, which becomes an AOF
+/// with an RDB preamble), and makes it durable.
+async fn append_commands(
+    vault: &Vault,
+    key: Option<&MasterKey>,
+    plan: &Plan,
+    file: &Path,
+) -> Result<ReplayStats, AtError> {
+    let f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(file)
+        .map_err(io("open", file))?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    let stats = replay::replay(vault, plan, key, |r| w.write_all(&r.bytes)).await?;
+    let f = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .map_err(io("write", file))?;
+    f.sync_all().map_err(io("fsync", file))?;
+    Ok(stats)
+}
+
 fn publish(tmp: &Path, out: &Path, force: bool) -> Result<(), AtError> {
     let f = std::fs::File::open(tmp).map_err(io("open", tmp))?;
     f.sync_all().map_err(io("fsync", tmp))?;
@@ -347,7 +376,9 @@ fn publish(tmp: &Path, out: &Path, force: bool) -> Result<(), AtError> {
     Ok(())
 }
 
-/// A private replay server on a unix socket: no port, no persistence.
+/// A private server on a unix socket, no port: it loads the work
+/// directory's [`REPLAY_AOF`] at start (Redis 7+ moves it into an
+/// appendonlydir of its own first) and saves to `base.rdb` when told.
 struct Server {
     child: Child,
     socket: PathBuf,
@@ -378,6 +409,10 @@ impl Server {
                 "--save",
                 "",
                 "--appendonly",
+                "yes",
+                "--appendfilename",
+                REPLAY_AOF,
+                "--appendfsync",
                 "no",
                 "--daemonize",
                 "no",
@@ -424,13 +459,13 @@ impl Server {
         }
     }
 
-    /// Waits until the server has loaded the base and answers PING.
+    /// Waits until the server has loaded the AOF and answers PING.
     fn wait_ready(&mut self) -> Result<(), AtError> {
         let deadline = Instant::now() + Duration::from_secs(3600);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(self.fail(format!(
-                    "it exited ({status}) before it was ready; can it load this RDB version?"
+                    "it exited ({status}) before it was ready; can it load this RDB version and the commands after it?"
                 )));
             }
             if let Ok(mut c) = std::os::unix::net::UnixStream::connect(&self.socket)
@@ -468,117 +503,17 @@ fn call(c: &mut std::os::unix::net::UnixStream, args: &[&[u8]]) -> std::io::Resu
     }
 }
 
-/// Reads the replies until there are as many as the sender reports it
-/// sent, and returns the first errors among them, inside `EXEC` replies
-/// too.
-fn read_replies(
-    mut c: std::os::unix::net::UnixStream,
-    sent: std::sync::mpsc::Receiver<u64>,
-) -> std::io::Result<(u64, Vec<String>)> {
-    // Wakes now and then to see whether the sender is done.
-    c.set_read_timeout(Some(Duration::from_millis(50)))?;
-    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
-    let mut pos = 0usize;
-    let mut chunk = vec![0u8; 1 << 16];
-    let mut got = 0u64;
-    let mut expected: Option<u64> = None;
-    let mut errors = Vec::new();
-    loop {
-        if expected.is_none()
-            && let Ok(n) = sent.try_recv()
-        {
-            expected = Some(n);
-        }
-        while let Some((f, used)) =
-            decode(&buf[pos..]).map_err(|e| std::io::Error::other(e.to_string()))?
-        {
-            pos += used;
-            got += 1;
-            collect_errors(&f, &mut errors);
-        }
-        if pos > (1 << 20) {
-            buf.drain(..pos);
-            pos = 0;
-        }
-        if expected.is_some_and(|e| got >= e) {
-            return Ok((got, errors));
-        }
-        match c.read(&mut chunk) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-fn collect_errors(f: &Frame, errors: &mut Vec<String>) {
-    match f {
-        Frame::Error(e) if errors.len() < 5 => errors.push(e.clone()),
-        Frame::Array(items) => {
-            for i in items {
-                collect_errors(i, errors);
-            }
-        }
-        _ => {}
-    }
-}
-
-async fn replay_into_server(
-    vault: &Vault,
-    key: Option<MasterKey>,
-    plan: &Plan,
-    work: &Path,
-    opts: &AtOptions,
-) -> Result<(ReplayStats, Summary), AtError> {
+/// Starts the private server on the work directory's AOF, and has it
+/// save what it loaded to `base.rdb`, which is then checked.
+fn load_and_save(work: &Path, opts: &AtOptions) -> Result<Summary, AtError> {
     let server = tokio::task::block_in_place(|| Server::start(&opts.server_bin, work))?;
-    let conn = std::os::unix::net::UnixStream::connect(&server.socket)
+    let mut conn = std::os::unix::net::UnixStream::connect(&server.socket)
         .map_err(|e| server.fail(format!("cannot connect: {e}")))?;
-    let reader_conn = conn
-        .try_clone()
-        .map_err(|e| server.fail(format!("cannot read replies: {e}")))?;
-    let (count_tx, count_rx) = std::sync::mpsc::channel();
-    let reader = std::thread::spawn(move || read_replies(reader_conn, count_rx));
-    let mut w = BufWriter::with_capacity(1 << 20, conn);
-    let mut sent = 0u64;
-    let replayed = replay::replay(vault, plan, key.as_ref(), |r| {
-        sent += 1;
-        w.write_all(&r.bytes)
-    })
-    .await;
-    let flushed = w.flush();
-    let _ = count_tx.send(sent);
-    let stats = match (replayed, flushed) {
-        (Ok(s), Ok(())) => s,
-        (Err(e), _) => return Err(e.into()),
-        (_, Err(e)) => return Err(server.fail(format!("sending the commands failed: {e}"))),
-    };
-    let (got, errors) = tokio::task::block_in_place(|| reader.join())
-        .map_err(|_| server.fail("the reply reader panicked"))?
-        .map_err(|e| server.fail(format!("reading replies failed: {e}")))?;
-    if !errors.is_empty() {
-        return Err(server.fail(format!(
-            "{} of {got} replayed commands failed, e.g. {}: the archive does not match the base",
-            errors.len(),
-            errors.join("; ")
-        )));
-    }
-    let mut conn = w
-        .into_inner()
-        .map_err(|e| server.fail(format!("flush: {}", e.error())))?;
-    // The reader's clone set a read timeout on the shared socket.
-    conn.set_read_timeout(None)
-        .map_err(|e| server.fail(format!("socket: {e}")))?;
     match tokio::task::block_in_place(|| call(&mut conn, &[b"SAVE"])) {
         Ok(Frame::Simple(s)) if s == "OK" => {}
         other => return Err(server.fail(format!("SAVE failed: {other:?}"))),
     }
     drop(server);
     let base = work.join("base.rdb");
-    let summary = restore::check_file(&base)?;
-    Ok((stats, summary))
+    Ok(restore::check_file(&base)?)
 }
