@@ -621,6 +621,15 @@ impl Writer<'_> {
             &["SET", "pa:t8", "v"],
             &["EXPIREAT", "pa:t8", &far_s],
             &["SET", "pa:t9", "v", "PX", "100000000"],
+            // Short TTLs made long or removed before they passed: by the
+            // time of a restore the first expiry is over, the key lives.
+            &["SET", "pa:r1", "v", "PX", "800"],
+            &["PEXPIRE", "pa:r1", "100000000"],
+            &["SET", "pa:r2", "v", "PX", "800"],
+            &["PERSIST", "pa:r2"],
+            &["SET", "pa:r3", "1", "PX", "800"],
+            &["INCR", "pa:r3"],
+            &["EXPIRE", "pa:r3", "100000"],
         ]);
         // RESTORE with a relative TTL, and binary keys and values.
         let Reply::Bulk(Some(payload)) = self.c.cmd(&["DUMP", "pa:h"]) else {
@@ -898,6 +907,92 @@ fn pitr_restores_every_phase_valkey_8() {
 fn pitr_restores_every_phase_valkey_9() {
     if let Some(b) = Bin::other("valkey-server-9.1.2") {
         every_phase_restores(b);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1b. An expiry in the base that the stream extends
+
+/// Keys in the base with a TTL that has passed by the time of the restore,
+/// whose TTL the archived stream extended or removed before it passed (a
+/// sliding session, a counter made permanent): at the time restored they
+/// live, and so they must in what `restore --at` writes, whatever format.
+fn extended_expiries_restore(bin: Bin) {
+    let primary = bin.start(&[]);
+    let ttl_ms = 3000;
+    let set_at = now_ms();
+    let ttl = ttl_ms.to_string();
+    let mut c = primary.client();
+    for args in [
+        &["SET", "sess", "v", "PX", &ttl][..],
+        &["SET", "cnt", "5", "PX", &ttl],
+        &["HSET", "h", "f", "v"],
+        &["PEXPIRE", "h", &ttl],
+    ] {
+        c.ok(args);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let mut archiver = Archiver::start(&primary.url(), &vault, &key, &["--pitr-interval", "200ms"]);
+    archiver.wait_streaming();
+    let mut w = Writer {
+        c: primary.client(),
+        bin: &bin,
+    };
+    // Each applies to a key the base holds, before its TTL passed.
+    for (args, want) in [
+        (&["PEXPIRE", "sess", "100000000"][..], Reply::Int(1)),
+        (&["PERSIST", "cnt"], Reply::Int(1)),
+        (&["INCR", "cnt"], Reply::Int(6)),
+        (&["HSET", "h", "g", "w"], Reply::Int(1)),
+        (&["EXPIRE", "h", "100000"], Reply::Int(1)),
+    ] {
+        assert_eq!(
+            w.c.cmd(args),
+            want,
+            "{args:?}: the base's TTL passed too early"
+        );
+    }
+    assert!(
+        now_ms() < set_at + ttl_ms,
+        "too slow to test the base's TTLs"
+    );
+    let point = checkpoint("extended", &mut w.c, 1, &primary, &bin);
+    w.run(&[&["SET", "trailer", "1"]]);
+    checkpoint("trailer", &mut w.c, 1, &primary, &bin);
+    // Until the base's TTLs are over, a replay cannot tell.
+    wait_for("the base's TTLs to pass", Duration::from_secs(10), || {
+        now_ms() > set_at + ttl_ms + 100
+    });
+    let aof = if bin.major >= 7 { "aof-dir" } else { "aof" };
+    for format in ["rdb", aof] {
+        let s = restored(&bin, &vault, &key, &rfc3339(point.at_ms), format);
+        let what = format!("{format} ({})", bin.path);
+        assert_eq!(
+            s.cmd(&["GET", "cnt"]),
+            Reply::Bulk(Some(b"6".to_vec())),
+            "{what}"
+        );
+        assert_eq!(s.cmd(&["EXISTS", "sess"]), Reply::Int(1), "{what}");
+        assert_eq!(
+            s.cmd(&["HGET", "h", "g"]),
+            Reply::Bulk(Some(b"w".to_vec())),
+            "{what}"
+        );
+        assert_same(&state(&s, &bin), &point.state, &bin, &what);
+    }
+}
+
+#[test]
+fn pitr_keeps_base_keys_whose_ttl_the_stream_extended_redis_7() {
+    extended_expiries_restore(Bin::system());
+}
+
+#[test]
+fn pitr_keeps_base_keys_whose_ttl_the_stream_extended_redis_6() {
+    if let Some(b) = Bin::other("redis-server-6.2.14") {
+        extended_expiries_restore(b);
     }
 }
 
