@@ -437,6 +437,10 @@ struct StreamState {
     seg_db: u32,
     /// It holds commands that change data (not only keepalives).
     has_data: bool,
+    /// The primary asked for an acknowledgement since the last cut: a
+    /// client waits in `WAIT`, perhaps for a command that changes no data
+    /// (`PUBLISH`), which must not wait for the idle commit.
+    ack_asked: bool,
 }
 
 impl StreamState {
@@ -453,6 +457,7 @@ impl StreamState {
             seg_start: offset,
             seg_db: db,
             has_data: false,
+            ack_asked: false,
         }
     }
 
@@ -478,6 +483,7 @@ impl StreamState {
         self.offset = self.seg_start + self.complete as u64;
         self.db = db;
         self.has_data = has_data;
+        self.ack_asked |= getack;
         Ok(getack)
     }
 
@@ -486,7 +492,11 @@ impl StreamState {
         if self.complete == 0 {
             return None;
         }
-        let due = force || self.complete as u64 >= force_size || self.has_data || idle_due;
+        let due = force
+            || self.complete as u64 >= force_size
+            || self.has_data
+            || self.ack_asked
+            || idle_due;
         if !due {
             return None;
         }
@@ -509,6 +519,7 @@ impl StreamState {
         self.seg_db = self.db;
         self.complete = 0;
         self.has_data = false;
+        self.ack_asked = false;
         Some(Segment {
             header,
             times,
@@ -686,4 +697,52 @@ async fn commit_segments(
         let _ = committed.send(k.end);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(args: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_command(args, &mut out);
+        out
+    }
+
+    #[test]
+    fn keepalives_wait_for_the_idle_commit_unless_the_primary_asks() {
+        let mut s = StreamState::new("t".into(), "r".into(), 100, 0);
+        let ping = cmd(&[b"PING"]);
+        let publish = cmd(&[b"PUBLISH", b"ch", b"m"]);
+        assert!(!s.take(&ping).unwrap());
+        assert!(!s.take(&publish).unwrap());
+        assert!(s.cut(1 << 20, false, false).is_none(), "no data, not idle");
+        // A client waits in WAIT: what it waits for is cut at the next tick.
+        assert!(s.take(&cmd(&[b"REPLCONF", b"GETACK", b"*"])).unwrap());
+        let seg = s.cut(1 << 20, false, false).expect("due once asked");
+        assert_eq!(seg.header.start, 100);
+        assert_eq!(seg.header.commands, 3);
+        assert_eq!(s.offset, seg.header.end);
+        // Asked once, cut once.
+        assert!(!s.take(&ping).unwrap());
+        assert!(s.cut(1 << 20, false, false).is_none());
+        let seg = s.cut(1 << 20, true, false).expect("idle commit");
+        assert_eq!(seg.header.commands, 1);
+    }
+
+    #[test]
+    fn data_is_due_at_the_next_tick() {
+        let mut s = StreamState::new("t".into(), "r".into(), 0, 0);
+        s.take(&cmd(&[b"SELECT", b"2"])).unwrap();
+        let set = cmd(&[b"SET", b"k", b"v"]);
+        // A command split across reads is not cut in half.
+        s.take(&set[..5]).unwrap();
+        let seg = s.cut(1 << 20, false, false).unwrap();
+        assert_eq!((seg.header.db, seg.header.db_end), (0, 2));
+        assert_eq!(seg.header.commands, 1);
+        s.take(&set[5..]).unwrap();
+        let seg = s.cut(1 << 20, false, false).unwrap();
+        assert_eq!(seg.stream, set);
+        assert_eq!((seg.header.db, seg.header.db_end), (2, 2));
+    }
 }
