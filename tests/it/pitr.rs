@@ -1275,6 +1275,17 @@ fn pitr_wait_returns_once_the_write_is_in_the_vault() {
             written.elapsed()
         );
     }
+    // A command that changes no data is in the stream too: WAIT for it
+    // returns once it is written, not after the idle commit a minute on.
+    c.ok(&["PUBLISH", "ch", "m"]);
+    let offset = info_u64(&primary, "replication", "master_repl_offset");
+    assert_eq!(
+        c.cmd(&["WAIT", "1", "10000"]),
+        Reply::Int(1),
+        "WAIT after PUBLISH timed out"
+    );
+    let end = archived_end(&vault);
+    assert!(end >= offset, "the vault ends at {end} < {offset}");
 }
 
 // ---------------------------------------------------------------------------
