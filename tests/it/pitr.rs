@@ -1014,6 +1014,9 @@ impl Streamer {
             let mut c = Client::connect(port);
             let mut n = 0u64;
             while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                // Databases change in the stream, so a replay that starts
+                // anywhere must know which one is selected.
+                c.ok(&["SELECT", &(n % 3).to_string()]);
                 c.ok(&["INCR", "streamed:n"]);
                 c.ok(&["RPUSH", "streamed:l", &n.to_string()]);
                 c.ok(&[
@@ -1185,7 +1188,7 @@ fn pitr_backlog_overrun_starts_a_timeline_and_the_gap_is_refused() {
     assert_eq!(tls[1]["previous"], id1);
     assert_contiguous(&vault, &tls[0]);
     assert_contiguous(&vault, &tls[1]);
-    let list = list_json_full(&vault);
+    let list = list_json(&vault);
     assert_eq!(list["pitr"]["gaps"].as_array().unwrap().len(), 1, "{list}");
 
     // Inside the gap: refused, naming both windows.
@@ -1206,17 +1209,6 @@ fn pitr_backlog_overrun_starts_a_timeline_and_the_gap_is_refused() {
         let s = restored(&bin, &vault, &key, &rfc3339(p.at_ms), "rdb");
         assert_same(&state(&s, &bin), &p.state, &bin, p.label);
     }
-}
-
-/// `list --json` as a whole (util's `list_json` is the backups' part).
-fn list_json_full(vault: &Path) -> serde_json::Value {
-    let out = ok(replvault(&[
-        "list",
-        "--vault",
-        vault.to_str().unwrap(),
-        "--json",
-    ]));
-    serde_json::from_str(&out).unwrap()
 }
 
 // ---------------------------------------------------------------------------
@@ -1502,4 +1494,200 @@ fn pitr_sentinel_failover_promotes_a_real_replica_and_the_archive_follows() {
         assert_same(&state(&s, &bin), &p.state, &bin, p.label);
     }
     archiver.stop();
+}
+
+// ---------------------------------------------------------------------------
+// 6. Times inside one segment; a transaction across segments
+
+/// Polls until the archiver has received the primary's stream up to its
+/// current offset (received, not yet written: committed + lag).
+fn wait_received(archiver: &Archiver, primary: &RedisServer) {
+    let offset = info_u64(primary, "replication", "master_repl_offset") as f64;
+    wait_for(
+        "the archiver to receive the write",
+        Duration::from_secs(10),
+        || {
+            let committed = archiver.metric("replvault_pitr_committed_offset");
+            let lag = archiver.metric("replvault_pitr_lag_bytes");
+            matches!((committed, lag), (Some(c), Some(l)) if c + l >= offset)
+        },
+    );
+}
+
+#[test]
+fn pitr_restores_times_inside_a_segment_and_a_transaction_across_segments() {
+    let bin = Bin::system();
+    let primary = bin.start(&["--repl-ping-replica-period", "60"]);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let mut archiver = Archiver::start(
+        &primary.url(),
+        &vault,
+        &key,
+        &["--pitr-interval", "2500ms", "--pitr-segment-size", "16KiB"],
+    );
+    archiver.wait_streaming();
+    let mut w = Writer {
+        c: primary.client(),
+        bin: &bin,
+    };
+    // Returns at a tick: the next one is 2.5 s away, and the steps below
+    // take well under that, so they land in one segment.
+    w.run(&[&["SET", "align", "1"]]);
+    assert_eq!(w.c.cmd(&["WAIT", "1", "10000"]), Reply::Int(1));
+    let mut points = Vec::new();
+    for (i, label) in ["step 0", "step 1", "step 2", "step 3"]
+        .into_iter()
+        .enumerate()
+    {
+        let db = (i % 3).to_string();
+        w.run(&[
+            &["SELECT", &db],
+            &["SET", &format!("k{i}"), "v"],
+            &["RPUSH", "l", &i.to_string()],
+            &["INCR", "n"],
+        ]);
+        // The time right after the step arrived, before the next one.
+        wait_received(&archiver, &primary);
+        let at_ms = now_ms();
+        points.push(Point {
+            label,
+            at_ms,
+            state: state(&primary, &bin),
+        });
+        while now_ms() <= at_ms + 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert_eq!(w.c.cmd(&["WAIT", "1", "10000"]), Reply::Int(1));
+    let segs = segments(&vault);
+    let inside = |t: u64| segs.iter().any(|s| s.first_ms <= t && t < s.last_ms);
+    for p in &points[..3] {
+        assert!(
+            inside(p.at_ms),
+            "{} at {} is not inside a segment: {segs:?}",
+            p.label,
+            p.at_ms
+        );
+    }
+
+    // A transaction of 1 MB, many times the segment size and more than
+    // the archiver reads at once: cut between its commands, MULTI in one
+    // segment and EXEC in another.
+    w.run(&[&["SELECT", "1"]]);
+    let tx_start = info_u64(&primary, "replication", "master_repl_offset");
+    w.run(&[&["MULTI"]]);
+    let v = "t".repeat(10_000);
+    for j in 0..100 {
+        w.run(&[&["SET", &format!("tx{j}"), &v]]);
+    }
+    let r = w.c.ok(&["EXEC"]);
+    assert!(matches!(&r, Reply::Array(a) if a.len() == 100), "{r:?}");
+    let tx_end = info_u64(&primary, "replication", "master_repl_offset");
+    points.push(checkpoint("transaction", &mut w.c, 1, &primary, &bin));
+    assert!(
+        segments(&vault)
+            .iter()
+            .any(|s| tx_start < s.end && s.end < tx_end),
+        "no segment ends inside the transaction ({tx_start} to {tx_end}): {:?}",
+        segments(&vault)
+    );
+    w.run(&[&["SET", "trailer", "1"]]);
+    checkpoint("trailer", &mut w.c, 1, &primary, &bin);
+    for p in &points {
+        let s = restored(&bin, &vault, &key, &rfc3339(p.at_ms), "rdb");
+        assert_same(&state(&s, &bin), &p.state, &bin, p.label);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 7. Scheduled backups as bases, their offsets inside segments
+
+#[test]
+fn pitr_restores_from_scheduled_bases_taken_mid_stream() {
+    let bin = Bin::system();
+    let primary = bin.start(&[]);
+    fill_every_type(&primary);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let mut archiver = Archiver::start(
+        &primary.url(),
+        &vault,
+        &key,
+        &["--pitr-interval", "200ms", "--every", "2s"],
+    );
+    archiver.wait_streaming();
+    let mut w = Writer {
+        c: primary.client(),
+        bin: &bin,
+    };
+    let backups = || list_json(&vault)["backups"].as_array().map_or(0, Vec::len);
+    // Commands stream in, in several databases, while the daemon takes
+    // its scheduled backups beside the archiver; after each one, a time
+    // to restore.
+    let mut points = Vec::new();
+    for (k, label) in ["after base 2", "after base 3"].into_iter().enumerate() {
+        let streamer = Streamer::start(primary.port);
+        wait_for("a scheduled backup", Duration::from_secs(30), || {
+            backups() >= k + 2
+        });
+        streamer.stop();
+        w.run(&[&["SELECT", "1"], &["SET", "after", label]]);
+        points.push(checkpoint(label, &mut w.c, 1, &primary, &bin));
+    }
+    w.run(&[&["SET", "trailer", "1"]]);
+    checkpoint("trailer", &mut w.c, 1, &primary, &bin);
+
+    let tls = timelines(&vault);
+    assert_eq!(tls.len(), 1, "{tls:?}");
+    let start_offset = tls[0]["start_offset"].as_u64().unwrap();
+    // The scheduled bases' offsets are not segment ends: replay starts
+    // inside a segment.
+    let ends: Vec<u64> = segments(&vault).iter().map(|s| s.end).collect();
+    let list = list_json(&vault);
+    let base_offsets: Vec<u64> = list["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["source"]["offset"].as_u64().unwrap())
+        .collect();
+    assert!(base_offsets.len() >= 3, "{list}");
+    assert_eq!(points.len(), 2);
+    let mut later_bases = 0;
+    for p in &points {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("restored.rdb");
+        let o = ok(restore_at(
+            &vault,
+            &key,
+            &rfc3339(p.at_ms),
+            "rdb",
+            &bin,
+            &out,
+        ));
+        // "base backup <id> (offset N)"
+        let offset: u64 = o
+            .split("(offset ")
+            .nth(1)
+            .and_then(|r| r.split(')').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no base offset in: {o}"));
+        if offset > start_offset {
+            later_bases += 1;
+        }
+        let s = bin.start_in_dir(dir, &["--dbfilename", "restored.rdb"]);
+        assert_same(&state(&s, &bin), &p.state, &bin, p.label);
+    }
+    assert!(
+        later_bases >= 2,
+        "restores used no scheduled base: bases at {base_offsets:?}"
+    );
+    assert!(
+        base_offsets
+            .iter()
+            .any(|o| *o > start_offset && !ends.contains(o)),
+        "no base inside a segment: bases at {base_offsets:?}, segment ends {ends:?}"
+    );
 }
