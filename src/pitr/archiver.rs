@@ -117,6 +117,11 @@ struct Resume {
     replid: String,
     offset: u64,
     db: u32,
+    /// A base backup of the timeline exists. Without one (its snapshot was
+    /// cut short, or its base failed) nothing in it can be restored until
+    /// a scheduled backup, maybe a day on: a reconnection starts a new
+    /// timeline from a full resync instead of continuing it.
+    has_base: bool,
 }
 
 /// Runs the archiver until `cancel`, reconnecting after failures.
@@ -180,11 +185,16 @@ async fn resume_point(
         }
         None => 0,
     };
+    let has_base = vault.list().await?.iter().any(|m| t.is_base(m));
+    if !has_base {
+        tracing::warn!(timeline = %t.info.id, "the archive's last timeline has no base backup; starting a new timeline from a full resync");
+    }
     Ok(Some(Resume {
         timeline: t.info.id.clone(),
         replid,
         offset: t.end_offset(),
         db,
+        has_base,
     }))
 }
 
@@ -212,7 +222,10 @@ async fn run_once(
     let target = crate::source::resolve(source, crate::source::NodeRole::Primary).await?;
     let mut conn = connect(&target, &source.connect).await?;
     let mut config = replica::config(&target, false, false);
-    config.resume = resume.as_ref().map(|r| (r.replid.clone(), r.offset as i64));
+    config.resume = resume
+        .as_ref()
+        .filter(|r| r.has_base)
+        .map(|r| (r.replid.clone(), r.offset as i64));
     let mut hs = Handshake::new(config);
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     let mut info = SourceInfo {
