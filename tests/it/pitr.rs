@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::proxy::{Fault, Proxy};
 use super::util::*;
 
 // ---------------------------------------------------------------------------
@@ -1690,4 +1691,47 @@ fn pitr_restores_from_scheduled_bases_taken_mid_stream() {
             .any(|o| *o > start_offset && !ends.contains(o)),
         "no base inside a segment: bases at {base_offsets:?}, segment ends {ends:?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// 8. A base cut short
+
+#[test]
+fn pitr_a_base_cut_short_leaves_no_timeline_without_a_base() {
+    let bin = Bin::system();
+    let primary = bin.start(&[]);
+    // About 70 KB of snapshot; the first link is cut 20 KB into it.
+    fill_every_type(&primary);
+    let proxy = Proxy::start(primary.port, Fault::CutFirstAfter(20_000));
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = work.path().join("vault");
+    let mut archiver = Archiver::start(&proxy.url(), &vault, &key, &["--pitr-interval", "200ms"]);
+    archiver.wait_streaming();
+    let mut w = Writer {
+        c: primary.client(),
+        bin: &bin,
+    };
+    w.run(&[&["SET", "after", "1"], &["RPUSH", "l", "x"]]);
+    let point = checkpoint("after the cut", &mut w.c, 1, &primary, &bin);
+    w.run(&[&["SET", "trailer", "1"]]);
+    checkpoint("trailer", &mut w.c, 1, &primary, &bin);
+    // The timeline the archive streams into has a base: the time after
+    // the cut restores.
+    // The cut snapshot's timeline is not continued: a full resync starts
+    // another, with its base.
+    let tls = timelines(&vault);
+    assert_eq!(tls.len(), 2, "{tls:?}");
+    assert_eq!(tls[1]["reason"], "full resync");
+    assert_eq!(tls[1]["previous"], tls[0]["id"]);
+    assert!(
+        segments(&vault).iter().all(|s| s.timeline == tls[1]["id"]),
+        "segments in the timeline without a base: {:?}",
+        segments(&vault)
+    );
+    let list = list_json(&vault);
+    let windows = list["pitr"]["windows"].as_array().unwrap();
+    assert_eq!(windows.last().unwrap()["timeline"], tls[1]["id"], "{list}");
+    let s = restored(&bin, &vault, &key, &rfc3339(point.at_ms), "rdb");
+    assert_same(&state(&s, &bin), &point.state, &bin, point.label);
 }

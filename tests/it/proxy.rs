@@ -22,6 +22,9 @@ pub enum Fault {
     /// Forward this many bytes, then nothing more, keeping the connection
     /// open (a server that hangs mid-transfer).
     StallAfter(u64),
+    /// Close both sides of the first connection after this many bytes;
+    /// forward later ones untouched (a link cut once, then healed).
+    CutFirstAfter(u64),
 }
 
 pub struct Proxy {
@@ -37,9 +40,16 @@ impl Proxy {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         std::thread::spawn(move || {
+            let mut accepted = 0u64;
             while !stop2.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((client, _)) => {
+                        let fault = match fault {
+                            Fault::CutFirstAfter(n) if accepted == 0 => Fault::CutAfter(n),
+                            Fault::CutFirstAfter(_) => Fault::CutAfter(u64::MAX),
+                            f => f,
+                        };
+                        accepted += 1;
                         client.set_nonblocking(false).unwrap();
                         let server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
                         let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
