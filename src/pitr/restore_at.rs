@@ -414,6 +414,9 @@ impl Server {
                 REPLAY_AOF,
                 "--appendfsync",
                 "no",
+                // No rewrite of what it loaded while it saves.
+                "--auto-aof-rewrite-percentage",
+                "0",
                 "--daemonize",
                 "no",
                 "--logfile",
