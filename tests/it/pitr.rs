@@ -991,6 +991,13 @@ fn pitr_keeps_base_keys_whose_ttl_the_stream_extended_redis_7() {
 }
 
 #[test]
+fn pitr_keeps_base_keys_whose_ttl_the_stream_extended_valkey_9() {
+    if let Some(b) = Bin::other("valkey-server-9.1.2") {
+        extended_expiries_restore(b);
+    }
+}
+
+#[test]
 fn pitr_keeps_base_keys_whose_ttl_the_stream_extended_redis_6() {
     if let Some(b) = Bin::other("redis-server-6.2.14") {
         extended_expiries_restore(b);
