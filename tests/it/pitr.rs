@@ -310,6 +310,26 @@ fn assert_contiguous(vault: &Path, t: &serde_json::Value) {
     }
 }
 
+/// `verify --all` passes, and checked each of the vault's timelines.
+fn assert_verifies(vault: &Path, key: &Path) {
+    let out = ok(replvault(&[
+        "verify",
+        "--all",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]));
+    for t in timelines(vault) {
+        let id = t["id"].as_str().unwrap();
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("OK") && l.contains(&format!("timeline {id}"))),
+            "verify --all did not check timeline {id}: {out}"
+        );
+    }
+}
+
 /// The newest segment end, in any timeline.
 fn archived_end(vault: &Path) -> u64 {
     segments(vault).iter().map(|s| s.end).max().unwrap_or(0)
@@ -861,6 +881,7 @@ fn every_phase_restores(bin: Bin) {
             .any(|s| s.end - s.start >= 64 * 1024),
         "no segment was cut by size"
     );
+    assert_verifies(&vault, &key);
 
     let aof = if bin.major >= 7 { "aof-dir" } else { "aof" };
     for p in &points {
@@ -1136,6 +1157,7 @@ fn pitr_continues_without_a_gap_after_kill_9_and_client_kill() {
     let tls = timelines(&vault);
     assert_eq!(tls.len(), 1, "a gap: {tls:?}");
     assert_contiguous(&vault, &tls[0]);
+    assert_verifies(&vault, &key);
     for p in [&before, &after_kill, &after_client_kill] {
         let at = rfc3339(p.at_ms);
         let s = restored(&bin, &vault, &key, &at, "rdb");
@@ -1196,6 +1218,7 @@ fn pitr_backlog_overrun_starts_a_timeline_and_the_gap_is_refused() {
     assert_eq!(tls[1]["previous"], id1);
     assert_contiguous(&vault, &tls[0]);
     assert_contiguous(&vault, &tls[1]);
+    assert_verifies(&vault, &key);
     let list = list_json(&vault);
     assert_eq!(list["pitr"]["gaps"].as_array().unwrap().len(), 1, "{list}");
 
@@ -1286,6 +1309,15 @@ fn pitr_wait_returns_once_the_write_is_in_the_vault() {
     );
     let end = archived_end(&vault);
     assert!(end >= offset, "the vault ends at {end} < {offset}");
+
+    // A clean stop writes what arrived, not waiting for the next tick.
+    c.ok(&["SET", "last", "v"]);
+    wait_received(&archiver, &primary);
+    let offset = info_u64(&primary, "replication", "master_repl_offset");
+    assert!(archived_end(&vault) < offset);
+    archiver.stop();
+    let end = archived_end(&vault);
+    assert!(end >= offset, "SIGTERM left {end} < {offset} unwritten");
 }
 
 // ---------------------------------------------------------------------------
