@@ -15,7 +15,7 @@ use crate::backup::{BackupError, BackupWriter, WriteOptions};
 use crate::crypto::MasterKey;
 use crate::source::client::Client;
 use crate::source::replica::{self, ReplicaOptions};
-use crate::source::{NodeRole, RedisTarget, SourceError, SourceOptions, connect};
+use crate::source::{Mode, NodeRole, RedisTarget, SourceError, SourceOptions, connect};
 use crate::vault::manifest::{self, ClusterInfo, NodeInfo, RdbInfo, ShardInfo, StoredInfo};
 use crate::vault::{Manifest, Vault, VaultError, manifest_key, new_id};
 
@@ -168,6 +168,10 @@ async fn probe(t: &RedisTarget, source: &SourceOptions) -> Option<Probe> {
     };
     let info = match c.call(&[b"INFO", b"replication"]).await.ok()? {
         Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
+        Frame::Error(e) => {
+            tracing::warn!(node = %t.redacted(), error = %e, "INFO replication refused: replvault cannot tell whether this node's link to its primary is up, and does not back up from it (grant the backup user +info)");
+            String::new()
+        }
         _ => String::new(),
     };
     c.close().await;
@@ -267,6 +271,13 @@ pub async fn take_cluster_backup(
     progress: Arc<AtomicU64>,
     cancel: CancellationToken,
 ) -> Result<Manifest, ClusterError> {
+    // Each shard is taken over replication: a scan-mode request must not
+    // quietly become a sync-mode backup.
+    if source.mode == Mode::Scan {
+        return Err(ClusterError::Topology(
+            "--mode scan does not work with --cluster yet: a cluster backup takes every shard over replication (the backup user needs +sync +psync +replconf on every node); to scan, back up each primary on its own with --mode scan".into(),
+        ));
+    }
     let started = Utc::now();
     let clock = std::time::Instant::now();
     let mut shards = discover(source).await?;
