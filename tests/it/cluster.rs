@@ -863,3 +863,47 @@ fn cluster_address_map_rewrites_where_replvault_connects() {
         "{e}"
     );
 }
+
+/// What a cluster backup asks of the backup user, and scan mode, which it
+/// does not do.
+#[test]
+fn cluster_backup_refuses_scan_mode_and_names_what_the_user_lacks() {
+    let c = Cluster::start(&redis_server_bin());
+    c.fill();
+    let w = Work::new();
+    let seed = c.primary(0).url();
+    // Not silently a sync-mode backup.
+    let e = w.backup_fails(&seed, &["--mode", "scan"]);
+    assert!(
+        e.contains("--mode scan does not work with --cluster"),
+        "{e}"
+    );
+    // ACL users are per node.
+    let discover = ["+cluster|shards", "+cluster|myid", "+ping"];
+    for (_, n) in c.alive() {
+        let mut nosync = vec!["ACL", "SETUSER", "nosync", "on", ">pw", "~*", "+info"];
+        nosync.extend(discover);
+        nosync.extend(["+scan", "+dump", "+pttl", "+select"]);
+        assert_eq!(n.cmd(&nosync), Reply::Status("OK".into()));
+        let mut noinfo = vec!["ACL", "SETUSER", "noinfo", "on", ">pw", "~*"];
+        noinfo.extend(discover);
+        noinfo.extend(["+sync", "+psync", "+replconf"]);
+        assert_eq!(n.cmd(&noinfo), Reply::Status("OK".into()));
+    }
+    // Without SYNC a shard fails (auto mode does not scan), named.
+    let url = format!("redis://nosync:pw@127.0.0.1:{}", c.primary(0).port);
+    let e = w.backup_fails(&url, &[]);
+    assert!(
+        e.contains("shard ") && e.contains("(slots ") && e.contains("+sync"),
+        "{e}"
+    );
+    // Without INFO no replica's link can be checked: every shard comes
+    // from its primary, and the log says what to grant.
+    let url = format!("redis://noinfo:pw@127.0.0.1:{}", c.primary(0).port);
+    let (m, log) = w.backup_ok(&url, &[]);
+    assert_shards(&c, &m, |i| i);
+    assert!(
+        log.contains("INFO replication refused") && log.contains("+info"),
+        "{log}"
+    );
+}
