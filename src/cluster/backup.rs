@@ -355,11 +355,12 @@ pub async fn take_cluster_backup(
             }
             Err(e) => {
                 // The first failure names the shard; the others stop.
+                // Shards stop as interrupted only once `cancel` fired: the
+                // first of them, before any failure, was stopped by a
+                // signal (or the daemon's shutdown), not by another shard.
                 if failure.is_none() {
                     failure = Some(match e {
-                        BackupError::Interrupted if !cancel.is_cancelled() => {
-                            ClusterError::Interrupted
-                        }
+                        BackupError::Interrupted => ClusterError::Interrupted,
                         e => ClusterError::Shard {
                             index: i,
                             slots: topology::ranges_text(&slots),
