@@ -748,8 +748,11 @@ fn slow_backup_under_way(c: &Cluster, w: &Work) -> std::process::Child {
     child
 }
 
+/// A shard's link cut mid-transfer, by its node or by replvault's own
+/// SIGTERM: the backup fails, naming the shard (or saying it was
+/// interrupted), and leaves nothing.
 #[test]
-fn cluster_backup_fails_when_a_node_drops_the_link_mid_transfer() {
+fn cluster_backup_cut_mid_transfer_leaves_nothing() {
     let mut c = Cluster::start(&redis_server_bin());
     c.fill();
     let w = Work::new();
@@ -762,6 +765,16 @@ fn cluster_backup_fails_when_a_node_drops_the_link_mid_transfer() {
     eprintln!("the backup failed as it should: {e}");
     assert!(e.contains("shard 0 (slots 0-5460"), "{e}");
     assert_eq!(sync_full(c.replica(0)), forks + 1, "one snapshot, cut");
+    w.assert_empty();
+    // SIGTERM: the other shards are done, shard 0 is under way; all of it
+    // goes, and the error says why rather than blaming a shard.
+    let child = slow_backup_under_way(&c, &w);
+    send_signal(child.id(), "TERM");
+    let e = fails(child.wait_with_output().unwrap());
+    assert!(
+        e.contains("interrupted: the partial cluster backup was removed") && !e.contains("shard"),
+        "{e}"
+    );
     w.assert_empty();
     // The replica's process dies mid-transfer.
     let child = slow_backup_under_way(&c, &w);
