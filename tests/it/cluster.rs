@@ -493,6 +493,27 @@ fn assert_restores(c: &Cluster, w: &Work, m: &serde_json::Value) {
     let dir = out.path().join("restored");
     let text = w.restore(id, &dir);
     assert!(text.contains("3 shards"), "{text}");
+    // The directory is new: restoring there again needs --force.
+    let again = [
+        "restore",
+        id,
+        "--vault",
+        w.vault(),
+        "--key-file",
+        w.key(),
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    let e = fails(replvault(&again));
+    assert!(e.contains("already exists") && e.contains("--force"), "{e}");
+    std::fs::write(dir.join("stale"), "x").unwrap();
+    let mut forced = again.to_vec();
+    forced.push("--force");
+    ok(replvault(&forced));
+    assert!(
+        !dir.join("stale").exists(),
+        "--force replaces the directory"
+    );
     let mut files = files_under(&dir);
     files.sort();
     assert_eq!(
@@ -568,7 +589,9 @@ fn round_trip(bin: &str) {
     );
 
     // Prune removes a cluster backup whole, and keeps the newer one.
-    let (newer, _) = w.backup_ok(&c.primary(0).url(), &[]);
+    // One shard at a time this time.
+    let (newer, _) = w.backup_ok(&c.primary(0).url(), &["--cluster-concurrency", "1"]);
+    assert_shards(&c, &newer, |i| 3 + i);
     let newer_id = newer["id"].as_str().unwrap();
     assert_ne!(newer_id, id);
     let objects = files_under(&w.vault.join("backups"));
