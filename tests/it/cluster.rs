@@ -551,7 +551,24 @@ fn round_trip(bin: &str) {
     let w = Work::new();
     let forks: Vec<u64> = (0..3).map(|i| sync_full(c.primary(i))).collect();
     // Any node will do as the seed: a replica here, a primary below.
-    let (m, _) = w.backup_ok(&c.replica(1).url(), &[]);
+    let seed = c.replica(1);
+    assert_eq!(
+        seed.cmd(&["CONFIG", "RESETSTAT"]),
+        Reply::Status("OK".into())
+    );
+    let (m, _) = w.backup_ok(&seed.url(), &[]);
+    // CLUSTER SHARDS from 7.0 on, CLUSTER NODES before (where the server
+    // counts no subcommands, and refuses SHARDS).
+    let stats = seed.cmd(&["INFO", "commandstats"]).text();
+    if c.shards_cmd {
+        assert!(
+            stats.contains("cmdstat_cluster|shards:calls=1,")
+                && !stats.contains("cmdstat_cluster|nodes:"),
+            "{stats}"
+        );
+    } else {
+        assert!(stats.contains("cmdstat_cluster:calls="), "{stats}");
+    }
     let after: Vec<u64> = (0..3).map(|i| sync_full(c.primary(i))).collect();
     assert_eq!(after, forks, "a primary served a full sync");
     for i in 0..3 {
@@ -914,20 +931,38 @@ fn cluster_backup_refuses_scan_mode_and_names_what_the_user_lacks() {
         e.contains("--mode scan does not work with --cluster"),
         "{e}"
     );
+    // Nor is a server outside cluster mode backed up as one.
+    let standalone = RedisServer::start();
+    let e = w.backup_fails(&standalone.url(), &[]);
+    assert!(
+        e.contains("is not in cluster mode: back it up without --cluster"),
+        "{e}"
+    );
     // ACL users are per node.
     let discover = ["+cluster|shards", "+cluster|myid", "+ping"];
     for (_, n) in c.alive() {
-        let mut nosync = vec!["ACL", "SETUSER", "nosync", "on", ">pw", "~*", "+info"];
+        let mut nosync = vec![
+            "ACL",
+            "SETUSER",
+            "nosync",
+            "on",
+            ">s3cret-cluster-pw",
+            "~*",
+            "+info",
+        ];
         nosync.extend(discover);
         nosync.extend(["+scan", "+dump", "+pttl", "+select"]);
         assert_eq!(n.cmd(&nosync), Reply::Status("OK".into()));
-        let mut noinfo = vec!["ACL", "SETUSER", "noinfo", "on", ">pw", "~*"];
+        let mut noinfo = vec!["ACL", "SETUSER", "noinfo", "on", ">s3cret-cluster-pw", "~*"];
         noinfo.extend(discover);
         noinfo.extend(["+sync", "+psync", "+replconf"]);
         assert_eq!(n.cmd(&noinfo), Reply::Status("OK".into()));
     }
     // Without SYNC a shard fails (auto mode does not scan), named.
-    let url = format!("redis://nosync:pw@127.0.0.1:{}", c.primary(0).port);
+    let url = format!(
+        "redis://nosync:s3cret-cluster-pw@127.0.0.1:{}",
+        c.primary(0).port
+    );
     let e = w.backup_fails(&url, &[]);
     assert!(
         e.contains("shard ") && e.contains("(slots ") && e.contains("+sync"),
@@ -935,11 +970,17 @@ fn cluster_backup_refuses_scan_mode_and_names_what_the_user_lacks() {
     );
     // Without INFO no replica's link can be checked: every shard comes
     // from its primary, and the log says what to grant.
-    let url = format!("redis://noinfo:pw@127.0.0.1:{}", c.primary(0).port);
+    let url = format!(
+        "redis://noinfo:s3cret-cluster-pw@127.0.0.1:{}",
+        c.primary(0).port
+    );
     let (m, log) = w.backup_ok(&url, &[]);
     assert_shards(&c, &m, |i| i);
     assert!(
         log.contains("INFO replication refused") && log.contains("+info"),
         "{log}"
     );
+    // The password is in no log line, error or manifest.
+    assert!(!log.contains("s3cret") && !e.contains("s3cret"), "{log}");
+    assert!(!list_json(&w.vault).to_string().contains("s3cret"));
 }
