@@ -15,7 +15,7 @@ use crate::backup::{BackupError, BackupWriter, WriteOptions};
 use crate::crypto::MasterKey;
 use crate::source::client::Client;
 use crate::source::replica::{self, ReplicaOptions};
-use crate::source::{NodeRole, RedisTarget, SourceError, SourceOptions, connect};
+use crate::source::{Mode, NodeRole, RedisTarget, SourceError, SourceOptions, connect};
 use crate::vault::manifest::{self, ClusterInfo, NodeInfo, RdbInfo, ShardInfo, StoredInfo};
 use crate::vault::{Manifest, Vault, VaultError, manifest_key, new_id};
 
@@ -141,8 +141,18 @@ pub async fn shard_primaries(
         .collect()
 }
 
-/// `master_link_status:up` and the replication offset of a replica.
-async fn replica_state(t: &RedisTarget, source: &SourceOptions) -> Option<i64> {
+/// What the node at an address says of itself.
+struct Probe {
+    /// Its node id (`CLUSTER MYID`), unless the command was refused.
+    id: Option<String>,
+    /// Its replication offset when it is a replica whose link to its
+    /// primary is up.
+    link_up_at: Option<i64>,
+}
+
+/// Asks the node at `t` who it is and, for a replica, how its link is;
+/// `None` when it cannot be reached.
+async fn probe(t: &RedisTarget, source: &SourceOptions) -> Option<Probe> {
     let conn = connect(t, &source.connect).await.ok()?;
     let mut c = Client::new(conn, source.connect.connect_timeout);
     if let Some(pw) = &t.password {
@@ -151,9 +161,18 @@ async fn replica_state(t: &RedisTarget, source: &SourceOptions) -> Option<i64> {
             None => c.call(&[b"AUTH", pw.as_bytes()]).await.ok()?,
         };
     }
+    let id = match c.call(&[b"CLUSTER", b"MYID"]).await.ok()? {
+        Frame::Bulk(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        Frame::Simple(s) => Some(s),
+        _ => None,
+    };
     let info = match c.call(&[b"INFO", b"replication"]).await.ok()? {
         Frame::Bulk(b) => String::from_utf8_lossy(&b).into_owned(),
-        _ => return None,
+        Frame::Error(e) => {
+            tracing::warn!(node = %t.redacted(), error = %e, "INFO replication refused: replvault cannot tell whether this node's link to its primary is up, and does not back up from it (grant the backup user +info)");
+            String::new()
+        }
+        _ => String::new(),
     };
     c.close().await;
     let field = |k: &str| {
@@ -161,15 +180,40 @@ async fn replica_state(t: &RedisTarget, source: &SourceOptions) -> Option<i64> {
             .find_map(|l| l.strip_prefix(k))
             .map(|v| v.trim().to_string())
     };
-    (field("master_link_status:").as_deref() == Some("up")).then(|| {
+    let link_up_at = (field("master_link_status:").as_deref() == Some("up")).then(|| {
         field("slave_repl_offset:")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
-    })
+    });
+    Some(Probe { id, link_up_at })
+}
+
+/// An error when the node that answers at `n`'s (mapped) address is
+/// another node: a wrong `--cluster-address-map` would otherwise back up
+/// another shard's data under this shard's slots.
+fn check_identity(
+    index: usize,
+    shard: &Shard,
+    n: &Node,
+    target: &RedisTarget,
+    probe: &Probe,
+) -> Result<(), String> {
+    match &probe.id {
+        Some(id) if *id != n.id => Err(format!(
+            "shard {index} (slots {}): {} answers as node {id}, but the cluster announces {}:{} as node {}: check --cluster-address-map",
+            topology::ranges_text(&shard.slots),
+            target.redacted(),
+            n.host,
+            n.port,
+            n.id
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The node to read a shard from.
 async fn choose(
+    index: usize,
     shard: &Shard,
     seed: &RedisTarget,
     source: &SourceOptions,
@@ -183,7 +227,12 @@ async fn choose(
             .iter()
             .filter(|n| n.role == Role::Replica && n.healthy)
         {
-            if let Some(off) = replica_state(&node_target(seed, &opts.address_map, n), source).await
+            let target = node_target(seed, &opts.address_map, n);
+            let Some(p) = probe(&target, source).await else {
+                continue;
+            };
+            check_identity(index, shard, n, &target, &p)?;
+            if let Some(off) = p.link_up_at
                 && best.is_none_or(|(o, _)| off > o)
             {
                 best = Some((off, n));
@@ -196,12 +245,18 @@ async fn choose(
             tracing::warn!(slots = %topology::ranges_text(&shard.slots), primary = %format!("{}:{}", p.host, p.port), "no healthy replica in this shard: backing up from its primary (it will fork)");
         }
     }
-    primary.ok_or_else(|| {
+    let primary = primary.ok_or_else(|| {
         format!(
             "the shard with slots {} has no primary",
             topology::ranges_text(&shard.slots)
         )
-    })
+    })?;
+    // An unreachable primary fails in the backup itself, naming the shard.
+    let target = node_target(seed, &opts.address_map, &primary);
+    if let Some(p) = probe(&target, source).await {
+        check_identity(index, shard, &primary, &target, &p)?;
+    }
+    Ok(primary)
 }
 
 /// Takes one backup of every shard; `cancel` aborts it and removes what
@@ -216,6 +271,13 @@ pub async fn take_cluster_backup(
     progress: Arc<AtomicU64>,
     cancel: CancellationToken,
 ) -> Result<Manifest, ClusterError> {
+    // Each shard is taken over replication: a scan-mode request must not
+    // quietly become a sync-mode backup.
+    if source.mode == Mode::Scan {
+        return Err(ClusterError::Topology(
+            "--mode scan does not work with --cluster yet: a cluster backup takes every shard over replication (the backup user needs +sync +psync +replconf on every node); to scan, back up each primary on its own with --mode scan".into(),
+        ));
+    }
     let started = Utc::now();
     let clock = std::time::Instant::now();
     let mut shards = discover(source).await?;
@@ -229,8 +291,8 @@ pub async fn take_cluster_backup(
     }
     let seed = seed(source)?;
     let mut chosen = Vec::with_capacity(shards.len());
-    for s in &shards {
-        let n = choose(s, &seed, source, opts)
+    for (i, s) in shards.iter().enumerate() {
+        let n = choose(i, s, &seed, source, opts)
             .await
             .map_err(ClusterError::Topology)?;
         chosen.push(n);
@@ -293,11 +355,12 @@ pub async fn take_cluster_backup(
             }
             Err(e) => {
                 // The first failure names the shard; the others stop.
+                // Shards stop as interrupted only once `cancel` fired: the
+                // first of them, before any failure, was stopped by a
+                // signal (or the daemon's shutdown), not by another shard.
                 if failure.is_none() {
                     failure = Some(match e {
-                        BackupError::Interrupted if !cancel.is_cancelled() => {
-                            ClusterError::Interrupted
-                        }
+                        BackupError::Interrupted => ClusterError::Interrupted,
                         e => ClusterError::Shard {
                             index: i,
                             slots: topology::ranges_text(&slots),

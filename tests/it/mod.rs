@@ -1,6 +1,7 @@
 //! Integration test modules.
 
 pub mod backup_restore;
+pub mod cluster;
 pub mod daemon;
 pub mod deploy;
 pub mod failures;

@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// What the proxy does to server-to-client bytes.
@@ -30,6 +30,8 @@ pub enum Fault {
 pub struct Proxy {
     pub port: u16,
     stop: Arc<AtomicBool>,
+    /// Server-to-client bytes forwarded, over all connections.
+    forwarded: Arc<AtomicU64>,
 }
 
 impl Proxy {
@@ -39,6 +41,8 @@ impl Proxy {
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let counted = forwarded.clone();
         std::thread::spawn(move || {
             let mut accepted = 0u64;
             while !stop2.load(Ordering::Relaxed) {
@@ -59,15 +63,24 @@ impl Proxy {
                             let _ = std::io::copy(&mut c, &mut s);
                             let _ = s.shutdown(Shutdown::Write);
                         });
-                        let stop3 = stop2.clone();
-                        std::thread::spawn(move || pump(server, client, fault, stop3));
+                        let (stop3, counted) = (stop2.clone(), counted.clone());
+                        std::thread::spawn(move || pump(server, client, fault, stop3, counted));
                     }
                     // Nothing to accept: poll again (and the stop flag).
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
         });
-        Proxy { port, stop }
+        Proxy {
+            port,
+            stop,
+            forwarded,
+        }
+    }
+
+    /// Server-to-client bytes forwarded so far, over all connections.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(Ordering::Relaxed)
     }
 
     pub fn url(&self) -> String {
@@ -81,7 +94,13 @@ impl Drop for Proxy {
     }
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, fault: Fault, stop: Arc<AtomicBool>) {
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    fault: Fault,
+    stop: Arc<AtomicBool>,
+    forwarded: Arc<AtomicU64>,
+) {
     // A tick (50 ms) of a throttled rate fits in one read.
     let size = match fault {
         Fault::Throttle(rate) => (rate / 20).max(16 * 1024) as usize,
@@ -127,6 +146,7 @@ fn pump(mut from: TcpStream, mut to: TcpStream, fault: Fault, stop: Arc<AtomicBo
         if to.write_all(&buf[..n]).is_err() {
             break;
         }
+        forwarded.fetch_add(n as u64, Ordering::Relaxed);
         seen += n as u64;
     }
     let _ = to.shutdown(Shutdown::Both);

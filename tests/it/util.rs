@@ -223,7 +223,8 @@ impl Reply {
     }
 }
 
-fn read_reply(r: &mut BufReader<TcpStream>) -> Reply {
+/// Reads one reply.
+pub fn read_reply(r: &mut BufReader<TcpStream>) -> Reply {
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
     let line = line.trim_end_matches("\r\n");
@@ -297,6 +298,19 @@ impl RedisServer {
         n: usize,
         extra: impl Fn(&[u16]) -> Vec<String>,
     ) -> Self {
+        Self::start_bin_ports(bin, dir, n, free_port, extra)
+    }
+
+    /// [`RedisServer::start_with_ports`] for `bin` in `dir`, on ports that
+    /// `pick` gives (a server whose cluster bus is its port plus 10,000,
+    /// before 7.0, needs one with that port free too).
+    pub fn start_bin_ports(
+        bin: &str,
+        dir: tempfile::TempDir,
+        n: usize,
+        pick: impl FnMut() -> u16,
+        extra: impl Fn(&[u16]) -> Vec<String>,
+    ) -> Self {
         // DEBUG is allowed by default before 7.0, which rejects the option.
         let debug = server_major_version(bin) >= 7;
         let log_path = dir.path().join("redis.log");
@@ -348,7 +362,7 @@ impl RedisServer {
         // Listening is not enough: the server answers once it has loaded
         // its dataset, and it is the process started here.
         let ready = |ports: &[u16]| ping_answers(ports[0], password.borrow().as_deref());
-        let (child, ports) = start_listening(bin, 1 + n, spawn, read_log, ready);
+        let (child, ports) = start_listening_on(bin, 1 + n, pick, spawn, read_log, ready);
         let s = RedisServer {
             port: ports[0],
             extra_ports: ports[1..].to_vec(),
@@ -553,7 +567,8 @@ fn ping_answers(port: u16, password: Option<&str>) -> bool {
     last == "+PONG" || last.starts_with("-NOAUTH")
 }
 
-fn encode(args: &[&[u8]], out: &mut Vec<u8>) {
+/// Appends a command in RESP to `out`.
+pub fn encode(args: &[&[u8]], out: &mut Vec<u8>) {
     out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
     for a in args {
         out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());

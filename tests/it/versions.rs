@@ -12,13 +12,13 @@ use std::path::PathBuf;
 use super::util::*;
 
 /// Where scripts/test-servers.sh put the binaries.
-fn servers_dir() -> PathBuf {
+pub fn servers_dir() -> PathBuf {
     std::env::var_os("REPLVAULT_TEST_SERVERS")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target/test-servers"))
 }
 
-fn server_bin(name: &str) -> String {
+pub fn server_bin(name: &str) -> String {
     let p = servers_dir().join(name);
     assert!(
         p.is_file(),

@@ -1,0 +1,986 @@
+//! Redis Cluster: `backup --cluster` against real clusters of three
+//! primaries and three replicas (Redis 7.0 through CLUSTER SHARDS, Valkey
+//! 9.1, Redis 6.2 through CLUSTER NODES): every shard from a replica, the
+//! restore's files each with its primary's DEBUG DIGEST, verify, list and
+//! prune; failures (a shard with no reachable node, slots nobody owns, a
+//! link cut mid-transfer) that leave nothing behind; `--from primary` and
+//! the fallback to a primary; `--cluster-address-map`.
+
+use std::io::{BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use super::proxy::{Fault, Proxy};
+use super::util::*;
+use super::versions::server_bin;
+
+/// Slots of the three shards, as the fixture assigns them.
+const RANGES: [(u16, u16); 3] = [(0, 5460), (5461, 10922), (10923, 16383)];
+
+/// How long cluster set-up and convergence may take on a loaded machine.
+const SETTLE: Duration = Duration::from_secs(90);
+
+/// CRC16/XMODEM, the cluster's key hash.
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in data {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// The slot of a key, hashtags included.
+fn key_slot(key: &str) -> u16 {
+    let hashed = key
+        .find('{')
+        .and_then(|a| {
+            let rest = &key[a + 1..];
+            rest.find('}').map(|b| &rest[..b])
+        })
+        .filter(|t| !t.is_empty())
+        .unwrap_or(key);
+    crc16(hashed.as_bytes()) % 16384
+}
+
+/// For every slot, a hashtag that hashes to it.
+fn tags_for_every_slot() -> Vec<String> {
+    let mut tags: Vec<Option<String>> = vec![None; 16384];
+    let mut left = tags.len();
+    let mut i = 0u64;
+    while left > 0 {
+        let t = format!("t{i}");
+        let s = usize::from(crc16(t.as_bytes()) % 16384);
+        if tags[s].is_none() {
+            tags[s] = Some(t);
+            left -= 1;
+        }
+        i += 1;
+    }
+    tags.into_iter().map(Option::unwrap).collect()
+}
+
+/// Runs `cmds` on `port` over one connection, pipelined; fails the test on
+/// any error reply.
+fn pipeline(port: u16, cmds: &[Vec<String>]) {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    for batch in cmds.chunks(1000) {
+        let mut out = Vec::new();
+        for c in batch {
+            let args: Vec<&[u8]> = c.iter().map(|a| a.as_bytes()).collect();
+            encode(&args, &mut out);
+        }
+        w.write_all(&out).unwrap();
+        for c in batch {
+            if let Reply::Error(e) = read_reply(&mut r) {
+                panic!("{c:?} on port {port}: {e}");
+            }
+        }
+    }
+}
+
+/// The leaves of a reply, as text.
+fn leaves(r: &Reply, out: &mut Vec<String>) {
+    match r {
+        Reply::Array(a) => a.iter().for_each(|x| leaves(x, out)),
+        other => out.push(other.text()),
+    }
+}
+
+/// `field:` of an INFO section.
+fn info_field(n: &RedisServer, section: &str, field: &str) -> Option<String> {
+    n.cmd(&["INFO", section])
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .map(|v| v.trim().to_string())
+}
+
+fn sync_full(n: &RedisServer) -> u64 {
+    info_field(n, "stats", "sync_full")
+        .and_then(|v| v.parse().ok())
+        .expect("INFO stats has sync_full")
+}
+
+/// A port that was free a moment ago and whose cluster bus port (port plus
+/// 10,000, the only choice before 7.0) fits and was free too.
+fn port_with_free_bus() -> u16 {
+    loop {
+        let p = free_port();
+        if p < 55_536 && TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// A cluster node of `bin`: the cluster bus on a port of its own (7.0 on;
+/// by default it is the port plus 10,000, which may be taken or above
+/// 65,535), or on the port plus 10,000 before 7.0, chosen free.
+fn start_node(bin: &str) -> (RedisServer, u16) {
+    let common = |bus: Option<u16>| {
+        let mut a: Vec<String> = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            // Failure detection within seconds, yet no failover of a
+            // merely slow node on a busy machine.
+            "--cluster-node-timeout",
+            "5000",
+            "--repl-diskless-sync",
+            "yes",
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(b) = bus {
+            a.extend(["--cluster-port".into(), b.to_string()]);
+        }
+        a
+    };
+    let dir = tempfile::tempdir().unwrap();
+    if server_major_version(bin) >= 7 {
+        let n = RedisServer::start_bin_ports(bin, dir, 1, free_port, |p| common(Some(p[0])));
+        let bus = n.extra_ports[0];
+        (n, bus)
+    } else {
+        let n = RedisServer::start_bin_ports(bin, dir, 0, port_with_free_bus, |_| common(None));
+        let bus = n.port + 10_000;
+        (n, bus)
+    }
+}
+
+/// Three primaries (nodes 0 to 2, slots [`RANGES`]) and a replica of each
+/// (node 3 + i replicates node i), created by hand (ADDSLOTS, MEET,
+/// REPLICATE) so that any server version works with the redis-cli here.
+struct Cluster {
+    bin: String,
+    nodes: Vec<Option<RedisServer>>,
+    ids: Vec<String>,
+    /// Whether CLUSTER SHARDS exists (7.0 on).
+    shards_cmd: bool,
+}
+
+impl Cluster {
+    fn start(bin: &str) -> Cluster {
+        let modern = server_major_version(bin) >= 7;
+        let started: Vec<(RedisServer, u16)> = (0..6).map(|_| start_node(bin)).collect();
+        let ids: Vec<String> = started
+            .iter()
+            .map(|(n, _)| n.cmd(&["CLUSTER", "MYID"]).text())
+            .collect();
+        for (i, (n, _)) in started.iter().enumerate() {
+            // Distinct epochs from the start, as redis-cli sets them.
+            let r = n.cmd(&["CLUSTER", "SET-CONFIG-EPOCH", &(i + 1).to_string()]);
+            assert_eq!(r, Reply::Status("OK".into()), "SET-CONFIG-EPOCH");
+        }
+        for (i, &(a, b)) in RANGES.iter().enumerate() {
+            let mut args: Vec<String> = vec!["CLUSTER".into(), "ADDSLOTS".into()];
+            args.extend((a..=b).map(|s| s.to_string()));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            assert_eq!(started[i].0.cmd(&args), Reply::Status("OK".into()));
+        }
+        for (n, bus) in &started[1..] {
+            let (port, bus) = (n.port.to_string(), bus.to_string());
+            let mut meet = vec!["CLUSTER", "MEET", "127.0.0.1", &port];
+            if modern {
+                meet.push(&bus);
+            }
+            assert_eq!(started[0].0.cmd(&meet), Reply::Status("OK".into()));
+        }
+        let c = Cluster {
+            bin: bin.to_string(),
+            nodes: started.into_iter().map(|(n, _)| Some(n)).collect(),
+            ids,
+            shards_cmd: modern,
+        };
+        wait_for("every node to know all six", SETTLE, || {
+            c.alive().all(|(_, n)| {
+                let t = n.cmd(&["CLUSTER", "NODES"]).text();
+                t.lines().count() == 6
+                    && !t.contains("handshake")
+                    && !t.contains("noaddr")
+                    && t.lines()
+                        .all(|l| l.contains("myself") || l.contains(" connected"))
+            })
+        });
+        for i in 0..3 {
+            let r = c.node(3 + i).cmd(&["CLUSTER", "REPLICATE", &c.ids[i]]);
+            assert_eq!(r, Reply::Status("OK".into()), "CLUSTER REPLICATE");
+        }
+        c.wait_converged();
+        c
+    }
+
+    fn node(&self, i: usize) -> &RedisServer {
+        self.nodes[i].as_ref().expect("that node was killed")
+    }
+
+    fn primary(&self, shard: usize) -> &RedisServer {
+        self.node(shard)
+    }
+
+    fn replica(&self, shard: usize) -> &RedisServer {
+        self.node(3 + shard)
+    }
+
+    fn alive(&self) -> impl Iterator<Item = (usize, &RedisServer)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| n.as_ref().map(|n| (i, n)))
+    }
+
+    /// Kills node `i` (SIGKILL).
+    fn kill(&mut self, i: usize) {
+        self.nodes[i] = None;
+    }
+
+    /// `127.0.0.1:port`, as the cluster announces node `i`.
+    fn announced(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.node(i).port)
+    }
+
+    /// Whether `n` sees the fixture's topology: three primaries with their
+    /// slots, each with its replica, none failing or in handshake.
+    fn sees_topology(&self, n: &RedisServer) -> bool {
+        let text = n.cmd(&["CLUSTER", "NODES"]).text();
+        let lines: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let line = |id: &str| lines.iter().find(|f| f.first() == Some(&id)).cloned();
+        (0..3).all(|i| {
+            let (Some(p), Some(r)) = (line(&self.ids[i]), line(&self.ids[3 + i])) else {
+                return false;
+            };
+            let (a, b) = RANGES[i];
+            let ok_flags = |f: &str| !f.contains("fail") && !f.contains("handshake");
+            p.len() == 9
+                && p[2].contains("master")
+                && ok_flags(p[2])
+                && p[8] == format!("{a}-{b}")
+                && r[2].contains("slave")
+                && ok_flags(r[2])
+                && r[3] == self.ids[i]
+        })
+    }
+
+    /// Waits until every node sees the topology and `cluster_state:ok`, and
+    /// every replica's link to its primary is up.
+    fn wait_converged(&self) {
+        wait_for("the cluster to converge", SETTLE, || {
+            self.alive().all(|(_, n)| {
+                self.sees_topology(n)
+                    && n.cmd(&["CLUSTER", "INFO"])
+                        .text()
+                        .contains("cluster_state:ok")
+            })
+        });
+        for i in 0..3 {
+            wait_for("a replica's link to its primary", SETTLE, || {
+                info_field(self.replica(i), "replication", "master_link_status").as_deref()
+                    == Some("up")
+            });
+        }
+    }
+
+    /// Fills every slot: a string in each, and in every eighth slot a hash,
+    /// list, set, sorted set, stream and expiring string under one hashtag
+    /// (a big hash and list every 512th); each command goes to the primary
+    /// that owns its slot. Then waits until the replicas hold the same
+    /// data and every node reports every node online.
+    fn fill(&self) {
+        let tags = tags_for_every_slot();
+        let mut per_shard: Vec<Vec<Vec<String>>> = vec![Vec::new(); 3];
+        let owner = |slot: u16| RANGES.iter().position(|&(a, b)| (a..=b).contains(&slot));
+        let cmd = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+        for (slot, t) in tags.iter().enumerate() {
+            let s = slot.to_string();
+            let mut cmds = vec![cmd(&["SET", &format!("k:{{{t}}}"), &format!("slot {s}")])];
+            if slot % 8 == 0 {
+                cmds.extend([
+                    cmd(&["HSET", &format!("h:{{{t}}}"), "a", &s, "b", "x"]),
+                    cmd(&["RPUSH", &format!("l:{{{t}}}"), "a", "b", &s]),
+                    cmd(&["SADD", &format!("s:{{{t}}}"), "1", "2", &s]),
+                    cmd(&["ZADD", &format!("z:{{{t}}}"), "1", "a", "2.5", &s]),
+                    cmd(&["XADD", &format!("x:{{{t}}}"), "1-1", "f", &s]),
+                    cmd(&["SET", &format!("e:{{{t}}}"), &s, "EX", "86400"]),
+                ]);
+            }
+            if slot % 512 == 0 {
+                let mut h = cmd(&["HSET", &format!("bh:{{{t}}}")]);
+                let mut l = cmd(&["RPUSH", &format!("bl:{{{t}}}")]);
+                for f in 0..300 {
+                    h.extend([format!("field-{f}"), "v".repeat(f % 70)]);
+                    l.push(format!("item-{f}-{}", "x".repeat(f % 90)));
+                }
+                cmds.extend([h, l]);
+            }
+            for c in &cmds {
+                assert_eq!(usize::from(key_slot(&c[1])), slot, "{c:?}");
+            }
+            per_shard[owner(slot as u16).unwrap()].extend(cmds);
+        }
+        std::thread::scope(|sc| {
+            for (i, cmds) in per_shard.iter().enumerate() {
+                let port = self.primary(i).port;
+                sc.spawn(move || pipeline(port, cmds));
+            }
+        });
+        // The hash function here is the cluster's.
+        let t = &tags[12_345];
+        assert_eq!(
+            self.primary(2)
+                .cmd(&["CLUSTER", "KEYSLOT", &format!("k:{{{t}}}")]),
+            Reply::Int(12_345)
+        );
+        for (i, cmds) in per_shard.iter().enumerate() {
+            let keys = self.primary(i).cmd(&["DBSIZE"]);
+            assert_eq!(keys, Reply::Int(cmds.len() as i64), "shard {i}");
+        }
+        self.wait_caught_up();
+    }
+
+    /// Waits until each live replica has its primary's DEBUG DIGEST and
+    /// (7.0 on) every node reports every live node `online` in CLUSTER
+    /// SHARDS (a replica whose offset the asked node has not heard of yet
+    /// is `loading`, and replvault rightly passes it over).
+    fn wait_caught_up(&self) {
+        for i in 0..3 {
+            let Some(r) = self.nodes[3 + i].as_ref() else {
+                continue;
+            };
+            let want = self.primary(i).digest();
+            wait_for("a replica to catch up with its primary", SETTLE, || {
+                r.digest() == want
+            });
+        }
+        if self.shards_cmd {
+            let live = self.alive().count();
+            wait_for("every node to report every node online", SETTLE, || {
+                self.alive().all(|(_, n)| {
+                    let mut l = Vec::new();
+                    leaves(&n.cmd(&["CLUSTER", "SHARDS"]), &mut l);
+                    l.iter().filter(|x| *x == "online").count() == live
+                })
+            });
+        }
+    }
+}
+
+/// A work dir with a key and a vault path.
+struct Work {
+    _dir: tempfile::TempDir,
+    key: PathBuf,
+    vault: PathBuf,
+}
+
+impl Work {
+    fn new() -> Work {
+        let dir = tempfile::tempdir().unwrap();
+        let key = keygen(dir.path());
+        // An empty vault, so that `list` answers after a backup that
+        // failed before it wrote anything.
+        let vault = dir.path().join("vault");
+        std::fs::create_dir(&vault).unwrap();
+        Work {
+            _dir: dir,
+            key,
+            vault,
+        }
+    }
+
+    fn vault(&self) -> &str {
+        self.vault.to_str().unwrap()
+    }
+
+    fn key(&self) -> &str {
+        self.key.to_str().unwrap()
+    }
+
+    /// `backup --cluster --redis URL EXTRA...`.
+    fn backup(&self, url: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["--cluster"];
+        args.extend_from_slice(extra);
+        backup_to(url, &self.vault, &self.key, &args)
+    }
+
+    /// A successful backup's manifest and its log.
+    fn backup_ok(&self, url: &str, extra: &[&str]) -> (serde_json::Value, String) {
+        let out = self.backup(url, extra);
+        let log = stderr(&out);
+        let text = ok(out);
+        assert!(text.contains("complete"), "{text}");
+        assert!(
+            text.contains("from cluster of 3 shards"),
+            "the summary names the cluster: {text}"
+        );
+        let list = list_json(&self.vault);
+        let m = list.as_array().and_then(|a| a.last()).cloned().unwrap();
+        (m, log)
+    }
+
+    /// A failed backup's error line; the vault lists nothing and holds no
+    /// object under backups/.
+    fn backup_fails(&self, url: &str, extra: &[&str]) -> String {
+        let e = fails(self.backup(url, extra));
+        eprintln!("the backup failed as it should: {e}");
+        self.assert_empty();
+        e
+    }
+
+    fn assert_empty(&self) {
+        assert_eq!(list_json(&self.vault), serde_json::json!([]));
+        let left = files_under(&self.vault.join("backups"));
+        assert!(left.is_empty(), "objects left behind: {left:?}");
+    }
+
+    /// `restore ID --out DIR`.
+    fn restore(&self, id: &str, out: &Path) -> String {
+        ok(replvault(&[
+            "restore",
+            id,
+            "--vault",
+            self.vault(),
+            "--key-file",
+            self.key(),
+            "--out",
+            out.to_str().unwrap(),
+        ]))
+    }
+}
+
+/// The manifest's shard entries.
+fn shards(m: &serde_json::Value) -> &Vec<serde_json::Value> {
+    m["cluster"]["shards"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no cluster.shards in {m}"))
+}
+
+/// Asserts the manifest's shards: the fixture's slots, and shard i read
+/// from the node `from(i)` of the cluster in the role that node has.
+fn assert_shards(c: &Cluster, m: &serde_json::Value, from: impl Fn(usize) -> usize) {
+    let s = shards(m);
+    assert_eq!(s.len(), 3, "{m}");
+    for (i, shard) in s.iter().enumerate() {
+        let (a, b) = RANGES[i];
+        assert_eq!(shard["slots"], serde_json::json!([[a, b]]), "shard {i}");
+        let n = from(i);
+        let role = if n < 3 { "primary" } else { "replica" };
+        assert_eq!(shard["node"]["role"], role, "shard {i}: {}", shard["node"]);
+        assert_eq!(shard["node"]["id"], c.ids[n].as_str(), "shard {i}");
+        assert_eq!(shard["node"]["address"], c.announced(n), "shard {i}");
+    }
+}
+
+/// Restores backup `id`, then loads each shard's file into a fresh
+/// standalone server of the cluster's binary: it has its primary's DEBUG
+/// DIGEST and key count. `slots.json` names each file's slots and node.
+fn assert_restores(c: &Cluster, w: &Work, m: &serde_json::Value) {
+    let id = m["id"].as_str().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("restored");
+    let text = w.restore(id, &dir);
+    assert!(text.contains("3 shards"), "{text}");
+    // The directory is new: restoring there again needs --force.
+    let again = [
+        "restore",
+        id,
+        "--vault",
+        w.vault(),
+        "--key-file",
+        w.key(),
+        "--out",
+        dir.to_str().unwrap(),
+    ];
+    let e = fails(replvault(&again));
+    assert!(e.contains("already exists") && e.contains("--force"), "{e}");
+    std::fs::write(dir.join("stale"), "x").unwrap();
+    let mut forced = again.to_vec();
+    forced.push("--force");
+    ok(replvault(&forced));
+    assert!(
+        !dir.join("stale").exists(),
+        "--force replaces the directory"
+    );
+    let mut files = files_under(&dir);
+    files.sort();
+    assert_eq!(
+        files,
+        ["shard-0.rdb", "shard-1.rdb", "shard-2.rdb", "slots.json"]
+    );
+    let slots: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("slots.json")).unwrap()).unwrap();
+    assert_eq!(slots["backup"], id);
+    for (i, s) in shards(m).iter().enumerate() {
+        let entry = &slots["shards"][i];
+        assert_eq!(entry["file"], format!("shard-{i}.rdb"));
+        assert_eq!(entry["slots"], s["slots"]);
+        assert_eq!(entry["node"], s["node"]);
+        let fresh = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            dir.join(format!("shard-{i}.rdb")),
+            fresh.path().join("dump.rdb"),
+        )
+        .unwrap();
+        let copy = RedisServer::start_bin_in(&c.bin, fresh, &["--cluster-enabled", "no"]);
+        let primary = c.primary(i);
+        assert_eq!(copy.digest(), primary.digest(), "shard {i}: data differs");
+        let keys = primary.cmd(&["DBSIZE"]);
+        assert_eq!(copy.cmd(&["DBSIZE"]), keys, "shard {i}");
+        assert_eq!(entry["keys"].as_i64(), Some(keys.text().parse().unwrap()));
+    }
+}
+
+/// The whole round trip on `bin`: backup from replicas (the primaries do
+/// not fork), restore, verify, list, prune.
+fn round_trip(bin: &str) {
+    let c = Cluster::start(bin);
+    c.fill();
+    let w = Work::new();
+    let forks: Vec<u64> = (0..3).map(|i| sync_full(c.primary(i))).collect();
+    // Any node will do as the seed: a replica here, a primary below.
+    let seed = c.replica(1);
+    assert_eq!(
+        seed.cmd(&["CONFIG", "RESETSTAT"]),
+        Reply::Status("OK".into())
+    );
+    let (m, _) = w.backup_ok(&seed.url(), &[]);
+    // CLUSTER SHARDS from 7.0 on, CLUSTER NODES before (where the server
+    // counts no subcommands, and refuses SHARDS).
+    let stats = seed.cmd(&["INFO", "commandstats"]).text();
+    if c.shards_cmd {
+        assert!(
+            stats.contains("cmdstat_cluster|shards:calls=1,")
+                && !stats.contains("cmdstat_cluster|nodes:"),
+            "{stats}"
+        );
+    } else {
+        assert!(stats.contains("cmdstat_cluster:calls="), "{stats}");
+    }
+    let after: Vec<u64> = (0..3).map(|i| sync_full(c.primary(i))).collect();
+    assert_eq!(after, forks, "a primary served a full sync");
+    for i in 0..3 {
+        assert!(sync_full(c.replica(i)) >= 1, "replica {i} served none");
+    }
+    assert_shards(&c, &m, |i| 3 + i);
+    assert_eq!(m["format"], 2);
+    assert_eq!(m["source"]["address"], "cluster of 3 shards");
+    let total: u64 = (0..3)
+        .map(|i| c.primary(i).cmd(&["DBSIZE"]).text().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(m["summary"]["databases"]["0"]["keys"], total, "{m}");
+    assert_restores(&c, &w, &m);
+
+    let out = ok(replvault(&[
+        "verify",
+        "latest",
+        "--vault",
+        w.vault(),
+        "--key-file",
+        w.key(),
+    ]));
+    assert!(
+        out.starts_with("OK")
+            && out.contains("cluster of 3 shards")
+            && out.contains(&format!("{total} keys")),
+        "{out}"
+    );
+    let out = ok(replvault(&["list", "--vault", w.vault()]));
+    let id = m["id"].as_str().unwrap();
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(id) && l.contains("cluster of 3 shards")),
+        "{out}"
+    );
+
+    // Prune removes a cluster backup whole, and keeps the newer one.
+    // One shard at a time this time.
+    let (newer, _) = w.backup_ok(&c.primary(0).url(), &["--cluster-concurrency", "1"]);
+    assert_shards(&c, &newer, |i| 3 + i);
+    let newer_id = newer["id"].as_str().unwrap();
+    assert_ne!(newer_id, id);
+    let objects = files_under(&w.vault.join("backups"));
+    for i in 0..3 {
+        assert!(
+            objects
+                .iter()
+                .any(|o| o.starts_with(&format!("{id}/shard-{i}"))),
+            "{objects:?}"
+        );
+    }
+    let out = ok(replvault(&[
+        "prune",
+        "--vault",
+        w.vault(),
+        "--keep-last",
+        "1",
+    ]));
+    assert!(out.contains("deleted 1 backup"), "{out}");
+    let left = files_under(&w.vault.join("backups"));
+    assert!(left.iter().all(|o| o.starts_with(newer_id)), "{left:?}");
+    assert!(left.len() >= 4, "the newer backup's objects: {left:?}");
+    let list = list_json(&w.vault);
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], newer_id);
+    let out = ok(replvault(&[
+        "verify",
+        "--all",
+        "--vault",
+        w.vault(),
+        "--key-file",
+        w.key(),
+    ]));
+    assert!(out.contains(newer_id), "{out}");
+
+    // One flipped byte in shard 1's object: verify names the shard, and
+    // restore writes nothing (no directory, no temporary one).
+    let object = left
+        .iter()
+        .find(|o| o.starts_with(&format!("{newer_id}/shard-1")))
+        .unwrap_or_else(|| panic!("no shard-1 object in {left:?}"));
+    let path = w.vault.join("backups").join(object);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&path, bytes).unwrap();
+    let o = replvault(&[
+        "verify",
+        newer_id,
+        "--vault",
+        w.vault(),
+        "--key-file",
+        w.key(),
+    ]);
+    assert!(!o.status.success());
+    let text = stdout(&o);
+    assert!(
+        text.starts_with(&format!("FAILED  {newer_id}  shard 1:")),
+        "{text}"
+    );
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("restored");
+    let e = fails(replvault(&[
+        "restore",
+        newer_id,
+        "--vault",
+        w.vault(),
+        "--key-file",
+        w.key(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]));
+    assert!(e.contains("shard 1"), "{e}");
+    let left: Vec<_> = std::fs::read_dir(parent.path()).unwrap().collect();
+    assert!(left.is_empty(), "restore left {left:?}");
+}
+
+#[test]
+fn cluster_redis_7_backs_up_every_shard_from_a_replica_and_restores() {
+    round_trip(&redis_server_bin());
+}
+
+#[test]
+fn cluster_valkey_9_backs_up_every_shard_from_a_replica_and_restores() {
+    round_trip(&server_bin("valkey-server-9.1.2"));
+}
+
+/// Redis 6.2 has no CLUSTER SHARDS: the shards come from CLUSTER NODES.
+#[test]
+fn cluster_redis_6_backs_up_every_shard_through_cluster_nodes() {
+    let bin = server_bin("redis-server-6.2.14");
+    let probe = RedisServer::start_bin_in(&bin, tempfile::tempdir().unwrap(), &[]);
+    assert!(
+        matches!(probe.cmd(&["CLUSTER", "SHARDS"]), Reply::Error(_)),
+        "6.2 has no CLUSTER SHARDS"
+    );
+    drop(probe);
+    round_trip(&bin);
+}
+
+#[test]
+fn cluster_backup_fails_when_a_shard_has_no_reachable_node() {
+    let mut c = Cluster::start(&redis_server_bin());
+    c.fill();
+    let w = Work::new();
+    let seed = c.primary(0).url();
+    let (failed_primary, failed_replica) = (c.ids[1].clone(), c.ids[4].clone());
+    c.kill(1);
+    c.kill(4);
+    // At once: the others still count both as up.
+    let e = w.backup_fails(&seed, &[]);
+    assert!(e.contains("slots 5461-10922"), "{e}");
+    // Once the others mark them failed, the same.
+    wait_for("the survivors to mark the shard failed", SETTLE, || {
+        let t = c.primary(0).cmd(&["CLUSTER", "NODES"]).text();
+        [&failed_primary, &failed_replica].iter().all(|id| {
+            t.lines().any(|l| {
+                l.starts_with(id.as_str())
+                    && l.split_whitespace()
+                        .nth(2)
+                        .is_some_and(|f| f.split(',').any(|x| x == "fail"))
+            })
+        })
+    });
+    let e = w.backup_fails(&seed, &[]);
+    assert!(e.contains("slots 5461-10922"), "{e}");
+    // Asking a dead node says so.
+    let dead = format!("redis://127.0.0.1:{}", RefusedPort::new().port);
+    let e = w.backup_fails(&dead, &[]);
+    assert!(e.contains("cluster discovery"), "{e}");
+}
+
+#[test]
+fn cluster_backup_fails_when_slots_are_unowned() {
+    let c = Cluster::start(&redis_server_bin());
+    c.fill();
+    let w = Work::new();
+    let p = c.primary(0);
+    let mut args: Vec<String> = vec!["CLUSTER".into(), "DELSLOTS".into()];
+    args.extend((100..200).map(|s: u16| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_eq!(p.cmd(&args), Reply::Status("OK".into()));
+    let e = w.backup_fails(&p.url(), &[]);
+    assert!(e.contains("no shard owns slots 100-199"), "{e}");
+}
+
+/// Starts a backup whose shard 0 comes slowly (its replica saves each key
+/// 1 ms late: about ten seconds), and waits until that replica has sent
+/// part of it.
+fn slow_backup_under_way(c: &Cluster, w: &Work) -> std::process::Child {
+    let r = c.replica(0);
+    assert_eq!(
+        r.cmd(&["CONFIG", "SET", "rdb-key-save-delay", "1000"]),
+        Reply::Status("OK".into())
+    );
+    let sent = |n: &RedisServer| -> u64 {
+        info_field(n, "stats", "total_net_repl_output_bytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let before = sent(r);
+    let url = c.primary(0).url();
+    let child = replvault_spawn(&[
+        "backup",
+        "--cluster",
+        "--redis",
+        &url,
+        "--vault",
+        w.vault(),
+        "--key-file",
+        w.key(),
+    ]);
+    wait_for("the replica to be sending the snapshot", SETTLE, || {
+        info_field(r, "persistence", "rdb_bgsave_in_progress").as_deref() == Some("1")
+            && sent(r) > before + 4096
+    });
+    child
+}
+
+/// A shard's link cut mid-transfer, by its node or by replvault's own
+/// SIGTERM: the backup fails, naming the shard (or saying it was
+/// interrupted), and leaves nothing.
+#[test]
+fn cluster_backup_cut_mid_transfer_leaves_nothing() {
+    let mut c = Cluster::start(&redis_server_bin());
+    c.fill();
+    let w = Work::new();
+    let forks = sync_full(c.replica(0));
+    // The replica drops its own replicas (replvault), not its link.
+    let child = slow_backup_under_way(&c, &w);
+    let r = c.replica(0).cmd(&["CLIENT", "KILL", "TYPE", "replica"]);
+    assert_eq!(r, Reply::Int(1), "one replica link killed");
+    let e = fails(child.wait_with_output().unwrap());
+    eprintln!("the backup failed as it should: {e}");
+    assert!(e.contains("shard 0 (slots 0-5460"), "{e}");
+    assert_eq!(sync_full(c.replica(0)), forks + 1, "one snapshot, cut");
+    w.assert_empty();
+    // SIGTERM: the other shards are done, shard 0 is under way; all of it
+    // goes, and the error says why rather than blaming a shard.
+    let child = slow_backup_under_way(&c, &w);
+    send_signal(child.id(), "TERM");
+    let e = fails(child.wait_with_output().unwrap());
+    assert!(
+        e.contains("interrupted: the partial cluster backup was removed") && !e.contains("shard"),
+        "{e}"
+    );
+    w.assert_empty();
+    // The replica's process dies mid-transfer.
+    let child = slow_backup_under_way(&c, &w);
+    c.kill(3);
+    let e = fails(child.wait_with_output().unwrap());
+    eprintln!("the backup failed as it should: {e}");
+    assert!(e.contains("shard 0 (slots 0-5460"), "{e}");
+    w.assert_empty();
+}
+
+#[test]
+fn cluster_from_primary_and_the_fallback_to_a_primary() {
+    let mut c = Cluster::start(&redis_server_bin());
+    c.fill();
+    let w = Work::new();
+    let forks: Vec<u64> = (0..3).map(|i| sync_full(c.primary(i))).collect();
+    let (m, _) = w.backup_ok(&c.replica(0).url(), &["--from", "primary"]);
+    assert_shards(&c, &m, |i| i);
+    for (i, before) in forks.iter().enumerate() {
+        assert_eq!(sync_full(c.primary(i)), before + 1, "primary {i}");
+    }
+    assert_restores(&c, &w, &m);
+
+    // Shard 2's replica is down: that shard comes from its primary, with a
+    // warning, the others from their replicas.
+    c.kill(5);
+    let forks: Vec<u64> = (0..3).map(|i| sync_full(c.primary(i))).collect();
+    let (m, log) = w.backup_ok(&c.primary(0).url(), &[]);
+    assert_shards(&c, &m, |i| if i == 2 { 2 } else { 3 + i });
+    assert_eq!(sync_full(c.primary(2)), forks[2] + 1);
+    assert_eq!(sync_full(c.primary(0)), forks[0]);
+    assert_eq!(sync_full(c.primary(1)), forks[1]);
+    let warn = log
+        .lines()
+        .find(|l| l.contains("no healthy replica"))
+        .unwrap_or_else(|| panic!("no warning: {log}"));
+    assert!(
+        warn.contains("WARN") && warn.contains("10923-16383") && warn.contains(&c.announced(2)),
+        "{warn}"
+    );
+    assert_restores(&c, &w, &m);
+}
+
+#[test]
+fn cluster_address_map_rewrites_where_replvault_connects() {
+    let c = Cluster::start(&redis_server_bin());
+    c.fill();
+    let seed = c.primary(0).url();
+
+    // The identity map of every node changes nothing.
+    let w = Work::new();
+    let identity: Vec<String> = (0..6).map(|i| format!("{0}={0}", c.announced(i))).collect();
+    let (m, _) = w.backup_ok(&seed, &["--cluster-address-map", &identity.join(",")]);
+    assert_shards(&c, &m, |i| 3 + i);
+
+    // Shard 1's replica through a proxy: the map sends replvault there.
+    let proxy = Proxy::start(c.replica(1).port, Fault::Throttle(64 << 20));
+    let map = format!("{}=127.0.0.1:{}", c.announced(4), proxy.port);
+    let (m, _) = w.backup_ok(&seed, &["--cluster-address-map", &map]);
+    assert_shards(&c, &m, |i| 3 + i);
+    let rdb = shards(&m)[1]["rdb"]["bytes"].as_u64().unwrap();
+    assert!(
+        proxy.forwarded() > rdb,
+        "the proxy carried {} bytes, shard 1's RDB is {rdb}",
+        proxy.forwarded()
+    );
+    assert!(
+        shards(&m)[1]["source"]["address"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{}", proxy.port))
+    );
+    assert_restores(&c, &w, &m);
+
+    // A replica mapped to a port nobody listens on: that shard falls back
+    // to its primary, with a warning.
+    let refused = RefusedPort::new();
+    let map = format!("{}=127.0.0.1:{}", c.announced(3), refused.port);
+    let (m, log) = w.backup_ok(&seed, &["--cluster-address-map", &map]);
+    assert_shards(&c, &m, |i| if i == 0 { 0 } else { 3 + i });
+    assert!(log.contains("no healthy replica"), "{log}");
+
+    // A primary mapped there, read with --from primary: that shard fails.
+    let w = Work::new();
+    let map = format!("{}=127.0.0.1:{}", c.announced(0), refused.port);
+    let e = w.backup_fails(&seed, &["--from", "primary", "--cluster-address-map", &map]);
+    assert!(e.contains("shard 0 (slots 0-5460"), "{e}");
+    assert!(e.contains(&format!("127.0.0.1:{}", refused.port)), "{e}");
+
+    // A replica mapped to another node (shard 1's replica): what answers
+    // there is not the node the cluster announced, and its data is
+    // another shard's. The backup must not take it as shard 0.
+    let map = format!("{}={}", c.announced(3), c.announced(4));
+    let e = w.backup_fails(&seed, &["--cluster-address-map", &map]);
+    assert!(
+        e.contains("shard 0 (slots 0-5460)")
+            && e.contains(&format!("answers as node {}", c.ids[4]))
+            && e.contains("--cluster-address-map"),
+        "{e}"
+    );
+}
+
+/// What a cluster backup asks of the backup user, and scan mode, which it
+/// does not do.
+#[test]
+fn cluster_backup_refuses_scan_mode_and_names_what_the_user_lacks() {
+    let c = Cluster::start(&redis_server_bin());
+    c.fill();
+    let w = Work::new();
+    let seed = c.primary(0).url();
+    // Not silently a sync-mode backup.
+    let e = w.backup_fails(&seed, &["--mode", "scan"]);
+    assert!(
+        e.contains("--mode scan does not work with --cluster"),
+        "{e}"
+    );
+    // Nor is a server outside cluster mode backed up as one.
+    let standalone = RedisServer::start();
+    let e = w.backup_fails(&standalone.url(), &[]);
+    assert!(
+        e.contains("is not in cluster mode: back it up without --cluster"),
+        "{e}"
+    );
+    // ACL users are per node.
+    let discover = ["+cluster|shards", "+cluster|myid", "+ping"];
+    for (_, n) in c.alive() {
+        let mut nosync = vec![
+            "ACL",
+            "SETUSER",
+            "nosync",
+            "on",
+            ">s3cret-cluster-pw",
+            "~*",
+            "+info",
+        ];
+        nosync.extend(discover);
+        nosync.extend(["+scan", "+dump", "+pttl", "+select"]);
+        assert_eq!(n.cmd(&nosync), Reply::Status("OK".into()));
+        let mut noinfo = vec!["ACL", "SETUSER", "noinfo", "on", ">s3cret-cluster-pw", "~*"];
+        noinfo.extend(discover);
+        noinfo.extend(["+sync", "+psync", "+replconf"]);
+        assert_eq!(n.cmd(&noinfo), Reply::Status("OK".into()));
+    }
+    // Without SYNC a shard fails (auto mode does not scan), named.
+    let url = format!(
+        "redis://nosync:s3cret-cluster-pw@127.0.0.1:{}",
+        c.primary(0).port
+    );
+    let e = w.backup_fails(&url, &[]);
+    assert!(
+        e.contains("shard ") && e.contains("(slots ") && e.contains("+sync"),
+        "{e}"
+    );
+    // Without INFO no replica's link can be checked: every shard comes
+    // from its primary, and the log says what to grant.
+    let url = format!(
+        "redis://noinfo:s3cret-cluster-pw@127.0.0.1:{}",
+        c.primary(0).port
+    );
+    let (m, log) = w.backup_ok(&url, &[]);
+    assert_shards(&c, &m, |i| i);
+    assert!(
+        log.contains("INFO replication refused") && log.contains("+info"),
+        "{log}"
+    );
+    // The password is in no log line, error or manifest.
+    assert!(!log.contains("s3cret") && !e.contains("s3cret"), "{log}");
+    assert!(!list_json(&w.vault).to_string().contains("s3cret"));
+}
