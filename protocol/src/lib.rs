@@ -16,12 +16,15 @@
 //!   with bounded memory, and the summary it produces.
 //! - [`repl_stream`]: the command stream after the snapshot: command
 //!   boundaries and what each command means to an archive.
+//! - [`cluster`]: Redis Cluster hash slots ([`cluster::key_slot`],
+//!   [`cluster::SlotSet`]).
 //! - [`crc64`]: CRC-64/Jones, the checksum Redis puts in the RDB trailer.
 //! - [`dump`]: `DUMP` payloads, and writing an RDB from them (scan mode).
 //! - `fuzzing` (hidden): the fuzz target bodies, for `protocol/fuzz/` and
 //!   the stable-Rust smoke test `tests/fuzz_smoke.rs`.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod cluster;
 pub mod crc64;
 pub mod dump;
 #[doc(hidden)]
