@@ -17,7 +17,9 @@
 //! - [`repl_stream`]: the command stream after the snapshot: command
 //!   boundaries and what each command means to an archive.
 //! - [`cluster`]: Redis Cluster hash slots ([`cluster::key_slot`],
-//!   [`cluster::SlotSet`]).
+//!   [`cluster::SlotSet`]; the checker's slot check is
+//!   [`rdb::Checker::with_slots`]), and [`cluster::Resplit`], which splits
+//!   one RDB into one per slot range, streaming.
 //! - [`crc64`]: CRC-64/Jones, the checksum Redis puts in the RDB trailer.
 //! - [`dump`]: `DUMP` payloads, and writing an RDB from them (scan mode).
 //! - `fuzzing` (hidden): the fuzz target bodies, for `protocol/fuzz/` and
