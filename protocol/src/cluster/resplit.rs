@@ -164,26 +164,6 @@ impl Resplit {
     /// Splits into one output per set (sets must not overlap; keys of
     /// slots no set holds fail the split).
     pub fn with_slot_sets(sets: Vec<SlotSet>) -> Result<Self, SlotError> {
-        Self::build(sets, false)
-    }
-
-    /// As [`Resplit::new`], but keys outside database 0 are left out
-    /// rather than refused (tests: the fixtures hold several databases).
-    #[cfg(test)]
-    pub(crate) fn skipping_other_dbs(n: usize) -> Self {
-        match create_ranges(n).and_then(|r| {
-            let sets = r
-                .into_iter()
-                .map(|r| SlotSet::from_ranges([r]))
-                .collect::<Result<Vec<_>, _>>()?;
-            Self::build(sets, true)
-        }) {
-            Ok(s) => s,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    fn build(sets: Vec<SlotSet>, skip_other_dbs: bool) -> Result<Self, SlotError> {
         if sets.is_empty() || sets.len() > usize::from(SLOTS) {
             return Err(SlotError::Count(sets.len()));
         }
@@ -212,7 +192,7 @@ impl Resplit {
                 selected: false,
             })
             .collect();
-        let checker = Checker::tracking(KeyTrack::new(Some(all), true, skip_other_dbs));
+        let checker = Checker::tracking(KeyTrack::new(Some(all), true));
         Ok(Resplit {
             checker,
             sets,
@@ -372,11 +352,6 @@ impl Resplit {
                 emit(o, i, &self.held, out);
                 self.held.clear();
                 self.dest = Dest::Out(i);
-                Ok(())
-            }
-            Event::Skip => {
-                self.held.clear();
-                self.dest = Dest::Drop;
                 Ok(())
             }
             Event::Aux(keep) => {

@@ -103,7 +103,7 @@ impl Checker {
     /// the checker's general path rather than the in-place one for runs of
     /// string records. [`Checker::new`] does no per-key work at all.
     pub fn with_slots(slots: SlotSet) -> Self {
-        Checker::tracking(KeyTrack::new(Some(slots), false, false))
+        Checker::tracking(KeyTrack::new(Some(slots), false))
     }
 
     /// A checker doing the per-key work `track` asks for.

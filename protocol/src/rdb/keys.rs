@@ -27,9 +27,6 @@ pub(crate) enum Event {
     /// The current key record's slot is known. Everything from the
     /// record's first opcode to the next record goes with it.
     Slot(u16),
-    /// The current key record is left out (a key outside database 0, when
-    /// such keys are dropped rather than refused).
-    Skip,
     /// The current aux record is kept, or left out (`false`), by its field
     /// name.
     Aux(bool),
@@ -48,18 +45,14 @@ pub(crate) struct KeyTrack {
     pub(crate) slots: Option<SlotSet>,
     /// Events for the re-splitter, taken after each feed (`None`: none kept).
     pub(crate) events: Option<Vec<Event>>,
-    /// Keys outside database 0 are skipped rather than refused (tests: the
-    /// fixtures hold several databases).
-    pub(crate) skip_other_dbs: bool,
     hasher: SlotHasher,
     /// The key's first [`KEY_SHOWN`] bytes.
     shown: Vec<u8>,
     len: u64,
     /// Offset of the key record's type byte.
     record_at: u64,
-    /// The key's slot event is sent, or the key is skipped.
+    /// The key's slot event is sent.
     settled: bool,
-    skipped: bool,
     /// Every key, whole (tests).
     #[cfg(test)]
     pub(crate) keys: Option<Vec<Vec<u8>>>,
@@ -68,11 +61,10 @@ pub(crate) struct KeyTrack {
 impl KeyTrack {
     /// Tracking that checks keys against `slots` (if any) and keeps
     /// re-split `events` (if asked).
-    pub(crate) fn new(slots: Option<SlotSet>, events: bool, skip_other_dbs: bool) -> Self {
+    pub(crate) fn new(slots: Option<SlotSet>, events: bool) -> Self {
         KeyTrack {
             slots,
             events: events.then(Vec::new),
-            skip_other_dbs,
             ..KeyTrack::default()
         }
     }
@@ -93,14 +85,8 @@ impl KeyTrack {
         self.len = 0;
         self.record_at = at;
         self.settled = false;
-        self.skipped = false;
         if db != 0 {
-            if !self.skip_other_dbs {
-                return Err(CheckErrorKind::ClusterDb { db });
-            }
-            self.skipped = true;
-            self.settle(Event::Skip);
-            return Ok(());
+            return Err(CheckErrorKind::ClusterDb { db });
         }
         #[cfg(test)]
         if let Some(keys) = self.keys.as_mut() {
@@ -111,9 +97,6 @@ impl KeyTrack {
 
     /// The next bytes of the key.
     pub(crate) fn key_bytes(&mut self, bytes: &[u8]) {
-        if self.skipped {
-            return;
-        }
         if self.shown.len() < KEY_SHOWN {
             let take = bytes.len().min(KEY_SHOWN - self.shown.len());
             self.shown.extend_from_slice(&bytes[..take]);
@@ -139,9 +122,6 @@ impl KeyTrack {
     /// The key ended: its slot must be in the set. On failure, the offset
     /// of the key record and what is wrong.
     pub(crate) fn key_done(&mut self) -> Result<(), (u64, CheckErrorKind)> {
-        if self.skipped {
-            return Ok(());
-        }
         let slot = self.hasher.slot();
         if let Some(slots) = &self.slots
             && !slots.contains(slot)
