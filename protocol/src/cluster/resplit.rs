@@ -16,7 +16,8 @@
 //! A record's bytes up to the point its slot is known (the key's end, or a
 //! closed hash tag) are held; everything after streams through, so a value
 //! of any size passes without being held, and memory is bounded by the
-//! longest key.
+//! longest key (plus the output buffers: up to 64 KiB per output, 1 MiB
+//! over all of them, at least 512 bytes each).
 
 use std::ops::RangeInclusive;
 
@@ -28,6 +29,10 @@ use crate::rdb::{CheckError, CheckErrorKind, Checker, Summary};
 /// Input is given to the checker this much at a time, which bounds the
 /// events one feed records.
 const PIECE: usize = 64 * 1024;
+
+/// Output bytes gathered before they are passed on, over all outputs (at
+/// least 512 bytes each).
+const OUTPUT_BUFFERS: usize = 1 << 20;
 
 /// Most bytes of one key record held before its slot is known: Redis's
 /// default `proto-max-bulk-len` (512 MB, the longest key a client can
@@ -76,6 +81,9 @@ pub struct ResplitSummary {
 
 #[derive(Debug)]
 struct Output {
+    /// Bytes not yet passed on, up to `cap`.
+    buf: Vec<u8>,
+    cap: usize,
     crc: Crc64,
     bytes: u64,
     keys: u64,
@@ -185,6 +193,8 @@ impl Resplit {
         let outputs = sets
             .iter()
             .map(|_| Output {
+                buf: Vec::new(),
+                cap: (OUTPUT_BUFFERS / sets.len()).clamp(512, 64 * 1024),
                 crc: Crc64::new(),
                 bytes: 0,
                 keys: 0,
@@ -225,8 +235,10 @@ impl Resplit {
         self.checker.offset()
     }
 
-    /// Feeds the next chunk of the input; output bytes that are ready go
-    /// to `out(i, bytes)`, in order for each output.
+    /// Feeds the next chunk of the input; output bytes go to `out(i,
+    /// bytes)`, in order for each output. They are gathered into pieces of
+    /// up to 64 KiB per output (1 MiB over all of them) first, so some may
+    /// wait for a later call, at the latest [`Resplit::finish`].
     pub fn feed(
         &mut self,
         chunk: &[u8],
@@ -271,6 +283,7 @@ impl Resplit {
         let mut outputs = Vec::with_capacity(self.outputs.len());
         for (i, (o, slots)) in self.outputs.iter_mut().zip(self.sets).enumerate() {
             emit(o, i, &[0xFF], out);
+            flush(o, i, out);
             let crc64 = (input.rdb_version >= 5).then(|| o.crc.value());
             if let Some(crc) = crc64 {
                 let trailer = crc.to_le_bytes();
@@ -456,13 +469,34 @@ impl Resplit {
 }
 
 /// Writes `bytes` to output `i`.
+/// Writes `bytes` to output `i`: gathered in its buffer, and passed on
+/// (and checksummed) a buffer at a time, so records of a few bytes each
+/// cost neither a call nor a CRC update of their own.
 fn emit(o: &mut Output, i: usize, bytes: &[u8], out: &mut dyn FnMut(usize, &[u8])) {
     if bytes.is_empty() {
         return;
     }
-    o.crc.update(bytes);
     o.bytes += bytes.len() as u64;
-    out(i, bytes);
+    if o.buf.len() + bytes.len() <= o.cap {
+        o.buf.extend_from_slice(bytes);
+        return;
+    }
+    flush(o, i, out);
+    if bytes.len() >= o.cap {
+        o.crc.update(bytes);
+        out(i, bytes);
+    } else {
+        o.buf.extend_from_slice(bytes);
+    }
+}
+
+/// Passes on what output `i` has gathered.
+fn flush(o: &mut Output, i: usize, out: &mut dyn FnMut(usize, &[u8])) {
+    if !o.buf.is_empty() {
+        o.crc.update(&o.buf);
+        out(i, &o.buf);
+        o.buf.clear();
+    }
 }
 
 fn err(offset: u64, kind: CheckErrorKind) -> CheckError {

@@ -14,7 +14,7 @@
 //! [`StrUse::Key`]: super::tasks::StrUse::Key
 
 use super::error::CheckErrorKind;
-use crate::cluster::{SlotHasher, SlotSet};
+use crate::cluster::{SlotHasher, SlotSet, key_slot};
 
 /// Bytes of a key shown in an error message.
 const KEY_SHOWN: usize = 64;
@@ -126,10 +126,7 @@ impl KeyTrack {
         if let Some(slots) = &self.slots
             && !slots.contains(slot)
         {
-            let mut key = String::from_utf8_lossy(&self.shown).into_owned();
-            if self.len > self.shown.len() as u64 {
-                key.push_str(&format!("… ({} bytes)", self.len));
-            }
+            let key = shown(&self.shown, self.len);
             return Err((
                 self.record_at,
                 CheckErrorKind::KeyOutsideSlots { key, slot },
@@ -141,6 +138,30 @@ impl KeyTrack {
         Ok(())
     }
 
+    /// The whole key at once (the in-place path): `key_bytes` then
+    /// `key_done`, without keeping any of it.
+    #[inline]
+    pub(crate) fn whole_key(&mut self, key: &[u8]) -> Result<(), (u64, CheckErrorKind)> {
+        #[cfg(test)]
+        if let Some(keys) = self.keys.as_mut()
+            && let Some(last) = keys.last_mut()
+        {
+            last.extend_from_slice(key);
+        }
+        let slot = key_slot(key);
+        if let Some(slots) = &self.slots
+            && !slots.contains(slot)
+        {
+            let key = shown(&key[..key.len().min(KEY_SHOWN)], key.len() as u64);
+            return Err((
+                self.record_at,
+                CheckErrorKind::KeyOutsideSlots { key, slot },
+            ));
+        }
+        self.settle(Event::Slot(slot));
+        Ok(())
+    }
+
     /// An aux record's field name is read.
     pub(crate) fn aux_key(&mut self, name: &str) {
         if let Some(events) = self.events.as_mut() {
@@ -148,10 +169,21 @@ impl KeyTrack {
         }
     }
 
+    #[inline]
     fn settle(&mut self, event: Event) {
         self.settled = true;
         if let Some(events) = self.events.as_mut() {
             events.push(event);
         }
     }
+}
+
+/// A key for a message: its first bytes (`prefix`) lossily decoded, and
+/// its length when that is more.
+fn shown(prefix: &[u8], len: u64) -> String {
+    let mut key = String::from_utf8_lossy(prefix).into_owned();
+    if len > prefix.len() as u64 {
+        key.push_str(&format!("… ({len} bytes)"));
+    }
+    key
 }

@@ -288,8 +288,7 @@ fn keyed_string_records(
             track.record(record, 0);
             track.key_record(record, db).map_err(|e| (record, e))?;
         }
-        track.key_bytes(key);
-        track.key_done()?;
+        track.whole_key(key)?;
         used = start + k + v;
         keys += 1;
     }
