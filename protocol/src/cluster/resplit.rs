@@ -94,7 +94,7 @@ struct Output {
 
 /// A streaming re-splitter: one RDB in (fed in chunks of any size), N RDBs
 /// out, each holding the keys of its slots (sans-IO: the bytes of output
-/// `i` are passed to the caller's `out(i, bytes)` as they are ready).
+/// `i` are passed to the caller's `out(i, bytes)`, a buffer at a time).
 ///
 /// Every output starts with the input's header and aux fields, carries its
 /// function libraries and module aux data, and is a complete RDB that
@@ -446,8 +446,8 @@ impl Resplit {
                 if self.held.len() + bytes.len() > MAX_HELD {
                     return Err(invalid(
                         to,
-                        "a key record runs past 512 MiB before its slot is known \
-                         (a key longer than Redis's default bulk limit): not re-split",
+                        "a key or aux record runs past 512 MiB before where it goes is \
+                         known (a key longer than Redis's default bulk limit): not re-split",
                     ));
                 }
                 self.held.extend_from_slice(bytes);
@@ -468,7 +468,6 @@ impl Resplit {
     }
 }
 
-/// Writes `bytes` to output `i`.
 /// Writes `bytes` to output `i`: gathered in its buffer, and passed on
 /// (and checksummed) a buffer at a time, so records of a few bytes each
 /// cost neither a call nor a CRC update of their own.

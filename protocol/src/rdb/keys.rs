@@ -3,12 +3,14 @@
 //! record events the re-splitter routes bytes by
 //! ([`Resplit`](crate::cluster::Resplit)).
 //!
-//! A plain check has no [`KeyTrack`] and never reaches this file: its
-//! records take the in-place fast paths, and the only cost of the option is
-//! a null test per record on the task path. With one, every key record
-//! takes the task path, its key read as [`StrUse::Key`]: the key's bytes
-//! (raw, integer text or LZF output) stream through a [`SlotHasher`], so a
-//! key of any length, cut anywhere, is hashed without being held.
+//! A plain check has no [`KeyTrack`] and never reaches this file: the only
+//! cost of the option is a null test per record on the task path. With
+//! one, runs of whole string records take an in-place path of their own
+//! that hashes each key where it lies ([`KeyTrack::whole_key`]); every
+//! other key record takes the task path, its key read as [`StrUse::Key`]:
+//! the key's bytes (raw, integer text or LZF output) stream through a
+//! [`SlotHasher`], so a key of any length, cut anywhere, is hashed without
+//! being held.
 //!
 //! [`Checker::with_slots`]: super::Checker::with_slots
 //! [`StrUse::Key`]: super::tasks::StrUse::Key
