@@ -1,8 +1,12 @@
 //! Checker throughput on real RDB files: CRC-64 alone, then the full
 //! streaming check (CRC + structure), fed in 256 KiB chunks as the replica
 //! driver does; then the two halves restore runs on two threads (4 MiB
-//! pieces): the check with its content checks deferred, and those checks.
-//! Best of three runs per file, in MB/s (10^6 bytes).
+//! pieces): the check with its content checks deferred, and those checks;
+//! then the opt-in per-key work of a cluster: the check with every key's
+//! slot checked (`Checker::with_slots`, all slots), and a re-split into
+//! three outputs (`cluster::Resplit`, outputs discarded). A file with keys
+//! outside database 0 shows `-` for those two. Best of three runs per
+//! file, in MB/s (10^6 bytes).
 //!
 //! `bench/checker.sh` makes large RDB files with a real redis-server and runs
 //! this; by hand: `cargo bench -p replvault-protocol --bench check_throughput
@@ -10,6 +14,7 @@
 
 use std::time::Instant;
 
+use replvault_protocol::cluster::{Resplit, SlotSet};
 use replvault_protocol::crc64::Crc64;
 use replvault_protocol::rdb::Checker;
 
@@ -37,9 +42,9 @@ fn main() {
         return;
     }
     println!(
-        "| file | MB | CRC-64 only MB/s | check (CRC + structure) MB/s | check, content deferred MB/s | deferred checks MB/s | keys |"
+        "| file | MB | CRC-64 only MB/s | check (CRC + structure) MB/s | check, content deferred MB/s | deferred checks MB/s | keys | check with slots MB/s | re-split in 3 MB/s |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for path in files {
         let data = match std::fs::read(&path) {
             Ok(d) => d,
@@ -95,16 +100,45 @@ fn main() {
                 }
             }
         });
+        // Cluster work: `None` when the file is not a cluster's (keys
+        // outside database 0).
+        let mut cluster_ok = true;
+        let slots = best_of_3(|| {
+            let mut s = Checker::with_slots(SlotSet::all());
+            let fed = data.chunks(CHUNK).try_for_each(|piece| s.feed(piece));
+            cluster_ok &= fed.is_ok() && s.finish().is_ok();
+        });
+        let resplit = best_of_3(|| {
+            let Ok(mut r) = Resplit::new(3) else {
+                cluster_ok = false;
+                return;
+            };
+            let mut out = 0usize;
+            let fed = data
+                .chunks(CHUNK)
+                .try_for_each(|piece| r.feed(piece, &mut |_, b| out += b.len()));
+            cluster_ok &= fed.is_ok() && r.finish(&mut |_, b| out += b.len()).is_ok();
+            std::hint::black_box(out);
+        });
+        let cluster = |t: f64| {
+            if cluster_ok {
+                format!("{:.0}", mb / t)
+            } else {
+                "-".to_string()
+            }
+        };
         let name = std::path::Path::new(&path)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or(path.clone());
         println!(
-            "| {name} | {mb:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {keys} |",
+            "| {name} | {mb:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {keys} | {} | {} |",
             mb / crc,
             mb / check,
             mb / split,
-            mb / checks
+            mb / checks,
+            cluster(slots),
+            cluster(resplit)
         );
     }
 }

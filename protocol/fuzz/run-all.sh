@@ -11,16 +11,20 @@ cd "$(dirname "$0")"
 rdb_secs=${1:-1200}
 other_secs=${2:-300}
 export RUSTC_BOOTSTRAP=1
-mkdir -p corpus/rdb_check corpus/dump logs
+mkdir -p corpus/rdb_check corpus/resplit corpus/slot_check corpus/dump logs
 # rdb_check reads its first byte as the chunking: seed each fixture whole
 # (0x80) and in 64-byte chunks (0x3F), the fixture's own bytes after it.
 for f in ../../fixtures/rdb/*.rdb; do
   n=$(basename "$f" .rdb)
   { printf '\200'; cat "$f"; } >"corpus/rdb_check/$n-whole"
   { printf '\077'; cat "$f"; } >"corpus/rdb_check/$n-64"
+  # resplit: 2 outputs in 14-byte chunks; slot_check: one of three
+  # ranges in 10-byte chunks (the first byte; see fuzzing.rs).
+  { printf '\005'; cat "$f"; } >"corpus/resplit/$n"
+  { printf '\005'; cat "$f"; } >"corpus/slot_check/$n"
 done
 cargo fuzz build -O -a
-for t in rdb_check resp handshake payload dump repl_stream; do
+for t in rdb_check resp handshake payload dump repl_stream resplit slot_check; do
   secs=$other_secs
   [ "$t" = rdb_check ] && secs=$rdb_secs
   echo "== $t for ${secs}s"

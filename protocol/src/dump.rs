@@ -97,7 +97,7 @@ impl<'a> Dump<'a> {
 }
 
 /// Appends an RDB length.
-fn put_len(out: &mut Vec<u8>, n: u64) {
+pub(crate) fn put_len(out: &mut Vec<u8>, n: u64) {
     if n < 1 << 6 {
         out.push(n as u8);
     } else if n < 1 << 14 {
@@ -112,7 +112,7 @@ fn put_len(out: &mut Vec<u8>, n: u64) {
 }
 
 /// Appends a raw RDB string.
-fn put_str(out: &mut Vec<u8>, s: &[u8]) {
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     put_len(out, s.len() as u64);
     out.extend_from_slice(s);
 }

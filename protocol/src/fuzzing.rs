@@ -6,9 +6,10 @@
 //! `tests/fuzz_smoke.rs` replays fixtures, any saved corpus and generated
 //! inputs through the same functions on stable Rust. Not a stable API.
 
+use crate::cluster::{Resplit, ResplitSummary, SlotHasher, SlotSet, create_ranges, key_slot};
 use crate::dump::{Dump, RdbWriter, make_payload};
 use crate::payload::{Framing, PayloadReader};
-use crate::rdb::{CheckError, Checker, Summary};
+use crate::rdb::{CheckError, CheckErrorKind, Checker, Summary};
 use crate::replica::{Config, Handshake};
 use crate::resp::decode;
 
@@ -196,4 +197,143 @@ pub fn repl_stream(data: &[u8]) {
         );
         at += b.len as usize;
     }
+}
+
+/// The slot check: arbitrary bytes as an RDB, checked with and without
+/// [`Checker::with_slots`]; the first byte picks the slots (all, or one of
+/// the three redis-cli ranges) and the chunk size. The slot check may only
+/// add the failures it is for: it passes only files the plain check
+/// passes (with the same summary), fails every file the plain check
+/// fails, fails a passing file only for a key outside the slots or
+/// outside database 0, and with every slot fails it exactly when it has
+/// keys outside database 0. The same bytes as a key, cut at two places,
+/// must hash to the slot [`key_slot`] gives.
+pub fn slot_check(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(first >> 2) % 32 * 9 + 1;
+    let slots = match first & 3 {
+        0 => SlotSet::all(),
+        i => match create_ranges(3) {
+            Ok(r) => SlotSet::from_ranges([r[usize::from(i - 1)].clone()]).unwrap_or_default(),
+            Err(_) => return,
+        },
+    };
+    let all = first & 3 == 0;
+    let plain = check_inline(rest, chunk);
+    let mut c = Checker::with_slots(slots.clone());
+    let sliced = rest
+        .chunks(chunk)
+        .try_for_each(|piece| c.feed(piece))
+        .and_then(|()| c.finish());
+    match (&plain, &sliced) {
+        (Ok(p), Ok(s)) => {
+            assert_eq!(p, s, "the slot check changed the summary");
+            assert!(
+                p.databases.keys().all(|&db| db == 0),
+                "a key outside db 0 passed"
+            );
+        }
+        (Err(_), Ok(_)) => panic!("the slot check passed a file the check fails"),
+        (Ok(p), Err(e)) => match e.kind {
+            CheckErrorKind::ClusterDb { db } => assert!(db != 0 && p.databases.contains_key(&db)),
+            CheckErrorKind::KeyOutsideSlots { slot, .. } => {
+                assert!(!all && !slots.contains(slot), "slot {slot} is in the set")
+            }
+            _ => panic!("the slot check failed a valid file: {e}"),
+        },
+        (Err(_), Err(_)) => {}
+    }
+    // Whole or in pieces, the same verdict.
+    let mut whole = Checker::with_slots(slots);
+    let verdict = whole.feed(rest).and_then(|()| whole.finish());
+    assert_eq!(
+        verdict.is_ok(),
+        sliced.is_ok(),
+        "the verdict depends on the chunks"
+    );
+    let key = rest;
+    let a = usize::from(first) % (key.len() + 1);
+    let b = a + (key.len() - a) / 2;
+    let mut h = SlotHasher::new();
+    for piece in [&key[..a], &key[a..b], &key[b..]] {
+        h.update(piece);
+    }
+    assert_eq!(h.slot(), key_slot(key));
+}
+
+/// The outputs of a re-split, and its summary.
+type Split = (Vec<Vec<u8>>, ResplitSummary);
+
+/// Runs a re-split of `input` into `n`, in chunks of `chunk`.
+fn resplit_in(n: usize, input: &[u8], chunk: usize) -> Option<Result<Split, CheckError>> {
+    let mut r = Resplit::new(n).ok()?;
+    let mut outs = vec![Vec::new(); n];
+    for piece in input.chunks(chunk) {
+        if let Err(e) = r.feed(piece, &mut |i, b| outs[i].extend_from_slice(b)) {
+            return Some(Err(e));
+        }
+    }
+    Some(
+        r.finish(&mut |i, b| outs[i].extend_from_slice(b))
+            .map(|s| (outs, s)),
+    )
+}
+
+/// Arbitrary bytes as an RDB re-split by slot; the first byte picks the
+/// number of outputs (1, 2, 3 or 5) and the chunk size. Must never panic
+/// or hold more than the input. A split passes only inputs the check
+/// passes; its outputs do not depend on the chunks, are each at most a
+/// few bytes longer than the input, pass the slot check for their own
+/// ranges, and hold the input's keys between them.
+pub fn resplit(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let n = [1, 2, 3, 5][usize::from(first & 3)];
+    let chunk = usize::from(first >> 2) % 32 * 13 + 1;
+    let Some(split) = resplit_in(n, rest, chunk) else {
+        return;
+    };
+    let Some(whole) = resplit_in(n, rest, rest.len().max(1)) else {
+        return;
+    };
+    let plain = check_inline(rest, rest.len().max(1));
+    let (outs, summary) = match (split, whole) {
+        (Ok(a), Ok(b)) => {
+            assert!(a == b, "the outputs depend on the chunks");
+            a
+        }
+        (Err(_), Err(_)) => {
+            return;
+        }
+        _ => panic!("the verdict depends on the chunks"),
+    };
+    let Ok(p) = plain else {
+        panic!("a split passed a file the check fails");
+    };
+    assert_eq!(summary.input, p);
+    let Ok(ranges) = create_ranges(n) else {
+        return;
+    };
+    let mut keys = 0;
+    for (i, out) in outs.iter().enumerate() {
+        // Header and aux fields repeat in each; each adds SELECTDB 0 and
+        // may end with a CRC where the input's was zero.
+        assert!(out.len() <= rest.len() + 2, "output {i} grew");
+        let Ok(set) = SlotSet::from_ranges([ranges[i].clone()]) else {
+            return;
+        };
+        let mut c = Checker::with_slots(set);
+        let s = c.feed(out).and_then(|()| c.finish());
+        let s = match s {
+            Ok(s) => s,
+            Err(e) => panic!("output {i} of {n} fails its check: {e}"),
+        };
+        assert_eq!(s.total_keys(), summary.outputs[i].keys);
+        assert_eq!(s.payload_len, summary.outputs[i].bytes);
+        keys += s.total_keys();
+    }
+    assert_eq!(keys, p.total_keys(), "keys lost or made");
 }

@@ -16,12 +16,17 @@
 //!   with bounded memory, and the summary it produces.
 //! - [`repl_stream`]: the command stream after the snapshot: command
 //!   boundaries and what each command means to an archive.
+//! - [`cluster`]: Redis Cluster hash slots ([`cluster::key_slot`],
+//!   [`cluster::SlotSet`]; the checker's slot check is
+//!   [`rdb::Checker::with_slots`]), and [`cluster::Resplit`], which splits
+//!   one RDB into one per slot range, streaming.
 //! - [`crc64`]: CRC-64/Jones, the checksum Redis puts in the RDB trailer.
 //! - [`dump`]: `DUMP` payloads, and writing an RDB from them (scan mode).
 //! - `fuzzing` (hidden): the fuzz target bodies, for `protocol/fuzz/` and
 //!   the stable-Rust smoke test `tests/fuzz_smoke.rs`.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod cluster;
 pub mod crc64;
 pub mod dump;
 #[doc(hidden)]

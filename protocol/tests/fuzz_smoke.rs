@@ -11,6 +11,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use replvault_protocol::cluster::Resplit;
 use replvault_protocol::fuzzing;
 use replvault_protocol::rdb::Checker;
 
@@ -440,6 +441,120 @@ fn repl_stream() {
                 v.extend_from_slice(&seeds[rng.below(seeds.len())][1..]);
             }
             mutate(rng, &[v])
+        },
+    );
+}
+
+/// The fixtures' database 0 (their first), cut where database 1 starts and
+/// ended there: files a cluster shard could hold, so the re-split and the
+/// slot check get past the first key of database 1.
+fn db0_fixtures() -> Vec<Vec<u8>> {
+    let mut v = Vec::new();
+    for f in fixtures() {
+        let Some(at) = f.windows(2).position(|w| w == [0xFE, 0x01]) else {
+            continue;
+        };
+        let mut cut = f[..at].to_vec();
+        cut.push(0xFF);
+        let crc = replvault_protocol::crc64::checksum(&cut);
+        cut.extend(crc.to_le_bytes());
+        let mut c = Checker::new();
+        if c.feed(&cut).is_ok() && c.finish().is_ok() {
+            v.push(cut);
+        }
+    }
+    assert!(v.len() >= 10, "{} fixtures cut at database 1", v.len());
+    v
+}
+
+/// Seeds for `resplit` and `slot_check`: each cluster-shaped file and a
+/// few fixtures whole, under a few selector bytes (outputs or slots, and
+/// chunk size).
+fn cluster_seeds(selectors: &[u8]) -> Vec<Vec<u8>> {
+    let mut seeds = Vec::new();
+    let whole = fixtures();
+    for f in db0_fixtures().iter().chain(whole.iter().step_by(5)) {
+        for &selector in selectors {
+            let mut v = vec![selector];
+            v.extend_from_slice(f);
+            seeds.push(v);
+        }
+    }
+    seeds
+}
+
+/// Half the time, the last eight bytes made the CRC-64 of the rest (the
+/// first byte, the selector, aside): mutants then pass the trailer check,
+/// so what is split or checked goes on to be judged whole.
+fn fix_crc(mut v: Vec<u8>, rng: &mut Rng) -> Vec<u8> {
+    if v.len() > 9 + 8 && rng.below(2) == 0 {
+        let end = v.len() - 8;
+        let crc = replvault_protocol::crc64::checksum(&v[1..end]);
+        v[end..].copy_from_slice(&crc.to_le_bytes());
+    }
+    v
+}
+
+/// A `resplit` or `slot_check` input: mostly a mutated seed (its CRC often
+/// made right), some a header and random bytes.
+fn cluster_input(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
+    match rng.below(8) {
+        0 => {
+            let mut v = vec![rng.next() as u8];
+            v.extend_from_slice(b"REDIS0011\xfe\x00");
+            v.extend(rng.bytes(256));
+            fix_crc(v, rng)
+        }
+        _ => fix_crc(reselect(mutate(rng, seeds), rng), rng),
+    }
+}
+
+#[test]
+fn resplit() {
+    // 1, 2, 3 and 5 outputs; chunks of 1, 14 and 300 bytes.
+    let seeds = cluster_seeds(&[0x00, 0x05, 0x5A, 0x8B]);
+    smoke("resplit", fuzzing::resplit, &seeds, 800, cluster_input);
+    // The mutants reach deep into the files, and some are split whole
+    // (so their outputs are checked too).
+    let mut rng = Rng(11);
+    let (mut deep, mut whole, n) = (0, 0, 300);
+    for _ in 0..n {
+        let input = cluster_input(&mut rng, &seeds);
+        let mut r = Resplit::new(2).expect("valid");
+        let rest = input.get(1..).unwrap_or_default();
+        let at = match r.feed(rest, &mut |_, _| {}) {
+            Ok(()) => match r.finish(&mut |_, _| {}) {
+                Ok(s) => {
+                    whole += 1;
+                    s.input.payload_len
+                }
+                Err(e) => e.offset,
+            },
+            Err(e) => e.offset,
+        };
+        deep += usize::from(at > 1024);
+    }
+    assert!(deep > n / 2, "{deep} of {n} inputs judged past byte 1024");
+    assert!(whole >= 5, "{whole} of {n} inputs split");
+}
+
+#[test]
+fn slot_check() {
+    // All slots, and each of three ranges; chunks of 1, 10 and 280 bytes.
+    let seeds = cluster_seeds(&[0x00, 0x05, 0x7E, 0x07]);
+    smoke(
+        "slot_check",
+        fuzzing::slot_check,
+        &seeds,
+        1_500,
+        |rng, seeds| match rng.below(8) {
+            0 => {
+                // Keys made of the bytes the hash-tag rule looks at.
+                let mut v = vec![rng.next() as u8];
+                v.extend((0..rng.below(24)).map(|_| b"{}ab"[rng.below(4)]));
+                v
+            }
+            _ => cluster_input(rng, seeds),
         },
     );
 }

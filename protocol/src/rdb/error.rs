@@ -65,6 +65,24 @@ pub enum CheckErrorKind {
     /// Bytes after the end of the file.
     #[error("unexpected data after the end of the RDB file")]
     TrailingData,
+    /// A key hashes to a slot outside those the check was given
+    /// ([`Checker::with_slots`](super::Checker::with_slots)): the shard
+    /// holds a key it does not own.
+    #[error("key \"{key}\" hashes to slot {slot}, outside the expected slots")]
+    KeyOutsideSlots {
+        /// The key, lossily decoded, its first 64 bytes at most (a longer
+        /// key is shown with "…" and its length).
+        key: String,
+        /// Its hash slot.
+        slot: u16,
+    },
+    /// A key in a database other than 0, in a check for a cluster (which
+    /// has only database 0).
+    #[error("a key in database {db}: a Redis Cluster has only database 0")]
+    ClusterDb {
+        /// The database number.
+        db: u64,
+    },
 }
 
 pub(super) fn err(offset: u64, kind: CheckErrorKind) -> CheckError {

@@ -18,6 +18,10 @@ pub(crate) enum Keep {
     Window,
     /// Everything (the caller validates it afterwards, bounding its size).
     All,
+    /// The window, and the output since the caller last took it
+    /// ([`Lzf::take_fresh`]), so it sees every byte without the decoder
+    /// holding them all.
+    Stream,
 }
 
 /// Decoder state for one compressed string.
@@ -32,6 +36,8 @@ pub(crate) struct Lzf {
     /// Recent output (window), or all output, per `keep`.
     pub(crate) out: Vec<u8>,
     keep: Keep,
+    /// `Keep::Stream`: where in `out` the output not yet taken starts.
+    taken: usize,
 }
 
 /// Result of one decoding step.
@@ -87,7 +93,7 @@ impl Lzf {
         // real input produces it.
         let cap = match keep {
             Keep::Nothing => 0,
-            Keep::Window => len.min(16 * WINDOW as u64),
+            Keep::Window | Keep::Stream => len.min(16 * WINDOW as u64),
             Keep::All => len.min(clen.saturating_mul(4)).min(1 << 20),
         };
         Lzf {
@@ -96,7 +102,26 @@ impl Lzf {
             produced: 0,
             out: Vec::with_capacity(usize::try_from(cap).unwrap_or(0)),
             keep,
+            taken: 0,
         }
+    }
+
+    /// Whether the output is kept whole.
+    pub(crate) fn keeps_all(&self) -> bool {
+        self.keep == Keep::All
+    }
+
+    /// `Keep::Stream`: hands `f` the output produced since the last call,
+    /// then forgets all but the window. The output of one [`Lzf::step`] is
+    /// at most 88 times its input (a 3-byte back-reference copies 264
+    /// bytes), which bounds what is held.
+    pub(crate) fn take_fresh(&mut self, f: impl FnOnce(&[u8])) {
+        f(&self.out[self.taken.min(self.out.len())..]);
+        if self.out.len() > 2 * WINDOW {
+            let cut = self.out.len() - WINDOW;
+            self.out.drain(..cut);
+        }
+        self.taken = self.out.len();
     }
 
     /// True when all input has been read (check [`Lzf::complete`] then).

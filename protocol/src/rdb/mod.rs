@@ -27,6 +27,9 @@
 //! - `dialect`: where Redis and Valkey files part.
 //! - `blob`, `lzf`: encoded blobs and LZF, checked inside strings.
 //! - `deferred`: content checks left to another thread.
+//! - `keys`: per-key work done only when asked: each key's hash slot
+//!   ([`Checker::with_slots`]), and record events for the re-splitter
+//!   ([`Resplit`](crate::cluster::Resplit)).
 //! - `summary`, `error`: what a check returns.
 
 mod blob;
@@ -34,6 +37,7 @@ mod checker;
 mod deferred;
 mod dialect;
 mod error;
+pub(crate) mod keys;
 mod lzf;
 mod records;
 mod strings;

@@ -6,7 +6,8 @@ use super::checker::{Checker, Run};
 use super::deferred::Job;
 use super::dialect::Dialect;
 use super::error::CheckErrorKind;
-use super::strings::string_record;
+use super::keys::KeyTrack;
+use super::strings::{plain_key, plain_string, string_record};
 use super::summary::{Checksum, MAX_MODULE_TYPES};
 use super::tasks::Task::{self, *};
 use super::tasks::{LEN, LenUse, STR, StrUse};
@@ -52,6 +53,9 @@ impl Checker {
         let Some(&op) = d.first() else {
             return Ok(Run::NeedMore);
         };
+        if let Some(t) = self.track.as_deref_mut() {
+            t.record(self.at, op);
+        }
         let dialect_op = self.dialect.opcode(op);
         let push = |s: &mut Self, body: &[Task]| {
             s.tasks.push(Record);
@@ -105,6 +109,36 @@ impl Checker {
                     self.db_counts.expires += 1;
                 }
                 self.type_counts.0[usize::from(code)] += 1;
+                if let Some(t) = self.track.as_deref_mut() {
+                    // Per-key work: runs of whole string records in place,
+                    // as below but each key hashed; anything else on the
+                    // task path, its key read as a key.
+                    t.key_record(self.at, self.db)?;
+                    let at = self.at;
+                    let run = if code == 0 {
+                        keyed_string_records(&d[1..], at + 1, self.db, t, &mut self.collect)
+                    } else {
+                        Ok((0, 0))
+                    };
+                    let (used, keys) = match run {
+                        Ok(r) => r,
+                        Err((at, kind)) => {
+                            self.err_at = Some(at);
+                            return Err(kind);
+                        }
+                    };
+                    if keys > 0 {
+                        // The first key was counted above.
+                        self.db_counts.keys += keys - 1;
+                        self.type_counts.0[0] += keys - 1;
+                        self.tasks.push(Record);
+                        return Ok(Run::Done(1 + used));
+                    }
+                    self.tasks.push(Record);
+                    self.tasks.extend(body.iter().rev().copied());
+                    self.tasks.push(Str(StrUse::Key));
+                    return Ok(Run::Done(1));
+                }
                 // Fast path for the commonest record, a string key and a
                 // string value wholly in this chunk: checked in place, no
                 // tasks. Anything else (or any doubt) takes the task path,
@@ -220,6 +254,46 @@ fn string_records(d: &[u8], at: u64, mut jobs: Option<&mut Vec<Job>>) -> (usize,
         keys += 1;
     }
     (used, keys)
+}
+
+/// [`string_records`] with per-key work, from the key of a string record
+/// whose type byte is already read (and its key record begun), `d` at
+/// offset `at`: bytes and records (the first included; none when it is not
+/// wholly here). Each record is reported to `track` only once it is known
+/// to lie wholly here, so the task path takes over cleanly; a key outside
+/// the slots is an error at its record.
+fn keyed_string_records(
+    d: &[u8],
+    at: u64,
+    db: u64,
+    track: &mut KeyTrack,
+    scratch: &mut Vec<u8>,
+) -> Result<(usize, u64), (u64, CheckErrorKind)> {
+    let (mut used, mut keys) = (0usize, 0u64);
+    loop {
+        // After the first, each record starts with its type byte.
+        let start = match keys {
+            0 => 0,
+            _ if d.get(used) == Some(&0) => used + 1,
+            _ => break,
+        };
+        let Some((key, k)) = plain_key(&d[start..], scratch) else {
+            break;
+        };
+        let Some(v) = plain_string(&d[start + k..], at + (start + k) as u64, None) else {
+            break;
+        };
+        if keys > 0 {
+            let record = at + used as u64;
+            track.record(record, 0);
+            track.key_record(record, db).map_err(|e| (record, e))?;
+        }
+        track.whole_key(key)?;
+        used = start + k + v;
+        keys += 1;
+    }
+    scratch.clear();
+    Ok((used, keys))
 }
 
 #[cfg(test)]

@@ -63,6 +63,7 @@ impl Checker {
                     StrUse::Plain => lzf::Keep::Nothing,
                     StrUse::Blob(_) if !self.blob_unchecked => lzf::Keep::All,
                     StrUse::Blob(_) => lzf::Keep::Window,
+                    StrUse::Key if ulen > 1 << 20 => lzf::Keep::Stream,
                     _ if ulen <= 1 << 20 => lzf::Keep::All,
                     _ => lzf::Keep::Window,
                 };
@@ -156,7 +157,22 @@ impl Checker {
     pub(super) fn string_done(&mut self, usage: StrUse) -> Result<(), CheckErrorKind> {
         match usage {
             StrUse::Plain | StrUse::StreamId => {}
-            StrUse::AuxKey => self.aux_key = Some(capture(&self.collect)),
+            StrUse::AuxKey => {
+                let key = capture(&self.collect);
+                if let Some(t) = self.track.as_deref_mut() {
+                    t.aux_key(&key);
+                }
+                self.aux_key = Some(key);
+            }
+            StrUse::Key => {
+                if let Some(t) = self.track.as_deref_mut() {
+                    t.key_bytes(&self.collect);
+                    if let Err((at, kind)) = t.key_done() {
+                        self.err_at = Some(at);
+                        return Err(kind);
+                    }
+                }
+            }
             StrUse::AuxValue => {
                 let key = self.aux_key.take().unwrap_or_default();
                 let aux = &mut self.summary.aux;
@@ -212,7 +228,7 @@ pub(super) enum LenValue {
 /// what is wrong and where). With `jobs`, an LZF body is not decoded here
 /// but left there to check.
 #[inline]
-fn plain_string(d: &[u8], at: u64, jobs: Option<&mut Vec<Job>>) -> Option<usize> {
+pub(super) fn plain_string(d: &[u8], at: u64, jobs: Option<&mut Vec<Job>>) -> Option<usize> {
     let (len, n) = read_len(d).ok()??;
     match len {
         LenValue::Len(l) => {
@@ -255,6 +271,48 @@ pub(super) fn string_record(d: &[u8], at: u64, mut jobs: Option<&mut Vec<Job>>) 
     let k = plain_string(d, at, jobs.as_deref_mut())?;
     let v = plain_string(&d[k..], at + k as u64, jobs)?;
     Some(k + v)
+}
+
+/// The content of a key wholly inside `d` (raw bytes, an integer's text,
+/// or LZF decoded into `scratch`) and its length in `d`; `None` as for
+/// [`plain_string`], or for a key decoding to more than 64 KiB (left to the
+/// task path, which streams it).
+#[inline]
+pub(super) fn plain_key<'a>(d: &'a [u8], scratch: &'a mut Vec<u8>) -> Option<(&'a [u8], usize)> {
+    let (len, n) = read_len(d).ok()??;
+    match len {
+        LenValue::Len(l) => {
+            let end = n.checked_add(usize::try_from(l).ok()?)?;
+            Some((d.get(n..end)?, end))
+        }
+        LenValue::Int(bytes) => {
+            let raw = d.get(n..n + bytes)?;
+            let v: i64 = match bytes {
+                1 => i64::from(raw[0] as i8),
+                2 => i64::from(i16::from_le_bytes([raw[0], raw[1]])),
+                _ => i64::from(i32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]])),
+            };
+            scratch.clear();
+            scratch.extend_from_slice(v.to_string().as_bytes());
+            Some((scratch, n + bytes))
+        }
+        LenValue::Lzf => {
+            let (LenValue::Len(clen), n2) = read_len(&d[n..]).ok()?? else {
+                return None;
+            };
+            let (LenValue::Len(ulen), n3) = read_len(&d[n + n2..]).ok()?? else {
+                return None;
+            };
+            let start = n + n2 + n3;
+            let end = start.checked_add(usize::try_from(clen).ok()?)?;
+            let body = d.get(start..end)?;
+            if clen == 0 || ulen > 64 * 1024 {
+                return None;
+            }
+            lzf::decode_whole(body, ulen, scratch).ok()?;
+            Some((scratch, end))
+        }
+    }
 }
 
 /// Length of one collection element wholly inside `d` when `body` is only

@@ -30,6 +30,8 @@ pub(super) enum StrUse {
     Function,
     Blob(BlobKind),
     StreamId,
+    /// A key, when the check looks at keys (see `keys`).
+    Key,
 }
 
 impl StrUse {
