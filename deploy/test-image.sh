@@ -216,7 +216,7 @@ make_rust_base() {
   done
   if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
     cp /usr/local/share/ca-certificates/*.crt "$r/usr/local/share/ca-certificates/"
-    chroot "$r" update-ca-certificates >/dev/null
+    chroot "$r" update-ca-certificates >/dev/null 2>&1 || fail "update-ca-certificates failed in the build base"
   fi
   rm -rf "${r:?}"/dev/*
   podman rmi -f "$rust_base" >/dev/null 2>&1 || true
