@@ -845,6 +845,43 @@ fn s3_errors_are_clear_and_keep_secrets() {
     assert!(line.contains("Environment"), "{err}");
 }
 
+/// s3s-fs has no ListMultipartUploads: prune still applies the policy
+/// (it used to fail whole, and `run`'s retention with it), and warns that
+/// it could not look for open uploads. Found by bench/soak.
+#[test]
+fn s3_prune_goes_on_where_the_store_cannot_list_uploads() {
+    let s3 = S3Server::s3s_fs();
+    let redis = RedisServer::start();
+    redis.cmd(&["SET", "k", "v"]);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = s3.vault("nolist");
+    let env = s3.env();
+    let url = redis.url();
+    for _ in 0..2 {
+        ok(run(&backup_args(&url, &vault, key.to_str().unwrap()), &env));
+    }
+    let o = run(
+        &[
+            "prune",
+            "--vault",
+            &vault,
+            "--keep-last",
+            "1",
+            "--incomplete-grace",
+            "0s",
+        ],
+        &env,
+    );
+    let err = stderr(&o);
+    let out = ok(o);
+    assert!(out.contains("deleted 1 backup(s)"), "{out}");
+    assert!(err.contains("ListMultipartUploads"), "{err}");
+    let list = ok(run(&["list", "--vault", &vault, "--json"], &env));
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{list}");
+}
+
 #[test]
 fn s3_prune_removes_old_backups_leftovers_and_pending_uploads() {
     let s3 = S3Server::moto();
