@@ -63,6 +63,17 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # Doc tests, which nextest does not run.
 say "doc tests"
 cargo test --workspace --locked --doc --quiet
+# The soak under faults (bench/soak/README.md): a release binary, then a
+# short seeded run of run --pitr against a primary under load, with kill -9,
+# SIGTERM, primary restarts, S3 stalls/503s/cuts/restarts, network stalls
+# and cuts and a full disk; a failed check fails the script, and the run
+# prints its seed to replay it. REPLVAULT_SOAK_MINUTES=0 skips it.
+if [ "${REPLVAULT_SOAK_MINUTES:-3}" != 0 ]; then
+  say "cargo build --release (for the soak run)"
+  cargo build --release --locked
+  say "soak under faults, ${REPLVAULT_SOAK_MINUTES:-3} minutes (bench/soak/soak.py)"
+  python3 bench/soak/soak.py --minutes "${REPLVAULT_SOAK_MINUTES:-3}"
+fi
 # Last, so its summary is the run's closing line.
 say "tests"
 cargo nextest run --workspace --locked --profile "${NEXTEST_PROFILE:-ci}" "$@"
