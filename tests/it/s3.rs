@@ -544,6 +544,44 @@ fn s3_ranged_restore_retries_a_range_cut_mid_body() {
     assert_eq!(RedisServer::start_with_rdb(&out).digest(), redis.digest());
 }
 
+/// The answer to a manifest's PUT is lost after the server stored it (the
+/// connection cut mid-answer): the SDK sends the PUT again, and the
+/// retry's `If-None-Match: *` finds the object its own first attempt
+/// wrote. That is a success, not "already exists". (Found by bench/soak:
+/// the archiver's segments hit it under cut connections, each a needless
+/// reconnection.)
+#[test]
+fn s3_put_retried_after_its_answer_was_lost_succeeds() {
+    let s3 = S3Server::s3s_fs();
+    let redis = RedisServer::start();
+    redis.cmd(&["SET", "k", "v"]);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = s3.vault("lost-answer");
+    let cut = Arc::new(AtomicBool::new(false));
+    let c = cut.clone();
+    let proxy = HttpFaultProxy::start(s3.port, move |head| {
+        let line = head.lines().next().unwrap_or("");
+        // "HTTP/1.1 200": the server has answered, so it stored the object.
+        if line.starts_with("PUT ")
+            && line.contains("manifest.json")
+            && !c.swap(true, Ordering::SeqCst)
+        {
+            Action::CutAfter(12)
+        } else {
+            Action::Forward
+        }
+    });
+    let env = s3.env_via(proxy.port);
+    let url = redis.url();
+    let out = ok(run(&backup_args(&url, &vault, key.to_str().unwrap()), &env));
+    assert!(out.contains("complete"), "{out}");
+    assert_eq!(proxy.count(Action::CutAfter(12)), 1);
+    let list = ok(run(&["list", "--vault", &vault, "--json"], &s3.env()));
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{list}");
+}
+
 #[test]
 fn s3_range_answered_with_more_bytes_fails_the_restore_without_holding_them() {
     let (s3, _redis, work, key, vault) = ranged_backup("padded");
