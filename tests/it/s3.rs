@@ -582,6 +582,41 @@ fn s3_put_retried_after_its_answer_was_lost_succeeds() {
     assert_eq!(v.as_array().unwrap().len(), 1, "{list}");
 }
 
+/// Every answer to the manifest's PUT is lost after the server stored it,
+/// and the manifest cannot be read back to tell: the backup fails, and
+/// the vault lists nothing (before, the failed backup deleted its data
+/// and left the manifest: a listed backup without data).
+#[test]
+fn s3_manifest_write_of_unknown_outcome_leaves_nothing_listed() {
+    let s3 = S3Server::s3s_fs();
+    let redis = RedisServer::start();
+    redis.cmd(&["SET", "k", "v"]);
+    let work = tempfile::tempdir().unwrap();
+    let key = keygen(work.path());
+    let vault = s3.vault("unknown-outcome");
+    let proxy = HttpFaultProxy::start(s3.port, |head| {
+        let line = head.lines().next().unwrap_or("");
+        match line.split(' ').next() {
+            Some("PUT") if line.contains("manifest.json") => Action::CutAfter(12),
+            Some("GET") if line.contains("manifest.json") => Action::Error500,
+            _ => Action::Forward,
+        }
+    });
+    let env = s3.env_via(proxy.port);
+    let url = redis.url();
+    let mut args = backup_args(&url, &vault, key.to_str().unwrap());
+    args.extend(["--s3-max-attempts", "2"]);
+    fails(run(&args, &env));
+    assert!(proxy.count(Action::CutAfter(12)) >= 1);
+    let list = ok(run(&["list", "--vault", &vault, "--json"], &s3.env()));
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 0, "{list}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(s3.store("unknown-outcome"));
+    let left = rt.block_on(store.list("")).unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 #[test]
 fn s3_range_answered_with_more_bytes_fails_the_restore_without_holding_them() {
     let (s3, _redis, work, key, vault) = ranged_backup("padded");
