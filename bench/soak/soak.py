@@ -889,7 +889,11 @@ def check_prune(env, name, before, cps, faults, result, tmp):
     staged or open upload, verify --all again, windows in the kept span
     unchanged, and a few checkpoints in it still restore."""
     r = result
-    rules = env.retention[name]
+    # The daemon's rules, stretched by the time since the daemons stopped,
+    # so they keep the same span before the run's end as they would have.
+    since_end = int(time.time() - env.t_end) + 1
+    keep = f"{int(parse_duration(env.keep_pitr[name])) + since_end}s"
+    rules = ["--keep-pitr", keep, "--keep-within", keep]
     p = rv(env, name, ["prune", *rules, "--incomplete-grace", "0s"], timeout=1800)
     r["prune"] = {"ok": p.returncode == 0, "rules": " ".join(rules),
                   "summary": [l for l in p.stdout.splitlines()
