@@ -78,6 +78,17 @@ say "image test (deploy/test-image.sh)"
 as_root env REPLVAULT_BIN="${CARGO_TARGET_DIR:-target}/release/replvault" \
   REPLVAULT_IMAGE_FROM_SOURCE="${REPLVAULT_IMAGE_FROM_SOURCE:-0}" deploy/test-image.sh
 say "release build and image test took $((SECONDS - image_start)) s"
+# The soak under faults (bench/soak/README.md): a release binary, then a
+# short seeded run of run --pitr against a primary under load, with kill -9,
+# SIGTERM, primary restarts, S3 stalls/503s/cuts/restarts, network stalls
+# and cuts and a full disk; a failed check fails the script, and the run
+# prints its seed to replay it. REPLVAULT_SOAK_MINUTES=0 skips it.
+if [ "${REPLVAULT_SOAK_MINUTES:-3}" != 0 ]; then
+  # Built already for the image test unless it built from source.
+  cargo build --release --locked
+  say "soak under faults, ${REPLVAULT_SOAK_MINUTES:-3} minutes (bench/soak/soak.py)"
+  python3 bench/soak/soak.py --minutes "${REPLVAULT_SOAK_MINUTES:-3}"
+fi
 # Last, so its summary is the run's closing line.
 say "tests"
 cargo nextest run --workspace --locked --profile "${NEXTEST_PROFILE:-ci}" "$@"

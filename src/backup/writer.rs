@@ -63,6 +63,9 @@ pub struct BackupWriter {
     worker: Option<std::thread::JoinHandle<Result<WorkerOut, VaultError>>>,
     uploader: Option<tokio::task::JoinHandle<UploadResult>>,
     rdb_sent: u64,
+    /// The manifest's PUT was sent: a failure after it may leave the
+    /// manifest stored (an answer lost on every attempt).
+    manifest_sent: bool,
 }
 
 fn worker(
@@ -173,6 +176,7 @@ impl BackupWriter {
             worker: Some(worker),
             uploader: Some(uploader),
             rdb_sent: 0,
+            manifest_sent: false,
         })
     }
 
@@ -343,6 +347,7 @@ impl BackupWriter {
             )));
         }
         // The commit point: only now does the backup exist.
+        self.manifest_sent = true;
         self.store
             .put(&manifest_key(&self.id), Bytes::from(json))
             .await?;
@@ -365,6 +370,16 @@ impl BackupWriter {
     }
 
     async fn cleanup(&mut self) {
+        // Manifest first (invariant 5): a manifest stored by a PUT whose
+        // answer was lost must not stay listed over deleted data. If it
+        // cannot be removed, neither is the data: a complete backup listed
+        // beats a listed one without data (prune removes leftovers).
+        if self.manifest_sent
+            && let Err(e) = self.store.delete(&manifest_key(&self.id)).await
+        {
+            tracing::warn!(id = %self.id, error = %e, "the manifest's write failed and it cannot be removed; keeping the data");
+            return;
+        }
         self.tx = None;
         if let Some(w) = self.worker.take() {
             let _ = join_worker(w).await;

@@ -6,7 +6,7 @@
 //!
 //! Help shows each variable's value, except for those that can hold a
 //! secret ([`SECRET_ENV`], `hide_env_values`): the `--redis` URL (it may
-//! carry a password) and the password. The others hold paths, names and
+//! carry a password) and the passwords. The others hold paths, names and
 //! settings; a KMS key id names a key without granting use of it.
 
 use std::net::SocketAddr;
@@ -17,7 +17,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The environment variables that can hold a secret: help never shows
 /// their values (a test checks every flag that reads one).
-pub const SECRET_ENV: [&str; 2] = ["REPLVAULT_REDIS", "REPLVAULT_REDIS_PASSWORD"];
+pub const SECRET_ENV: [&str; 3] = [
+    "REPLVAULT_REDIS",
+    "REPLVAULT_REDIS_PASSWORD",
+    "REPLVAULT_SENTINEL_PASSWORD",
+];
 
 /// Back up Redis and Valkey by joining them as a replica.
 #[derive(Debug, Parser)]

@@ -137,13 +137,22 @@ pub async fn run(
     let mut failures = 0u32;
     while !cancel.is_cancelled() {
         let began = Instant::now();
+        let segments = status(&shared).segments;
         let result = run_once(source, vault, key, opts, &shared, &on_base, &cancel).await;
-        status(&shared).streaming = false;
+        let progressed = {
+            let mut s = status(&shared);
+            s.streaming = false;
+            s.segments > segments
+        };
         match result {
             Ok(()) => return,
             Err(e) => {
-                // A link that streamed for a while is a fresh start.
-                if began.elapsed() > MAX_BACKOFF {
+                // A link that wrote to the vault, or streamed for a while,
+                // is a fresh start: the next attempt comes at once, before
+                // the primary's backlog overruns. (Counting on across
+                // such links made a few short faults in a row wait 8, 16,
+                // then 30 s, and the backlog overran: a gap.)
+                if progressed || began.elapsed() > MAX_BACKOFF {
                     failures = 0;
                 }
                 failures += 1;

@@ -269,18 +269,37 @@ impl Store for S3Store {
                 key: key.to_string(),
             });
         }
-        self.client
+        let put = self
+            .client
             .put_object()
             .bucket(&self.s.bucket)
             .key(self.full_key(key))
             .if_none_match("*")
             .set_server_side_encryption(self.s.sse.clone())
             .set_ssekms_key_id(self.s.sse_kms_key_id.clone())
-            .body(ByteStream::from(data))
+            .body(ByteStream::from(data.clone()))
             .send()
             .await
-            .map_err(|e| self.err("put", key, e))?;
-        Ok(())
+            .map_err(|e| self.err("put", key, e));
+        match put {
+            Ok(_) => Ok(()),
+            // The object was absent a moment ago: this is most likely the
+            // SDK's retry of our own PUT, whose first answer was lost after
+            // the server stored it. The same bytes there mean it succeeded.
+            // (Unreadable, the outcome is unknown: that error, not
+            // "already exists", which says the object is someone else's.)
+            Err(StoreError::AlreadyExists { .. }) => match self.get(key).await? {
+                there if there == data => {
+                    tracing::debug!(key, "a retried PUT found its own first attempt stored");
+                    Ok(())
+                }
+                _ => Err(StoreError::AlreadyExists {
+                    store: self.describe(),
+                    key: key.to_string(),
+                }),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     async fn put_multipart(
@@ -408,7 +427,7 @@ impl Store for S3Store {
         let mut key_marker = None;
         let mut id_marker = None;
         loop {
-            let r = self
+            let r = match self
                 .client
                 .list_multipart_uploads()
                 .bucket(&self.s.bucket)
@@ -417,7 +436,22 @@ impl Store for S3Store {
                 .set_upload_id_marker(id_marker.take())
                 .send()
                 .await
-                .map_err(|e| self.err("list multipart uploads", "", e))?;
+            {
+                Ok(r) => r,
+                // Some S3-compatible servers (s3s-fs) lack the API: prune
+                // goes on without the sweep rather than failing whole.
+                Err(e)
+                    if e.code() == Some("NotImplemented")
+                        || e.raw_response().is_some_and(|r| r.status().as_u16() == 501) =>
+                {
+                    tracing::warn!(
+                        store = %self.s.describe,
+                        "this S3 server does not implement ListMultipartUploads: uploads left open by a killed process cannot be found, nor aborted, here"
+                    );
+                    return Ok(out);
+                }
+                Err(e) => return Err(self.err("list multipart uploads", "", e)),
+            };
             for u in r.uploads() {
                 if let (Some(k), Some(id)) = (u.key(), u.upload_id()) {
                     out.push(PendingUpload {
