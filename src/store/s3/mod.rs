@@ -288,16 +288,23 @@ impl Store for S3Store {
             // the server stored it. The same bytes there mean it succeeded.
             // (Unreadable, the outcome is unknown: that error, not
             // "already exists", which says the object is someone else's.)
-            Err(StoreError::AlreadyExists { .. }) => match self.get(key).await? {
-                there if there == data => {
-                    tracing::debug!(key, "a retried PUT found its own first attempt stored");
-                    Ok(())
+            Err(StoreError::AlreadyExists { .. }) => {
+                // Larger than ours (the bounded read refuses it): not ours.
+                let there = match self.get(key, data.len() as u64).await {
+                    Err(StoreError::TooLarge { .. }) => Bytes::new(),
+                    other => other?,
+                };
+                match there {
+                    there if there == data => {
+                        tracing::debug!(key, "a retried PUT found its own first attempt stored");
+                        Ok(())
+                    }
+                    _ => Err(StoreError::AlreadyExists {
+                        store: self.describe(),
+                        key: key.to_string(),
+                    }),
                 }
-                _ => Err(StoreError::AlreadyExists {
-                    store: self.describe(),
-                    key: key.to_string(),
-                }),
-            },
+            }
             Err(e) => Err(e),
         }
     }
