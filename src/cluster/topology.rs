@@ -4,6 +4,8 @@
 
 use replvault_protocol::resp::Frame;
 
+use crate::source::client::text;
+
 /// Slots in a cluster.
 pub const SLOTS: u32 = 16_384;
 
@@ -46,15 +48,6 @@ impl Shard {
     /// The shard's primary.
     pub fn primary(&self) -> Option<&Node> {
         self.nodes.iter().find(|n| n.role == Role::Primary)
-    }
-}
-
-fn text(f: &Frame) -> Option<String> {
-    match f {
-        Frame::Bulk(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Frame::Simple(s) => Some(s.clone()),
-        Frame::Integer(i) => Some(i.to_string()),
-        _ => None,
     }
 }
 

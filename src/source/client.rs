@@ -88,3 +88,13 @@ impl Client {
         let _ = self.conn.shutdown().await;
     }
 }
+
+/// A reply's text: a bulk or simple string, or an integer as digits.
+pub(crate) fn text(f: &Frame) -> Option<String> {
+    match f {
+        Frame::Bulk(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Frame::Simple(s) => Some(s.clone()),
+        Frame::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+}

@@ -9,6 +9,8 @@
 
 use replvault_protocol::resp::Frame;
 
+use super::client::text;
+
 use super::client::Client;
 use super::{RedisTarget, SourceError, SourceOptions, connect};
 
@@ -132,15 +134,6 @@ impl Replica {
                 .flags
                 .split(',')
                 .any(|f| matches!(f, "s_down" | "o_down" | "disconnected"))
-    }
-}
-
-fn text(f: &Frame) -> Option<String> {
-    match f {
-        Frame::Bulk(b) => Some(String::from_utf8_lossy(b).into_owned()),
-        Frame::Simple(s) => Some(s.clone()),
-        Frame::Integer(i) => Some(i.to_string()),
-        _ => None,
     }
 }
 
