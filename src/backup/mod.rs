@@ -9,6 +9,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use replvault_protocol::rdb::Limits;
+
 use crate::crypto::MasterKey;
 use crate::source::{self, SourceError, SourceOptions};
 use crate::vault::{Manifest, Vault, VaultError};
@@ -26,6 +28,23 @@ pub struct WriteOptions {
     pub compression_level: i32,
     /// Expected RDB size, if known (sizes S3 parts).
     pub size_hint: Option<u64>,
+    /// Bounds on the lengths the RDB declares.
+    pub limits: Limits,
+}
+
+impl WriteOptions {
+    /// Options for the snapshot `size_hint` long (when the server said)
+    /// from `source`.
+    pub fn new(compression_level: i32, size_hint: Option<u64>, source: &SourceOptions) -> Self {
+        WriteOptions {
+            compression_level,
+            size_hint,
+            limits: Limits {
+                payload_len: size_hint,
+                max_value: source.max_value_size,
+            },
+        }
+    }
 }
 
 /// Why a backup failed. Whatever the cause, nothing was committed.
@@ -64,10 +83,7 @@ pub async fn take_backup(
     let mut writer = BackupWriter::start(
         vault,
         key,
-        WriteOptions {
-            compression_level,
-            size_hint: src.size_hint,
-        },
+        WriteOptions::new(compression_level, src.size_hint, source),
     )
     .await?;
     tracing::info!(id = writer.id(), "backup started");

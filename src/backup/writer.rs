@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::Utc;
-use replvault_protocol::rdb::{Checker, Checksum, Summary};
+use replvault_protocol::rdb::{Checker, Checksum, Limits, Summary};
 use ring::digest;
 use tokio::sync::mpsc;
 
@@ -72,9 +72,10 @@ fn worker(
     mut rx: mpsc::Receiver<Msg>,
     sealer: Sealer,
     level: i32,
+    limits: Limits,
 ) -> Result<WorkerOut, VaultError> {
     let io = |e: std::io::Error| VaultError::Pipeline(e.to_string());
-    let mut checker = Checker::new();
+    let mut checker = Checker::new().with_limits(limits);
     // Frames compress (and encrypt) on a thread of their own, so the
     // check overlaps with them instead of serialising with them.
     let mut z = FrameWriter::start(sealer, level).map_err(io)?;
@@ -158,9 +159,10 @@ impl BackupWriter {
         let (out_tx, out_rx) = mpsc::channel(DEPTH);
         let sealer = Sealer::new(enc, out_tx);
         let level = opts.compression_level;
+        let limits = opts.limits;
         let worker = std::thread::Builder::new()
             .name("replvault-pipeline".into())
-            .spawn(move || worker(rx, sealer, level))
+            .spawn(move || worker(rx, sealer, level, limits))
             .map_err(|e| VaultError::Pipeline(format!("cannot start the pipeline thread: {e}")))?;
         let uploader = tokio::spawn(uploader(out_rx, upload));
         Ok(BackupWriter {

@@ -433,10 +433,7 @@ async fn backup_shard(
     let mut writer = BackupWriter::start_part(
         vault,
         key,
-        WriteOptions {
-            compression_level,
-            size_hint: src.size_hint,
-        },
+        WriteOptions::new(compression_level, src.size_hint, source),
         id.to_string(),
         format!("backups/{id}/shard-{i}"),
     )

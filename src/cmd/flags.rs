@@ -208,6 +208,13 @@ pub struct SourceArgs {
     /// mode"). At least 64KiB.
     #[arg(long, default_value = "256MiB", value_parser = parse_scan_memory, env = "REPLVAULT_SCAN_MEMORY")]
     pub scan_memory: u64,
+
+    /// Refuse a snapshot that declares a string longer than this when the
+    /// server did not send the snapshot's length (diskless replication,
+    /// scan mode); with a length, nothing may reach past it. The servers'
+    /// own limit is 512MiB (`proto-max-bulk-len`): raise this only with it.
+    #[arg(long, default_value = "512MiB", value_parser = parse_size, env = "REPLVAULT_MAX_VALUE_SIZE")]
+    pub max_value_size: u64,
 }
 
 /// Which node to back up from.

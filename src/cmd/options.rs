@@ -51,6 +51,7 @@ impl SourceArgs {
             },
             sentinel_password: self.sentinel_password.clone(),
             scan_memory: self.scan_memory,
+            max_value_size: self.max_value_size,
         }
     }
 }

@@ -369,10 +369,7 @@ async fn take_base(
         let w = BackupWriter::start(
             vault,
             key,
-            WriteOptions {
-                compression_level: opts.compression_level,
-                size_hint,
-            },
+            WriteOptions::new(opts.compression_level, size_hint, source),
         )
         .await?;
         tracing::info!(

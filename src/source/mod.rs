@@ -59,6 +59,8 @@ pub struct SourceOptions {
     /// Scan mode: bytes for the digests of keys already written (see
     /// [`scan_mode::ScanOptions::memory`]).
     pub scan_memory: u64,
+    /// The longest string a snapshot of unknown length may declare.
+    pub max_value_size: u64,
 }
 
 // By hand, so a `{:?}` never prints the password.
@@ -82,6 +84,7 @@ impl std::fmt::Debug for SourceOptions {
             .field("scan_rate", &self.scan_rate)
             .field("from", &self.from)
             .field("scan_memory", &self.scan_memory)
+            .field("max_value_size", &self.max_value_size)
             .finish_non_exhaustive()
     }
 }

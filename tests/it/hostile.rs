@@ -15,8 +15,8 @@ use super::util::*;
 /// How a fake primary frames the RDB payload.
 #[derive(Clone, Copy, Debug)]
 enum Framing {
-    /// `$<len>\r\n` (disk-based sync).
-    Length,
+    /// `$<len>\r\n` (disk-based sync) with this length.
+    Length(u64),
     /// `$EOF:<40-byte mark>\r\n` (diskless sync).
     Eof,
 }
@@ -73,7 +73,7 @@ fn trickling_primary(
         }
         let replid = "0123456789abcdef0123456789abcdef01234567";
         let header = match framing {
-            Framing::Length => format!("+FULLRESYNC {replid} 0\r\n${}\r\n", 1 << 30),
+            Framing::Length(n) => format!("+FULLRESYNC {replid} 0\r\n${n}\r\n"),
             Framing::Eof => format!("+FULLRESYNC {replid} 0\r\n$EOF:{}\r\n", "m".repeat(40)),
         };
         if w.write_all(header.as_bytes()).is_err() || w.write_all(&burst).is_err() {
@@ -94,6 +94,11 @@ fn trickling_primary(
 /// A backup of a fake primary at `port` into a fresh local vault: its
 /// error line, how long it took, and the vault (which must be empty).
 fn backup_of_fake(port: u16) -> (String, Duration, tempfile::TempDir) {
+    backup_of_fake_with(port, &[])
+}
+
+/// [`backup_of_fake`] with more flags.
+fn backup_of_fake_with(port: u16, extra: &[&str]) -> (String, Duration, tempfile::TempDir) {
     let work = tempfile::tempdir().unwrap();
     let key = keygen(work.path());
     let vault = work.path().join("vault");
@@ -103,7 +108,7 @@ fn backup_of_fake(port: u16) -> (String, Duration, tempfile::TempDir) {
         &format!("redis://127.0.0.1:{port}"),
         &vault,
         &key,
-        &["--mode", "sync", "--idle-timeout", "60s"],
+        &[&["--mode", "sync", "--idle-timeout", "60s"], extra].concat(),
     ));
     let took = t.elapsed();
     eprintln!("the backup failed after {took:?}: {e}");
@@ -128,7 +133,7 @@ fn a_source_trickling_a_corrupt_rdb_fails_within_seconds() {
     let mut bad = b"XEDIS0011".to_vec();
     bad.extend_from_slice(&[0x55; 64]);
     let port = trickling_primary(
-        Framing::Length,
+        Framing::Length(1 << 30),
         Vec::new(),
         bad,
         Duration::from_millis(60),
@@ -156,6 +161,76 @@ fn a_source_trickling_a_corrupt_rdb_fails_within_seconds() {
     assert!(e.contains("unknown opcode or value type"), "{e}");
     assert!(took < Duration::from_secs(3), "took {took:?}: {e}");
 }
+/// An RDB whose first key's string value declares `declared` bytes: a
+/// header, an aux field, `SELECT 0`, a string record for `k`, and the
+/// 64-bit length, with no value bytes after it.
+fn rdb_declaring(declared: u64) -> Vec<u8> {
+    let mut rdb = b"REDIS0011".to_vec();
+    rdb.extend_from_slice(b"\xfa\x09redis-ver\x057.2.4\xfe\x00\x00\x01k\x81");
+    rdb.extend_from_slice(&declared.to_be_bytes());
+    rdb
+}
+
+/// A record declaring a huge string is refused as soon as its length is
+/// read: beyond the payload's length when the server sent one, beyond
+/// `--max-value-size` (default 512 MiB, the servers' own limit) when it
+/// did not. Before, the checker read on for as long as bytes came.
+#[test]
+fn a_declared_length_beyond_the_payload_or_the_value_limit_is_refused_at_once() {
+    // `$<len>` framing: 64 KiB of payload, a string declaring 2^40 bytes,
+    // then zeros a byte every 5 ms (a stream that does not stop).
+    let port = trickling_primary(
+        Framing::Length(64 << 10),
+        rdb_declaring(1 << 40),
+        vec![0],
+        Duration::from_millis(5),
+        Duration::from_secs(20),
+    );
+    let (e, took, _work) = backup_of_fake(port);
+    assert!(
+        e.contains("a string declares 1099511627776 bytes, but only")
+            && e.contains("bytes of the payload are left"),
+        "{e}"
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}: {e}");
+
+    // Diskless framing (no length): 2^40 bytes is past the default limit,
+    // and the message names the flag. 100 bytes at once, then zeros.
+    let mut burst = rdb_declaring(1 << 40);
+    burst.resize(100, 0);
+    let port = trickling_primary(
+        Framing::Eof,
+        burst,
+        vec![0],
+        Duration::from_millis(5),
+        Duration::from_secs(20),
+    );
+    let (e, took, _work) = backup_of_fake(port);
+    assert!(
+        e.contains("a string declares 1099511627776 bytes, more than the largest value taken (536870912 bytes)")
+            && e.contains("--max-value-size"),
+        "{e}"
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}: {e}");
+
+    // The flag moves the limit both ways: 600 MiB is refused by default
+    // and taken with `--max-value-size 1GiB` (the fake then ends the
+    // stream inside the value, which is a different error).
+    for (extra, refused) in [(&[][..], true), (&["--max-value-size", "1GiB"][..], false)] {
+        let mut burst = rdb_declaring(600 << 20);
+        burst.resize(100, 0);
+        let port = trickling_primary(
+            Framing::Eof,
+            burst,
+            vec![0; 4096],
+            Duration::from_micros(10),
+            Duration::from_secs(2),
+        );
+        let (e, _, _work) = backup_of_fake_with(port, extra);
+        assert_eq!(e.contains("--max-value-size"), refused, "{extra:?}: {e}");
+    }
+}
+
 /// Neither `backup --help` nor `help backup` (nor `run`'s, nor through a
 /// config file) shows the value of a variable that can hold a password.
 #[test]

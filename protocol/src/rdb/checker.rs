@@ -71,6 +71,32 @@ pub struct Checker {
     /// Where a failure is reported when not at the failing task's start
     /// (a key's slot is known at its end, reported at its record).
     pub(super) err_at: Option<u64>,
+    /// Bounds on declared lengths.
+    pub(super) limits: Limits,
+}
+
+/// The servers' own largest string (`proto-max-bulk-len`'s default).
+pub const DEFAULT_MAX_VALUE: u64 = 512 << 20;
+
+/// Bounds on the lengths a payload declares, so that a stream declaring a
+/// 2^40-byte string is refused at once instead of read on for hours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The payload's length, when the server sent it (`$<len>`): no string
+    /// or element count can reach past it.
+    pub payload_len: Option<u64>,
+    /// The largest string taken when the payload's length is unknown
+    /// (diskless `$EOF:` framing, scan mode).
+    pub max_value: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            payload_len: None,
+            max_value: DEFAULT_MAX_VALUE,
+        }
+    }
 }
 
 /// Keys per value type code.
@@ -113,6 +139,47 @@ impl Checker {
             track: Some(Box::new(track)),
             ..Checker::new()
         }
+    }
+
+    /// Sets the bounds on declared lengths (by default: no payload length
+    /// known, strings up to [`DEFAULT_MAX_VALUE`]).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Refuses a `declared` length whose bytes (or, for an element count,
+    /// `counts_bytes` false, whose elements of at least a byte each) start
+    /// `header` bytes after the current task and reach past the payload's
+    /// end when its length is known; else a string past the value limit.
+    pub(super) fn check_declared(
+        &self,
+        what: &'static str,
+        declared: u64,
+        header: usize,
+        counts_bytes: bool,
+    ) -> Result<(), CheckErrorKind> {
+        match self.limits.payload_len {
+            Some(total) => {
+                let left = total.saturating_sub(self.at.saturating_add(header as u64));
+                if declared > left {
+                    return Err(CheckErrorKind::BeyondPayload {
+                        what,
+                        declared,
+                        left,
+                    });
+                }
+            }
+            None if counts_bytes && declared > self.limits.max_value => {
+                return Err(CheckErrorKind::ValueTooLarge {
+                    what,
+                    declared,
+                    max: self.limits.max_value,
+                });
+            }
+            None => {}
+        }
+        Ok(())
     }
 
     /// Moves the re-split events recorded so far to the end of `into`.

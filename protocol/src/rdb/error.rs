@@ -65,6 +65,30 @@ pub enum CheckErrorKind {
     /// Bytes after the end of the file.
     #[error("unexpected data after the end of the RDB file")]
     TrailingData,
+    /// A declared length reaches past the end of the payload, whose length
+    /// the server sent.
+    #[error("{what} declares {declared} bytes, but only {left} bytes of the payload are left")]
+    BeyondPayload {
+        /// `a string`, `a compressed string` or `an element count`.
+        what: &'static str,
+        /// The declared length.
+        declared: u64,
+        /// Payload bytes left after the length.
+        left: u64,
+    },
+    /// A string longer than the value size limit, in a payload of unknown
+    /// length.
+    #[error(
+        "{what} declares {declared} bytes, more than the largest value taken ({max} bytes): raise --max-value-size if the server allows values this large"
+    )]
+    ValueTooLarge {
+        /// `a string` or `a compressed string`.
+        what: &'static str,
+        /// The declared length.
+        declared: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A key hashes to a slot outside those the check was given
     /// ([`Checker::with_slots`](super::Checker::with_slots)): the shard
     /// holds a key it does not own.

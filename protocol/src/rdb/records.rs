@@ -181,7 +181,12 @@ impl Checker {
     pub(super) fn use_len(&mut self, usage: LenUse, len: u64) -> Result<(), CheckErrorKind> {
         match usage {
             LenUse::Discard => {}
-            LenUse::Repeat(body) => self.tasks.push(Repeat { left: len, body }),
+            LenUse::Repeat(body) => {
+                // Every element takes at least a byte. The count's own
+                // bytes are already behind `at` by at most 9; ignore them.
+                self.check_declared("an element count", len, 0, false)?;
+                self.tasks.push(Repeat { left: len, body })
+            }
             LenUse::SelectDb => {
                 self.flush_db_counts();
                 self.db = len;
@@ -301,6 +306,101 @@ mod tests {
     use super::super::CheckErrorKind;
     use super::super::lzf;
     use super::super::test_support::{check, raw};
+    use super::super::{Checker, Limits};
+
+    /// The error of feeding `bytes` whole to a checker with `limits`.
+    fn refused(bytes: &[u8], limits: Limits) -> CheckErrorKind {
+        let mut c = Checker::new().with_limits(limits);
+        c.feed(bytes).expect_err("refused while feeding").kind
+    }
+
+    #[test]
+    fn declared_lengths_are_bounded_by_the_payload_or_the_value_limit() {
+        let start = b"REDIS0011\xfe\x00".to_vec();
+        // A list declaring 2^32 elements in a 1 KiB payload.
+        let mut list = start.clone();
+        list.extend_from_slice(b"\x01\x01k\x81");
+        list.extend_from_slice(&(1u64 << 32).to_be_bytes());
+        let kind = refused(
+            &list,
+            Limits {
+                payload_len: Some(1024),
+                ..Limits::default()
+            },
+        );
+        assert!(
+            matches!(kind, CheckErrorKind::BeyondPayload { what: "an element count", declared, left }
+                if declared == 1 << 32 && left < 1024),
+            "{kind:?}"
+        );
+        // A string of 2 KiB in a 1 KiB payload, and in a payload of unknown
+        // length under a 1 KiB limit; an LZF string whose expansion is
+        // past the limit.
+        let mut string = start.clone();
+        string.extend_from_slice(b"\x00\x01k\x48\x00");
+        let kind = refused(
+            &string,
+            Limits {
+                payload_len: Some(1024),
+                ..Limits::default()
+            },
+        );
+        assert!(
+            matches!(
+                kind,
+                CheckErrorKind::BeyondPayload {
+                    what: "a string",
+                    declared: 2048,
+                    ..
+                }
+            ),
+            "{kind:?}"
+        );
+        let kind = refused(
+            &string,
+            Limits {
+                payload_len: None,
+                max_value: 1024,
+            },
+        );
+        assert!(
+            matches!(
+                kind,
+                CheckErrorKind::ValueTooLarge {
+                    declared: 2048,
+                    max: 1024,
+                    ..
+                }
+            ),
+            "{kind:?}"
+        );
+        let mut packed = start.clone();
+        packed.extend_from_slice(b"\x00\x01k\xc3\x05\x48\x00");
+        let kind = refused(
+            &packed,
+            Limits {
+                payload_len: None,
+                max_value: 1024,
+            },
+        );
+        assert!(
+            matches!(
+                kind,
+                CheckErrorKind::ValueTooLarge {
+                    what: "a compressed string",
+                    declared: 2048,
+                    ..
+                }
+            ),
+            "{kind:?}"
+        );
+        // Within the limits, the same string is read on (and waits for bytes).
+        let mut c = Checker::new().with_limits(Limits {
+            payload_len: None,
+            max_value: 4096,
+        });
+        c.feed(&string).expect("a 2 KiB string under a 4 KiB limit");
+    }
 
     /// `n` (at most 32) literal bytes then a back-reference of `len` to
     /// them: an LZF string of `n + len` bytes (under 64, so its lengths

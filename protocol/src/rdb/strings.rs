@@ -58,6 +58,10 @@ impl Checker {
                 if clen == 0 {
                     return Err(CheckErrorKind::Lzf("zero compressed length".into()));
                 }
+                self.check_declared("a compressed string", clen, n + n2 + n3, true)?;
+                if self.limits.payload_len.is_none() {
+                    self.check_declared("a compressed string", ulen, n + n2 + n3, true)?;
+                }
                 self.check_content_len(usage, ulen)?;
                 let keep = match usage {
                     StrUse::Plain => lzf::Keep::Nothing,
@@ -112,6 +116,7 @@ impl Checker {
                 Ok(Run::Done(start))
             }
             LenValue::Len(len) => {
+                self.check_declared("a string", len, n, true)?;
                 self.check_content_len(usage, len)?;
                 if let StrUse::Blob(kind) = usage
                     && len > 0
