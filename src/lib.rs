@@ -30,6 +30,7 @@ pub mod cmd;
 pub mod crypto;
 pub mod daemon;
 pub mod error_line;
+pub mod heap;
 pub mod pitr;
 pub mod restore;
 pub mod source;

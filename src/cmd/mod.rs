@@ -35,6 +35,7 @@ pub mod verify;
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    crate::heap::configure();
     // SIGPIPE stays ignored (Rust's default): a peer closing a socket must
     // be an error we report, not a silent death. A closed stdout is handled
     // by `outln!`.
