@@ -9,6 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use replvault_protocol::cluster::SlotSet;
 use replvault_protocol::rdb::Limits;
 
 use crate::crypto::MasterKey;
@@ -30,6 +31,9 @@ pub struct WriteOptions {
     pub size_hint: Option<u64>,
     /// Bounds on the lengths the RDB declares.
     pub limits: Limits,
+    /// A cluster shard's slots: every key must hash into them (and be in
+    /// database 0), or the backup fails naming the key.
+    pub slots: Option<SlotSet>,
 }
 
 impl WriteOptions {
@@ -43,6 +47,7 @@ impl WriteOptions {
                 payload_len: size_hint,
                 max_value: source.max_value_size,
             },
+            slots: None,
         }
     }
 }

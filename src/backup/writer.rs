@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::Utc;
+use replvault_protocol::cluster::SlotSet;
 use replvault_protocol::rdb::{Checker, Checksum, Limits, Summary};
 use ring::digest;
 use tokio::sync::mpsc;
@@ -73,9 +74,14 @@ fn worker(
     sealer: Sealer,
     level: i32,
     limits: Limits,
+    slots: Option<SlotSet>,
 ) -> Result<WorkerOut, VaultError> {
     let io = |e: std::io::Error| VaultError::Pipeline(e.to_string());
-    let mut checker = Checker::new().with_limits(limits);
+    let checker = match slots {
+        Some(s) => Checker::with_slots(s),
+        None => Checker::new(),
+    };
+    let mut checker = checker.with_limits(limits);
     // Frames compress (and encrypt) on a thread of their own, so the
     // check overlaps with them instead of serialising with them.
     let mut z = FrameWriter::start(sealer, level).map_err(io)?;
@@ -160,9 +166,10 @@ impl BackupWriter {
         let sealer = Sealer::new(enc, out_tx);
         let level = opts.compression_level;
         let limits = opts.limits;
+        let slots = opts.slots.clone();
         let worker = std::thread::Builder::new()
             .name("replvault-pipeline".into())
-            .spawn(move || worker(rx, sealer, level, limits))
+            .spawn(move || worker(rx, sealer, level, limits, slots))
             .map_err(|e| VaultError::Pipeline(format!("cannot start the pipeline thread: {e}")))?;
         let uploader = tokio::spawn(uploader(out_rx, upload));
         Ok(BackupWriter {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
+use replvault_protocol::cluster::SlotSet;
 use replvault_protocol::resp::Frame;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -320,6 +321,7 @@ pub async fn take_cluster_backup(
                 key.as_ref(),
                 compression_level,
                 &id,
+                slot_set(&slots),
                 progress,
                 cancel,
             )
@@ -414,6 +416,7 @@ async fn backup_shard(
     key: Option<&MasterKey>,
     compression_level: i32,
     id: &str,
+    slots: SlotSet,
     progress: Arc<AtomicU64>,
     cancel: CancellationToken,
 ) -> Result<Manifest, BackupError> {
@@ -433,7 +436,10 @@ async fn backup_shard(
     let mut writer = BackupWriter::start_part(
         vault,
         key,
-        WriteOptions::new(compression_level, src.size_hint, source),
+        WriteOptions {
+            slots: Some(slots),
+            ..WriteOptions::new(compression_level, src.size_hint, source)
+        },
         id.to_string(),
         format!("backups/{id}/shard-{i}"),
     )
@@ -529,4 +535,17 @@ fn cluster_manifest(
         tool: format!("replvault {}", env!("CARGO_PKG_VERSION")),
         cluster: Some(ClusterInfo { shards }),
     }
+}
+
+/// A shard's slot ranges as the checker takes them (ranges from the
+/// topology are valid; one that is not leaves its slots out, so a key in
+/// them fails the check rather than passing unchecked).
+fn slot_set(ranges: &[(u16, u16)]) -> SlotSet {
+    let mut set = SlotSet::new();
+    for &(a, b) in ranges {
+        if let Ok(r) = SlotSet::from_ranges([a..=b]) {
+            set.union_with(&r);
+        }
+    }
+    set
 }
