@@ -144,6 +144,11 @@ pub struct Resplit {
     run: Option<(usize, usize, usize)>,
     events: Vec<Event>,
     failed: bool,
+    /// Every slot some output holds.
+    all: SlotSet,
+    /// The first input's magic and version, once one has ended: later
+    /// inputs must match them (their header and aux fields are dropped).
+    first: Option<(String, u32)>,
     /// The most bytes held at once (tests).
     #[cfg(test)]
     pub(crate) peak_held: usize,
@@ -202,7 +207,7 @@ impl Resplit {
                 selected: false,
             })
             .collect();
-        let checker = Checker::tracking(KeyTrack::new(Some(all), true));
+        let checker = Checker::tracking(KeyTrack::new(Some(all.clone()), true));
         Ok(Resplit {
             checker,
             sets,
@@ -215,6 +220,8 @@ impl Resplit {
             run: None,
             events: Vec::new(),
             failed: false,
+            all,
+            first: None,
             #[cfg(test)]
             peak_held: 0,
         })
@@ -262,6 +269,69 @@ impl Resplit {
         Ok(())
     }
 
+    /// Ends the current input (which must be a whole RDB) and makes ready
+    /// for the next, whose keys join the same outputs: the shards of a
+    /// cluster backup re-split into another number of shards. The outputs
+    /// keep the first input's header, aux fields, function libraries and
+    /// module aux data (every node of a cluster holds the same libraries);
+    /// the next input's are checked and dropped, and it must have the
+    /// first's magic and RDB version. Returns the ended input's summary.
+    pub fn next_input(&mut self) -> Result<Summary, CheckError> {
+        let end = self.checker.offset();
+        let fresh = Checker::tracking(KeyTrack::new(Some(self.all.clone()), true));
+        let checker = std::mem::replace(&mut self.checker, fresh);
+        if self.failed {
+            return Err(match checker.finish() {
+                Err(e) => e,
+                Ok(_) => invalid(end, "the split already failed"),
+            });
+        }
+        let result = checker.finish().and_then(|input| {
+            if matches!(self.dest, Dest::Key | Dest::Aux) {
+                return Err(invalid(end, "internal: a record still held at the end"));
+            }
+            Self::check_like_first(&mut self.first, &input, end)?;
+            Ok(input)
+        });
+        if result.is_err() {
+            self.failed = true;
+            return result;
+        }
+        self.dest = Dest::Drop;
+        self.held.clear();
+        self.expiring = false;
+        self.routed = 0;
+        self.run = None;
+        self.events.clear();
+        result
+    }
+
+    /// Records the first input's magic and version, or checks a later
+    /// input's against them.
+    fn check_like_first(
+        first: &mut Option<(String, u32)>,
+        input: &Summary,
+        end: u64,
+    ) -> Result<(), CheckError> {
+        match first {
+            None => {
+                *first = Some((input.magic.clone(), input.rdb_version));
+                Ok(())
+            }
+            Some((magic, version)) if *magic == input.magic && *version == input.rdb_version => {
+                Ok(())
+            }
+            Some((magic, version)) => Err(invalid(
+                end,
+                &format!(
+                    "this input is {} RDB version {}, the first was {magic} version {version}: \
+                     inputs of different versions are not merged",
+                    input.magic, input.rdb_version
+                ),
+            )),
+        }
+    }
+
     /// Ends the input (which must be a whole RDB) and the outputs: each
     /// gets the EOF opcode and its CRC-64.
     pub fn finish(
@@ -280,6 +350,7 @@ impl Resplit {
         if matches!(self.dest, Dest::Key | Dest::Aux) {
             return Err(invalid(end, "internal: a record still held at the end"));
         }
+        Self::check_like_first(&mut self.first, &input, end)?;
         let mut outputs = Vec::with_capacity(self.outputs.len());
         for (i, (o, slots)) in self.outputs.iter_mut().zip(self.sets).enumerate() {
             emit(o, i, &[0xFF], out);
@@ -371,6 +442,8 @@ impl Resplit {
                 if self.dest != Dest::Aux {
                     return Err(invalid(self.routed, "internal: an aux name outside aux"));
                 }
+                // A later input's aux fields are checked, not copied.
+                let keep = keep && self.first.is_none();
                 if keep {
                     self.flush_run(piece, out);
                     for (i, o) in self.outputs.iter_mut().enumerate() {
@@ -403,8 +476,8 @@ impl Resplit {
         self.dest = match op {
             _ if key_part => Dest::Key,
             0xFA => Dest::Aux,
-            // FUNCTION2, MODULE_AUX.
-            0xF5 | 0xF7 => Dest::All,
+            // FUNCTION2, MODULE_AUX: the first input's only.
+            0xF5 | 0xF7 if self.first.is_none() => Dest::All,
             // EOF (and the trailer), SELECTDB, RESIZEDB, SLOT_INFO,
             // Valkey's SLOT_IMPORT: each output writes its own or none.
             _ => Dest::Drop,

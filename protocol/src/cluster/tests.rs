@@ -418,6 +418,73 @@ fn the_synthetic_file_splits_into_1_2_3_and_5() {
     assert!(one == split(3, &input, 4096).expect("valid").0);
 }
 
+/// Re-splits `inputs` (whole RDBs, one after another) into `n`.
+fn merge(n: usize, inputs: &[Vec<u8>], chunk: usize) -> Result<Split, CheckError> {
+    let mut r = Resplit::new(n).expect("a valid count");
+    let mut outs = vec![Vec::new(); n];
+    for (j, input) in inputs.iter().enumerate() {
+        if j > 0 {
+            r.next_input()?;
+        }
+        for piece in input.chunks(chunk) {
+            r.feed(piece, &mut |i, b| outs[i].extend_from_slice(b))?;
+        }
+    }
+    let summary = r.finish(&mut |i, b| outs[i].extend_from_slice(b))?;
+    Ok((outs, summary))
+}
+
+fn sorted(mut keys: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    keys.sort();
+    keys
+}
+
+/// Three shards re-split into two (and one, and five) hold the keys that
+/// splitting the whole file into two gives, each output a complete RDB
+/// of its own slots with the first input's aux fields, function
+/// libraries and module data once.
+#[test]
+fn several_inputs_re_split_as_one() {
+    let input = synthetic(false);
+    let (shards, _) = split(3, &input, 1 << 16).expect("valid");
+    for n in [1, 2, 5] {
+        let (direct, _) = split(n, &input, 1 << 16).expect("valid");
+        for chunk in [7, 1 << 20] {
+            let (merged, summary) = merge(n, &shards, chunk).expect("valid");
+            assert_eq!(merged.len(), n);
+            for (i, (m, d)) in merged.iter().zip(&direct).enumerate() {
+                let set = summary.outputs[i].slots.clone();
+                let got = check_slots(m, &set, 4096)
+                    .unwrap_or_else(|e| panic!("{n} outputs, output {i}: {e}"));
+                let want = check(d).expect("valid");
+                assert_eq!(sorted(keys_of(m)), sorted(keys_of(d)), "{n}: output {i}");
+                assert_eq!(got.aux, want.aux, "{n}: output {i}");
+                assert_eq!(got.functions, want.functions, "{n}: output {i}");
+                assert_eq!(got.modules, want.modules, "{n}: output {i}");
+                assert_eq!(got.total_keys(), want.total_keys());
+            }
+        }
+    }
+    // A later input of another RDB version is refused, naming both.
+    let mut other = shards[1].clone();
+    other[..9].copy_from_slice(b"REDIS0010");
+    let body = other.len() - 8;
+    let crc = crc64::checksum(&other[..body]);
+    other[body..].copy_from_slice(&crc.to_le_bytes());
+    let e = merge(2, &[shards[0].clone(), other], 4096).expect_err("versions differ");
+    assert!(
+        e.to_string()
+            .contains("version 10, the first was REDIS version 11"),
+        "{e}"
+    );
+    // A broken later input fails the merge.
+    let mut bad = shards[2].clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let e = merge(2, &[shards[0].clone(), shards[1].clone(), bad], 4096).expect_err("CRC");
+    assert!(e.to_string().contains("CRC"), "{e}");
+}
+
 #[test]
 fn values_stream_through_and_tagged_keys_are_not_held() {
     let input = synthetic(false);
