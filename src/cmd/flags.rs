@@ -347,6 +347,14 @@ pub struct RestoreArgs {
     /// read the base's RDB version).
     #[arg(long, default_value = "redis-server", env = "REPLVAULT_SERVER_BIN")]
     pub server_bin: PathBuf,
+    /// Re-split the keys by hash slot into N RDB files over N equal
+    /// contiguous slot ranges (as `redis-cli --cluster create` assigns
+    /// them), from a cluster backup of any number of shards or a
+    /// standalone backup (database 0 only). N >= 2: --out is a directory
+    /// to create, with `shard-<i>.rdb` and `slots.json`; N = 1: --out is
+    /// one standalone dump.rdb.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=16384), conflicts_with = "at")]
+    pub shards: Option<u16>,
 }
 
 /// A time to restore to.

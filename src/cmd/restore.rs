@@ -20,6 +20,9 @@ pub async fn run(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let vault = open_existing_vault(&args.vault).await?;
     let m = vault.resolve(&args.backup).await?;
     let key = load_key(&args.key)?;
+    if let Some(n) = args.shards {
+        return restore_split(&args, &vault, &m, key, usize::from(n)).await;
+    }
     if m.cluster.is_some() {
         return restore_cluster(&args, &vault, &m, key).await;
     }
@@ -303,5 +306,185 @@ async fn restore_cluster(
     outln!(
         "slots.json says which slots and node each file came from; load each into the node that owns those slots."
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A temp directory beside `out` (its owner's only), for a restore that
+/// writes several files and publishes them at once.
+fn temp_beside(out: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| anyhow::anyhow!("--out {} is not a path to create", out.display()))?;
+    let mut r = [0u8; 6];
+    crate::crypto::keys::random_bytes(&mut r)?;
+    let tmp = parent.join(format!(".{name}.replvault-tmp-{}", hex::encode(r)));
+    let mut b = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    Ok(tmp)
+}
+
+/// `--shards N`: the backup's keys (every shard of a cluster backup, or
+/// a standalone backup) re-split by hash slot into N RDB files. Each
+/// input is restored (and verified) to a temp file, routed to the
+/// outputs and removed before the next, so the disk holds the outputs
+/// and one input at most.
+async fn restore_split(
+    args: &RestoreArgs,
+    vault: &crate::vault::Vault,
+    m: &crate::vault::Manifest,
+    key: Option<crate::crypto::MasterKey>,
+    n: usize,
+) -> anyhow::Result<ExitCode> {
+    use crate::restore::resplit::SplitWriter;
+    let out = &args.out;
+    if out.exists() && !args.force {
+        anyhow::bail!(
+            "{} already exists: pass --force to replace it",
+            out.display()
+        );
+    }
+    let inputs: Vec<crate::vault::Manifest> = if m.cluster.is_some() {
+        (0..m.shard_count())
+            .map(|i| {
+                m.shard(i)
+                    .ok_or_else(|| anyhow::anyhow!("shard {i} is missing from the manifest"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        vec![m.clone()]
+    };
+    let tmp = temp_beside(out)?;
+    let names: Vec<String> = if n == 1 {
+        vec!["dump.rdb".into()]
+    } else {
+        (0..n).map(|i| format!("shard-{i}.rdb")).collect()
+    };
+    let result = async {
+        let mut w = SplitWriter::create(names.iter().map(|f| tmp.join(f)).collect())?;
+        for (i, part) in inputs.iter().enumerate() {
+            let what = if inputs.len() > 1 {
+                format!("shard {i}")
+            } else {
+                "the backup".to_string()
+            };
+            let input = tmp.join(format!(".input-{i}.rdb"));
+            restore::restore(
+                vault,
+                part,
+                key.clone(),
+                &input,
+                restore::RestoreOptions {
+                    force: false,
+                    direct_io: !args.no_direct_io,
+                },
+            )
+            .await
+            .with_context(|| format!("restoring {what}"))?;
+            w = tokio::task::spawn_blocking(move || {
+                let r = w.add_input(&input);
+                let _ = std::fs::remove_file(&input);
+                r.map(|()| w)
+            })
+            .await?
+            .with_context(|| format!("re-splitting {what} by hash slot"))?;
+        }
+        let files = tokio::task::spawn_blocking(move || w.finish())
+            .await?
+            .context("ending the re-split files")?;
+        if n == 1 {
+            if args.force && out.is_dir() {
+                anyhow::bail!(
+                    "{} is a directory; --shards 1 writes one file",
+                    out.display()
+                );
+            }
+            std::fs::rename(&files[0].path, out)
+                .with_context(|| format!("cannot rename into place {}", out.display()))?;
+            let _ = std::fs::remove_dir(&tmp);
+        } else {
+            let shards: Vec<serde_json::Value> = files
+                .iter()
+                .zip(&names)
+                .map(|(f, name)| {
+                    let slots: Vec<(u16, u16)> = f
+                        .slots
+                        .ranges()
+                        .into_iter()
+                        .map(|r| (*r.start(), *r.end()))
+                        .collect();
+                    serde_json::json!({ "file": name, "slots": slots, "keys": f.keys })
+                })
+                .collect();
+            let json = serde_json::to_vec_pretty(&serde_json::json!({
+                "backup": m.id,
+                "resplit_from_shards": inputs.len(),
+                "shards": shards,
+            }))?;
+            std::fs::write(tmp.join("slots.json"), json)?;
+            if args.force && out.exists() {
+                if out.is_dir() {
+                    std::fs::remove_dir_all(out)
+                } else {
+                    std::fs::remove_file(out)
+                }
+                .with_context(|| format!("cannot replace {}", out.display()))?;
+            }
+            std::fs::rename(&tmp, out)
+                .with_context(|| format!("cannot rename into place {}", out.display()))?;
+        }
+        anyhow::Ok(files)
+    }
+    .await;
+    let files = match result {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e.context(format!(
+                "restore of backup {} into {n} shard(s) failed, nothing was written to {}",
+                m.id,
+                out.display()
+            )));
+        }
+    };
+    let keys: u64 = files.iter().map(|f| f.keys).sum();
+    outln!(
+        "restored backup {} ({} keys from {} {}) re-split by hash slot into {n} file(s) at {}: each file's CRC-64, structure and slots verified",
+        m.id,
+        keys,
+        inputs.len(),
+        if m.cluster.is_some() {
+            "shard(s)"
+        } else {
+            "standalone backup"
+        },
+        out.display()
+    );
+    if n > 1 {
+        for (f, name) in files.iter().zip(&names) {
+            let ranges: Vec<String> = f
+                .slots
+                .ranges()
+                .into_iter()
+                .map(|r| format!("{}-{}", r.start(), r.end()))
+                .collect();
+            outln!(
+                "  {name}: slots {}, {} keys, {}",
+                ranges.join(","),
+                f.keys,
+                size(f.bytes)
+            );
+        }
+        outln!(
+            "slots.json says which slots each file holds: load each into the primary that owns them (redis-cli --cluster create assigns these ranges in this order)."
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

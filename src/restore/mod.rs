@@ -19,6 +19,7 @@ use crate::vault::{Manifest, Vault, VaultError};
 mod decompress;
 mod direct;
 mod read;
+pub mod resplit;
 mod writeback;
 
 use direct::{Mode, Sink};

@@ -301,37 +301,7 @@ impl Cluster {
     /// that owns its slot. Then waits until the replicas hold the same
     /// data and every node reports every node online.
     fn fill(&self) {
-        let tags = tags_for_every_slot();
-        let mut per_shard: Vec<Vec<Vec<String>>> = vec![Vec::new(); 3];
-        let owner = |slot: u16| RANGES.iter().position(|&(a, b)| (a..=b).contains(&slot));
-        let cmd = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
-        for (slot, t) in tags.iter().enumerate() {
-            let s = slot.to_string();
-            let mut cmds = vec![cmd(&["SET", &format!("k:{{{t}}}"), &format!("slot {s}")])];
-            if slot % 8 == 0 {
-                cmds.extend([
-                    cmd(&["HSET", &format!("h:{{{t}}}"), "a", &s, "b", "x"]),
-                    cmd(&["RPUSH", &format!("l:{{{t}}}"), "a", "b", &s]),
-                    cmd(&["SADD", &format!("s:{{{t}}}"), "1", "2", &s]),
-                    cmd(&["ZADD", &format!("z:{{{t}}}"), "1", "a", "2.5", &s]),
-                    cmd(&["XADD", &format!("x:{{{t}}}"), "1-1", "f", &s]),
-                    cmd(&["SET", &format!("e:{{{t}}}"), &s, "EX", "86400"]),
-                ]);
-            }
-            if slot % 512 == 0 {
-                let mut h = cmd(&["HSET", &format!("bh:{{{t}}}")]);
-                let mut l = cmd(&["RPUSH", &format!("bl:{{{t}}}")]);
-                for f in 0..300 {
-                    h.extend([format!("field-{f}"), "v".repeat(f % 70)]);
-                    l.push(format!("item-{f}-{}", "x".repeat(f % 90)));
-                }
-                cmds.extend([h, l]);
-            }
-            for c in &cmds {
-                assert_eq!(usize::from(key_slot(&c[1])), slot, "{c:?}");
-            }
-            per_shard[owner(slot as u16).unwrap()].extend(cmds);
-        }
+        let per_shard = fill_commands();
         std::thread::scope(|sc| {
             for (i, cmds) in per_shard.iter().enumerate() {
                 let port = self.primary(i).port;
@@ -339,6 +309,7 @@ impl Cluster {
             }
         });
         // The hash function here is the cluster's.
+        let tags = tags_for_every_slot();
         let t = &tags[12_345];
         assert_eq!(
             self.primary(2)
@@ -377,6 +348,44 @@ impl Cluster {
             });
         }
     }
+}
+
+/// The fill of [`Cluster::fill`], per shard: a string in every slot, and
+/// in every eighth slot a hash, list, set, sorted set, stream and expiring
+/// string under one hashtag (a big hash and list every 512th).
+fn fill_commands() -> Vec<Vec<Vec<String>>> {
+    let tags = tags_for_every_slot();
+    let mut per_shard: Vec<Vec<Vec<String>>> = vec![Vec::new(); 3];
+    let owner = |slot: u16| RANGES.iter().position(|&(a, b)| (a..=b).contains(&slot));
+    let cmd = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    for (slot, t) in tags.iter().enumerate() {
+        let s = slot.to_string();
+        let mut cmds = vec![cmd(&["SET", &format!("k:{{{t}}}"), &format!("slot {s}")])];
+        if slot % 8 == 0 {
+            cmds.extend([
+                cmd(&["HSET", &format!("h:{{{t}}}"), "a", &s, "b", "x"]),
+                cmd(&["RPUSH", &format!("l:{{{t}}}"), "a", "b", &s]),
+                cmd(&["SADD", &format!("s:{{{t}}}"), "1", "2", &s]),
+                cmd(&["ZADD", &format!("z:{{{t}}}"), "1", "a", "2.5", &s]),
+                cmd(&["XADD", &format!("x:{{{t}}}"), "1-1", "f", &s]),
+                cmd(&["SET", &format!("e:{{{t}}}"), &s, "EX", "86400"]),
+            ]);
+        }
+        if slot % 512 == 0 {
+            let mut h = cmd(&["HSET", &format!("bh:{{{t}}}")]);
+            let mut l = cmd(&["RPUSH", &format!("bl:{{{t}}}")]);
+            for f in 0..300 {
+                h.extend([format!("field-{f}"), "v".repeat(f % 70)]);
+                l.push(format!("item-{f}-{}", "x".repeat(f % 90)));
+            }
+            cmds.extend([h, l]);
+        }
+        for c in &cmds {
+            assert_eq!(usize::from(key_slot(&c[1])), slot, "{c:?}");
+        }
+        per_shard[owner(slot as u16).unwrap()].extend(cmds);
+    }
+    per_shard
 }
 
 /// A work dir with a key and a vault path.
@@ -543,6 +552,91 @@ fn assert_restores(c: &Cluster, w: &Work, m: &serde_json::Value) {
     }
 }
 
+/// `restore --shards N` of cluster backup `m` (three shards): `--shards
+/// 1` gives one standalone dump.rdb whose DEBUG DIGEST is that of a
+/// standalone server given the same writes; `--shards 2` gives two files
+/// that load into two servers, each holding only keys of its half of the
+/// slots, all keys between them.
+fn assert_resplits(c: &Cluster, w: &Work, m: &serde_json::Value, total: u64) {
+    let id = m["id"].as_str().unwrap();
+    let reference = RedisServer::start_bin_in(&c.bin, tempfile::tempdir().unwrap(), &[]);
+    for cmds in fill_commands() {
+        pipeline(reference.port, &cmds);
+    }
+    assert_eq!(reference.cmd(&["DBSIZE"]), Reply::Int(total as i64));
+    let out = tempfile::tempdir().unwrap();
+    let restore = |n: &str, to: &Path| {
+        ok(replvault(&[
+            "restore",
+            id,
+            "--vault",
+            w.vault(),
+            "--key-file",
+            w.key(),
+            "--shards",
+            n,
+            "--out",
+            to.to_str().unwrap(),
+        ]))
+    };
+    let one = out.path().join("dump.rdb");
+    let text = restore("1", &one);
+    assert!(text.contains("re-split by hash slot into 1 file"), "{text}");
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::copy(&one, fresh.path().join("dump.rdb")).unwrap();
+    let standalone = RedisServer::start_bin_in(&c.bin, fresh, &["--cluster-enabled", "no"]);
+    assert_eq!(standalone.cmd(&["DBSIZE"]), Reply::Int(total as i64));
+    assert_eq!(standalone.digest(), reference.digest(), "--shards 1");
+
+    let dir = out.path().join("two");
+    let text = restore("2", &dir);
+    assert!(text.contains("shard-1.rdb: slots 8192-16383"), "{text}");
+    let mut files = files_under(&dir);
+    files.sort();
+    assert_eq!(files, ["shard-0.rdb", "shard-1.rdb", "slots.json"]);
+    let slots: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("slots.json")).unwrap()).unwrap();
+    assert_eq!(slots["resplit_from_shards"], 3);
+    let mut sum = 0;
+    for (i, (a, b)) in [(0u16, 8191u16), (8192, 16383)].into_iter().enumerate() {
+        assert_eq!(slots["shards"][i]["slots"], serde_json::json!([[a, b]]));
+        let fresh = tempfile::tempdir().unwrap();
+        std::fs::copy(
+            dir.join(format!("shard-{i}.rdb")),
+            fresh.path().join("dump.rdb"),
+        )
+        .unwrap();
+        let half = RedisServer::start_bin_in(&c.bin, fresh, &["--cluster-enabled", "no"]);
+        let keys = scan_all(&half);
+        assert!(keys.len() > 1000, "half {i}: {} keys", keys.len());
+        for k in &keys {
+            let s = key_slot(k);
+            assert!((a..=b).contains(&s), "half {i} holds {k} of slot {s}");
+        }
+        assert_eq!(slots["shards"][i]["keys"], keys.len());
+        sum += keys.len() as u64;
+    }
+    assert_eq!(sum, total);
+}
+
+/// Every key of `n`'s database 0.
+fn scan_all(n: &RedisServer) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut cursor = "0".to_string();
+    loop {
+        let Reply::Array(r) = n.cmd(&["SCAN", &cursor, "COUNT", "1000"]) else {
+            panic!("SCAN");
+        };
+        cursor = r[0].text();
+        if let Reply::Array(ks) = &r[1] {
+            keys.extend(ks.iter().map(Reply::text));
+        }
+        if cursor == "0" {
+            return keys;
+        }
+    }
+}
+
 /// The whole round trip on `bin`: backup from replicas (the primaries do
 /// not fork), restore, verify, list, prune.
 fn round_trip(bin: &str) {
@@ -582,6 +676,7 @@ fn round_trip(bin: &str) {
         .sum();
     assert_eq!(m["summary"]["databases"]["0"]["keys"], total, "{m}");
     assert_restores(&c, &w, &m);
+    assert_resplits(&c, &w, &m, total);
 
     let out = ok(replvault(&[
         "verify",
@@ -983,4 +1078,96 @@ fn cluster_backup_refuses_scan_mode_and_names_what_the_user_lacks() {
     // The password is in no log line, error or manifest.
     assert!(!log.contains("s3cret") && !e.contains("s3cret"), "{log}");
     assert!(!list_json(&w.vault).to_string().contains("s3cret"));
+}
+
+/// A key outside the slots its shard owns (written while a slot is being
+/// imported, as during a resharding) fails the backup, naming the key;
+/// nothing is listed.
+#[test]
+fn cluster_backup_fails_on_a_key_outside_its_shards_slots() {
+    let c = Cluster::start(&redis_server_bin());
+    c.fill();
+    let w = Work::new();
+    // Slot 6000 is shard 1's; shard 0's primary imports it.
+    let tags = tags_for_every_slot();
+    let key = format!("stray:{{{}}}", tags[6000]);
+    let p = c.primary(0);
+    let r = p.cmd(&["CLUSTER", "SETSLOT", "6000", "IMPORTING", &c.ids[1]]);
+    assert_eq!(r, Reply::Status("OK".into()));
+    let cmd = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    let before = p.cmd(&["DBSIZE"]);
+    pipeline(p.port, &[cmd(&["ASKING"]), cmd(&["SET", &key, "x"])]);
+    assert_ne!(p.cmd(&["DBSIZE"]), before, "the stray key was written");
+    // Its replica, which the backup reads, has it too.
+    c.wait_caught_up();
+    let e = w.backup_fails(&p.url(), &[]);
+    assert!(
+        e.contains(&format!(
+            "key \"{key}\" hashes to slot 6000, outside the expected slots"
+        )) && e.contains("slots 0-5460"),
+        "{e}"
+    );
+}
+
+/// A standalone backup re-splits into shards when its keys are all in
+/// database 0, and the error says why when they are not; nothing is left
+/// at --out either way on failure.
+#[test]
+fn a_standalone_backup_splits_only_from_database_0() {
+    let server = RedisServer::start();
+    let cmd = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    let cmds: Vec<Vec<String>> = (0..2000)
+        .map(|i| cmd(&["SET", &format!("key:{i}"), &format!("v{i}")]))
+        .collect();
+    pipeline(server.port, &cmds);
+    let w = Work::new();
+    ok(backup_to(&server.url(), &w.vault, &w.key, &[]));
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("split");
+    let args = |to: &Path| {
+        vec![
+            "restore".to_string(),
+            "latest".into(),
+            "--vault".into(),
+            w.vault().into(),
+            "--key-file".into(),
+            w.key().into(),
+            "--shards".into(),
+            "3".into(),
+            "--out".into(),
+            to.to_str().unwrap().into(),
+        ]
+    };
+    let a = args(&dir);
+    let text = ok(replvault(&a.iter().map(String::as_str).collect::<Vec<_>>()));
+    assert!(
+        text.contains("2000 keys from 1 standalone backup"),
+        "{text}"
+    );
+    let slots: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("slots.json")).unwrap()).unwrap();
+    let counts: Vec<u64> = (0..3)
+        .map(|i| slots["shards"][i]["keys"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), 2000);
+    assert!(counts.iter().all(|&k| k > 500), "{counts:?}");
+
+    pipeline(
+        server.port,
+        &[cmd(&["SELECT", "1"]), cmd(&["SET", "elsewhere", "x"])],
+    );
+    ok(backup_to(&server.url(), &w.vault, &w.key, &[]));
+    let dir2 = out.path().join("split2");
+    let a = args(&dir2);
+    let e = fails(replvault(&a.iter().map(String::as_str).collect::<Vec<_>>()));
+    assert!(
+        e.contains("a key in database 1: a Redis Cluster has only database 0")
+            && e.contains("nothing was written"),
+        "{e}"
+    );
+    let left: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|d| d.unwrap().file_name())
+        .collect();
+    assert_eq!(left, [std::ffi::OsString::from("split")], "{left:?}");
 }
