@@ -891,10 +891,14 @@ def check_prune(env, name, before, cps, faults, result, tmp):
     r = result
     # The daemon's rules, stretched by the time since the daemons stopped,
     # so they keep the same span before the run's end as they would have.
-    since_end = int(time.time() - env.t_end) + 1
+    # prune reads its clock after it starts and lists the vault, which this
+    # cannot see: 10 s more keeps its cutoff before the span checked below.
+    since_end = int(time.time() - env.t_end) + 10
     keep = f"{int(parse_duration(env.keep_pitr[name])) + since_end}s"
     rules = ["--keep-pitr", keep, "--keep-within", keep]
-    p = rv(env, name, ["prune", *rules, "--incomplete-grace", "0s"], timeout=1800)
+    (env.work / f"list-before-prune-{name}.json").write_text(json.dumps(before, indent=1))
+    p = rv(env, name, ["prune", *rules, "--incomplete-grace", "0s", "-v"], timeout=1800)
+    (env.work / f"prune-{name}.txt").write_text(f"{' '.join(rules)}\n{p.stdout}\n{p.stderr}")
     r["prune"] = {"ok": p.returncode == 0, "rules": " ".join(rules),
                   "summary": [l for l in p.stdout.splitlines()
                               if l.startswith(("pruned", "stream archive"))],
@@ -902,6 +906,8 @@ def check_prune(env, name, before, cps, faults, result, tmp):
     if p.returncode != 0:
         FAILS.add("prune", name, one_line(p))
     doc = list_json(env, name)
+    if doc is not None:
+        (env.work / f"list-after-prune-{name}.json").write_text(json.dumps(doc, indent=1))
     if doc is None:
         return
     ids = {m["id"] for m in doc["backups"]}
@@ -1032,6 +1038,10 @@ def fit_slope(samples, idx):
 def check_resources(env, name, result):
     d = env.daemons[name]
     s = d.samples
+    with open(env.work / f"samples-{name}.tsv", "w") as f:
+        f.write("unix_time\tpid\trss_kib\tfds\n")
+        for x in s:
+            f.write("\t".join(str(v) for v in x) + "\n")
     rss_slope, hours, n = fit_slope(s, 2)
     fd_slope, _, _ = fit_slope(s, 3)
     peak_rss = max((x[2] for x in s), default=0) / 1024
