@@ -1171,3 +1171,106 @@ fn a_standalone_backup_splits_only_from_database_0() {
         .collect();
     assert_eq!(left, [std::ffi::OsString::from("split")], "{left:?}");
 }
+
+/// `run --pitr --cluster`: one archiver per shard beside the cluster
+/// backups; `restore --at T --out DIR` gives each shard's file the DEBUG
+/// DIGEST its primary had at T, for times between phases of writes to
+/// every shard, and slots.json names each file's slots.
+#[test]
+fn cluster_pitr_restores_every_shard_as_it_was_at_a_time() {
+    let c = Cluster::start(&redis_server_bin());
+    c.fill();
+    let w = Work::new();
+    let _daemon = Daemon::start(&[
+        "run",
+        "--pitr",
+        "--cluster",
+        "--redis",
+        &c.primary(0).url(),
+        "--vault",
+        w.vault(),
+        "--key-file",
+        w.key(),
+        "--pitr-interval",
+        "200ms",
+        "--every",
+        "1h",
+    ]);
+    wait_for("the cluster base and an archive per shard", SETTLE, || {
+        let l = list_json(&w.vault);
+        l["backups"].as_array().is_some_and(|b| b.len() == 1)
+            && l["pitr"]["windows"]
+                .as_array()
+                .is_some_and(|x| x.len() == 3)
+    });
+    let tags = tags_for_every_slot();
+    let mut clients: Vec<Client> = (0..3).map(|i| c.primary(i).client()).collect();
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    let mut points: Vec<(u64, Vec<String>)> = Vec::new();
+    for phase in 0..3u16 {
+        for (i, cl) in clients.iter_mut().enumerate() {
+            let (a, b) = RANGES[i];
+            for j in 0..40u16 {
+                let slot = usize::from(a + (j * 131 + phase * 17) % (b - a));
+                let t = &tags[slot];
+                cl.ok(&["SET", &format!("p{phase}:{{{t}}}"), &format!("{phase}-{j}")]);
+                cl.ok(&["HSET", &format!("h:{{{t}}}"), "phase", &phase.to_string()]);
+            }
+            if phase == 2 {
+                cl.ok(&["DEL", &format!("k:{{{}}}", tags[usize::from(a)])]);
+            }
+        }
+        // The real replica and the archiver: WAIT counts the archiver once
+        // the write is in the vault.
+        for cl in clients.iter_mut() {
+            assert_eq!(cl.cmd(&["WAIT", "2", "10000"]), Reply::Int(2));
+        }
+        let at = now_ms();
+        let digests = (0..3).map(|i| c.primary(i).digest()).collect();
+        while now_ms() <= at + 1 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        points.push((at, digests));
+    }
+    // A trailer on every shard: the last point is inside each window.
+    for (i, cl) in clients.iter_mut().enumerate() {
+        let t = &tags[usize::from(RANGES[i].0)];
+        cl.ok(&["SET", &format!("trailer:{{{t}}}"), "1"]);
+        assert_eq!(cl.cmd(&["WAIT", "2", "10000"]), Reply::Int(2));
+    }
+    for (k, (at, digests)) in points.iter().enumerate() {
+        let when = chrono::DateTime::from_timestamp_millis(*at as i64)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let out = tempfile::tempdir().unwrap();
+        let dir = out.path().join("at");
+        let text = ok(replvault(&[
+            "restore",
+            "--vault",
+            w.vault(),
+            "--key-file",
+            w.key(),
+            "--at",
+            &when,
+            "--out",
+            dir.to_str().unwrap(),
+        ]));
+        assert!(text.contains("3 shards"), "{text}");
+        let slots: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("slots.json")).unwrap()).unwrap();
+        for i in 0..3 {
+            let (a, b) = RANGES[i];
+            assert_eq!(slots["shards"][i]["slots"], serde_json::json!([[a, b]]));
+            let file = slots["shards"][i]["file"].as_str().unwrap();
+            let fresh = tempfile::tempdir().unwrap();
+            std::fs::copy(dir.join(file), fresh.path().join("dump.rdb")).unwrap();
+            let s = RedisServer::start_bin_in(&c.bin, fresh, &["--cluster-enabled", "no"]);
+            assert_eq!(s.digest(), digests[i], "point {k}, shard {i}");
+        }
+    }
+}
