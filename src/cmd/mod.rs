@@ -35,7 +35,6 @@ pub mod verify;
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    crate::heap::configure();
     // SIGPIPE stays ignored (Rust's default): a peer closing a socket must
     // be an error we report, not a silent death. A closed stdout is handled
     // by `outln!`.
@@ -60,6 +59,9 @@ pub fn main() -> ExitCode {
         }
     }
     let cli = Cli::parse_from(argv);
+    if matches!(cli.command, Command::Run(_)) {
+        crate::heap::configure_for_daemon();
+    }
     init_tracing(cli.log_format, cli.verbose);
     // Before any other thread exists, so all of them inherit it.
     match crate::thread_policy::batch() {
