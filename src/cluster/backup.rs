@@ -124,22 +124,28 @@ pub async fn shard_primaries(
     let mut shards = discover(source).await?;
     shards.sort_by_key(|s| s.slots.first().map_or(0, |r| r.0));
     let seed = seed(source)?;
-    shards
-        .iter()
-        .map(|s| {
-            let p = s.primary().ok_or_else(|| {
-                ClusterError::Topology(format!(
-                    "the shard with slots {} has no primary",
-                    topology::ranges_text(&s.slots)
-                ))
-            })?;
-            Ok(SourceOptions {
-                url: node_target(&seed, &opts.address_map, p).url_with_secrets(),
-                password: None,
-                ..source.clone()
-            })
-        })
-        .collect()
+    let mut out = Vec::with_capacity(shards.len());
+    for (i, s) in shards.iter().enumerate() {
+        let p = s.primary().ok_or_else(|| {
+            ClusterError::Topology(format!(
+                "the shard with slots {} has no primary",
+                topology::ranges_text(&s.slots)
+            ))
+        })?;
+        let target = node_target(&seed, &opts.address_map, p);
+        // As for a backup: a wrong --cluster-address-map must not archive
+        // another shard's stream under this shard's slots. A primary that
+        // cannot be reached now is the archiver's to retry.
+        if let Some(found) = probe(&target, source).await {
+            check_identity(i, s, p, &target, &found).map_err(ClusterError::Topology)?;
+        }
+        out.push(SourceOptions {
+            url: target.url_with_secrets(),
+            password: None,
+            ..source.clone()
+        });
+    }
+    Ok(out)
 }
 
 /// What the node at an address says of itself.

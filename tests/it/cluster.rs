@@ -1010,6 +1010,27 @@ fn cluster_address_map_rewrites_where_replvault_connects() {
             && e.contains("--cluster-address-map"),
         "{e}"
     );
+    // The same for the stream archivers of `run --pitr --cluster`, which
+    // attach to the primaries: a primary mapped to another primary.
+    let map = format!("{}={}", c.announced(0), c.announced(1));
+    let e = fails(replvault(&[
+        "run",
+        "--pitr",
+        "--cluster",
+        "--redis",
+        &seed,
+        "--vault",
+        w.vault(),
+        "--key-file",
+        w.key(),
+        "--cluster-address-map",
+        &map,
+    ]));
+    assert!(
+        e.contains("shard 0 (slots 0-5460)")
+            && e.contains(&format!("answers as node {}", c.ids[1])),
+        "{e}"
+    );
 }
 
 /// What a cluster backup asks of the backup user, and scan mode, which it
