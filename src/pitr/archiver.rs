@@ -575,6 +575,9 @@ impl StreamState {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_read = Instant::now();
         let mut last_commit = Instant::now();
+        // A tick found a segment due while the one before was still being
+        // written: cut once that one is in the vault.
+        let mut due_after_write = false;
         // Stream bytes read with the handshake or the payload's last read.
         let early = std::mem::take(&mut buf);
         let result: Result<(), ArchiveError> = async {
@@ -601,8 +604,19 @@ impl StreamState {
                             }
                         }
                         if self.complete as u64 >= opts.segment_size {
+                            // At most one segment is written while the next
+                            // gathers (memory: two segments, not three):
+                            // a full one waits for the one before.
+                            let before = self.seg_start;
+                            committed_rx
+                                .wait_for(|c| *c >= before)
+                                .await
+                                .map_err(|_| ArchiveError::Commit("the segment writer stopped".into()))?;
+                            let c = *committed_rx.borrow_and_update();
+                            send_ack(&mut wr, c).await?;
                             self.commit(&seg_tx, opts.segment_size, false, false).await?;
                             last_commit = Instant::now();
+                            due_after_write = false;
                         }
                         if getack {
                             let c = *committed_rx.borrow();
@@ -611,7 +625,9 @@ impl StreamState {
                     }
                     _ = tick.tick() => {
                         let idle_due = last_commit.elapsed() >= IDLE_COMMIT;
-                        if self.commit(&seg_tx, opts.segment_size, idle_due, false).await? {
+                        if *committed_rx.borrow() < self.seg_start {
+                            due_after_write = true;
+                        } else if self.commit(&seg_tx, opts.segment_size, idle_due, false).await? {
                             last_commit = Instant::now();
                         }
                         if last_read.elapsed() > idle {
@@ -630,6 +646,13 @@ impl StreamState {
                         // the write is in the vault.
                         let c = *committed_rx.borrow_and_update();
                         send_ack(&mut wr, c).await?;
+                        if due_after_write && c >= self.seg_start {
+                            due_after_write = false;
+                            let idle_due = last_commit.elapsed() >= IDLE_COMMIT;
+                            if self.commit(&seg_tx, opts.segment_size, idle_due, false).await? {
+                                last_commit = Instant::now();
+                            }
+                        }
                     }
                     () = cancel.cancelled() => {
                         // Nothing received is left behind on a clean stop.

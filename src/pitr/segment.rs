@@ -137,21 +137,29 @@ impl Segment {
     /// The stored object: the plaintext compressed at `level` and sealed
     /// with `key` (or the plaintext container without one).
     pub fn seal(&self, key: Option<&MasterKey>, level: i32) -> Result<Vec<u8>, SegmentError> {
-        let mut plain = Vec::with_capacity(self.stream.len() + self.times.len() + 512);
-        plain.extend_from_slice(MAGIC);
+        // The stream is compressed where it lies, after the header and the
+        // times: no plaintext copy of a 16 MiB segment is made. One zstd
+        // frame that declares its size, as `open` expects.
+        let mut head = Vec::with_capacity(self.times.len() * 2 + 512);
+        head.extend_from_slice(MAGIC);
         let header = serde_json::to_vec(&self.header)
             .map_err(|e| SegmentError::Compress(format!("header: {e}")))?;
-        plain.extend_from_slice(&(header.len() as u32).to_be_bytes());
-        plain.extend_from_slice(&header);
+        head.extend_from_slice(&(header.len() as u32).to_be_bytes());
+        head.extend_from_slice(&header);
         let mut prev = self.header.first_ms;
         for &t in &self.times {
-            leb128(t.saturating_sub(prev), &mut plain);
+            leb128(t.saturating_sub(prev), &mut head);
             prev = t.max(prev);
         }
-        plain.extend_from_slice(&self.stream);
-        let packed = zstd::bulk::compress(&plain, level)
-            .map_err(|e| SegmentError::Compress(e.to_string()))?;
-        drop(plain);
+        let compress = |e: std::io::Error| SegmentError::Compress(e.to_string());
+        let total = (head.len() + self.stream.len()) as u64;
+        let mut z = zstd::stream::Encoder::new(Vec::with_capacity(self.stream.len() / 4), level)
+            .map_err(compress)?;
+        z.include_contentsize(true).map_err(compress)?;
+        z.set_pledged_src_size(Some(total)).map_err(compress)?;
+        std::io::Write::write_all(&mut z, &head).map_err(compress)?;
+        std::io::Write::write_all(&mut z, &self.stream).map_err(compress)?;
+        let packed = z.finish().map_err(compress)?;
         let mut enc = Encryptor::new(key)?;
         let mut out = Vec::with_capacity(packed.len() + packed.len() / 1000 + 128);
         enc.push(&packed, &mut out);
