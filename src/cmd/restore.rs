@@ -216,18 +216,7 @@ async fn restore_cluster(
             out.display()
         );
     }
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| anyhow::anyhow!("--out {} is not a directory path", out.display()))?;
-    let mut r = [0u8; 6];
-    crate::crypto::keys::random_bytes(&mut r)?;
-    let tmp = parent.join(format!(".{name}.replvault-tmp-{}", hex::encode(r)));
-    std::fs::create_dir(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let tmp = temp_beside(out)?;
     let result = async {
         let mut files = Vec::new();
         for i in 0..m.shard_count() {
@@ -269,12 +258,7 @@ async fn restore_cluster(
         let json =
             serde_json::to_vec_pretty(&serde_json::json!({ "backup": m.id, "shards": slots }))?;
         std::fs::write(tmp.join("slots.json"), json)?;
-        if args.force && out.exists() {
-            std::fs::remove_dir_all(out)
-                .with_context(|| format!("cannot replace {}", out.display()))?;
-        }
-        std::fs::rename(&tmp, out)
-            .with_context(|| format!("cannot rename into place {}", out.display()))?;
+        publish_dir(&tmp, out, args.force)?;
         anyhow::Ok(files)
     }
     .await;
@@ -329,6 +313,20 @@ fn temp_beside(out: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
     b.create(&tmp)
         .with_context(|| format!("cannot create {}", tmp.display()))?;
     Ok(tmp)
+}
+
+/// Renames the finished directory `tmp` to `out`, replacing what is
+/// there with `force`.
+fn publish_dir(tmp: &std::path::Path, out: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    if force && out.exists() {
+        if out.is_dir() {
+            std::fs::remove_dir_all(out)
+        } else {
+            std::fs::remove_file(out)
+        }
+        .with_context(|| format!("cannot replace {}", out.display()))?;
+    }
+    std::fs::rename(tmp, out).with_context(|| format!("cannot rename into place {}", out.display()))
 }
 
 /// `--shards N`: the backup's keys (every shard of a cluster backup, or
@@ -429,16 +427,7 @@ async fn restore_split(
                 "shards": shards,
             }))?;
             std::fs::write(tmp.join("slots.json"), json)?;
-            if args.force && out.exists() {
-                if out.is_dir() {
-                    std::fs::remove_dir_all(out)
-                } else {
-                    std::fs::remove_file(out)
-                }
-                .with_context(|| format!("cannot replace {}", out.display()))?;
-            }
-            std::fs::rename(&tmp, out)
-                .with_context(|| format!("cannot rename into place {}", out.display()))?;
+            publish_dir(&tmp, out, args.force)?;
         }
         anyhow::Ok(files)
     }
