@@ -1099,6 +1099,33 @@ fn cluster_backup_refuses_scan_mode_and_names_what_the_user_lacks() {
     // The password is in no log line, error or manifest.
     assert!(!log.contains("s3cret") && !e.contains("s3cret"), "{log}");
     assert!(!list_json(&w.vault).to_string().contains("s3cret"));
+
+    // The cluster user of deploy/redis/acl.conf, as written there, on
+    // every node: a backup from the replicas.
+    let acl = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/redis/acl.conf"),
+    )
+    .unwrap();
+    let line = acl
+        .lines()
+        .find(|l| l.starts_with("user replvault-cluster "))
+        .expect("a cluster user in acl.conf");
+    let mut setuser = vec!["ACL", "SETUSER"];
+    setuser.extend(line["user ".len()..].split_whitespace());
+    for (_, n) in c.alive() {
+        assert_eq!(n.cmd(&setuser), Reply::Status("OK".into()), "{line}");
+    }
+    let password = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix('>'))
+        .unwrap();
+    let url = format!(
+        "redis://replvault-cluster:{password}@127.0.0.1:{}",
+        c.primary(0).port
+    );
+    let (m, log) = w.backup_ok(&url, &[]);
+    assert_shards(&c, &m, |i| 3 + i);
+    assert!(!log.contains("refused"), "{log}");
 }
 
 /// A key outside the slots its shard owns (written while a slot is being
