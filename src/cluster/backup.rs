@@ -316,22 +316,48 @@ pub async fn take_cluster_backup(
         let (id, limit, progress, cancel) =
             (id.clone(), limit.clone(), progress.clone(), cancel.clone());
         let slots = shard.slots.clone();
-        let node = node.clone();
+        let mut node = node.clone();
+        // The primary to fall back to when the chosen replica refuses.
+        let fallback = shard
+            .primary()
+            .filter(|_| node.role == Role::Replica && opts.from == NodeRole::Replica)
+            .map(|p| (p.clone(), node_target(&seed, &opts.address_map, p)));
+        let shard = shard.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let r = backup_shard(
-                i,
-                &target,
-                &source,
-                &vault,
-                key.as_ref(),
-                compression_level,
-                &id,
-                slot_set(&slots),
-                progress,
-                cancel,
-            )
-            .await;
+            let mut target = target;
+            let take = |t: RedisTarget| {
+                let (source, vault, key, id) = (&source, &vault, key.as_ref(), &id);
+                let (set, progress, cancel) = (slot_set(&slots), progress.clone(), cancel.clone());
+                async move {
+                    let r = backup_shard(
+                        i,
+                        &t,
+                        source,
+                        vault,
+                        key,
+                        compression_level,
+                        id,
+                        set,
+                        progress,
+                        cancel,
+                    )
+                    .await;
+                    (t, r)
+                }
+            };
+            let (t, mut r) = take(target.clone()).await;
+            target = t;
+            if let (Err(e), Some((p, pt))) = (&r, &fallback)
+                && refused_before_data(e)
+                && probe(pt, &source)
+                    .await
+                    .is_some_and(|found| check_identity(i, &shard, p, pt, &found).is_ok())
+            {
+                tracing::warn!(shard = i, slots = %topology::ranges_text(&slots), replica = %target.redacted(), error = %e, "the replica refused the snapshot: backing up this shard from its primary (it will fork)");
+                let (t, again) = take(pt.clone()).await;
+                (target, r, node) = (t, again, p.clone());
+            }
             (i, slots, node, target.redacted(), r)
         });
     }
@@ -554,4 +580,18 @@ fn slot_set(ranges: &[(u16, u16)]) -> SlotSet {
         }
     }
     set
+}
+
+/// Whether a shard's backup failed before any of its data arrived
+/// because the node would not serve it (refused SYNC, or no connection),
+/// which another node of the shard may do instead.
+fn refused_before_data(e: &BackupError) -> bool {
+    matches!(
+        e,
+        BackupError::Source(
+            SourceError::Handshake(_)
+                | SourceError::Connect { .. }
+                | SourceError::ConnectTimeout { .. }
+        )
+    )
 }

@@ -925,6 +925,37 @@ fn cluster_from_primary_and_the_fallback_to_a_primary() {
     let mut c = Cluster::start(&redis_server_bin());
     c.fill();
     let w = Work::new();
+
+    // Shard 1's replica refuses the snapshot (its ACL user lacks +sync and
+    // +psync):
+    // that shard comes from its primary, with a warning naming the
+    // replica and why, the others from their replicas.
+    for (i, n) in c.alive() {
+        let mut set = vec![
+            "ACL", "SETUSER", "fb", "on", ">fb-pw", "~*", "+info", "+ping",
+        ];
+        set.extend(["+cluster|shards", "+cluster|myid", "+replconf"]);
+        if i != 4 {
+            set.extend(["+sync", "+psync"]);
+        }
+        assert_eq!(n.cmd(&set), Reply::Status("OK".into()));
+    }
+    let url = format!("redis://fb:fb-pw@127.0.0.1:{}", c.primary(0).port);
+    let forks: Vec<u64> = (0..3).map(|i| sync_full(c.primary(i))).collect();
+    let (m, log) = w.backup_ok(&url, &[]);
+    assert_shards(&c, &m, |i| if i == 1 { 1 } else { 3 + i });
+    assert_eq!(sync_full(c.primary(1)), forks[1] + 1);
+    assert_eq!(sync_full(c.primary(0)), forks[0]);
+    let warn = log
+        .lines()
+        .find(|l| l.contains("the replica refused the snapshot"))
+        .unwrap_or_else(|| panic!("no warning: {log}"));
+    assert!(
+        warn.contains("WARN") && warn.contains("5461-10922") && warn.contains(&c.announced(4)),
+        "{warn}"
+    );
+    assert_restores(&c, &w, &m);
+
     let forks: Vec<u64> = (0..3).map(|i| sync_full(c.primary(i))).collect();
     let (m, _) = w.backup_ok(&c.replica(0).url(), &["--from", "primary"]);
     assert_shards(&c, &m, |i| i);
