@@ -116,36 +116,76 @@ pub async fn discover(source: &SourceOptions) -> Result<Vec<Shard>, ClusterError
 }
 
 /// Where each shard's primary is, as the source to archive its stream
-/// from (`run --pitr --cluster`), in slot order.
+/// from, with the shard's first slot (which names the shard to
+/// [`shard_primary`] after a failover).
 pub async fn shard_primaries(
     source: &SourceOptions,
     opts: &ClusterOptions,
-) -> Result<Vec<SourceOptions>, ClusterError> {
+) -> Result<Vec<(u16, SourceOptions)>, ClusterError> {
     let mut shards = discover(source).await?;
     shards.sort_by_key(|s| s.slots.first().map_or(0, |r| r.0));
-    let seed = seed(source)?;
     let mut out = Vec::with_capacity(shards.len());
     for (i, s) in shards.iter().enumerate() {
-        let p = s.primary().ok_or_else(|| {
-            ClusterError::Topology(format!(
-                "the shard with slots {} has no primary",
-                topology::ranges_text(&s.slots)
-            ))
-        })?;
-        let target = node_target(&seed, &opts.address_map, p);
-        // As for a backup: a wrong --cluster-address-map must not archive
-        // another shard's stream under this shard's slots. A primary that
-        // cannot be reached now is the archiver's to retry.
-        if let Some(found) = probe(&target, source).await {
-            check_identity(i, s, p, &target, &found).map_err(ClusterError::Topology)?;
-        }
-        out.push(SourceOptions {
-            url: target.url_with_secrets(),
-            password: None,
-            ..source.clone()
-        });
+        let first = s.slots.first().map_or(0, |r| r.0);
+        out.push((first, primary_source(source, opts, i, s).await?));
     }
     Ok(out)
+}
+
+/// The primary of the shard that holds `slot` now, asking each of
+/// `seeds` in turn until one answers (after a failover the old primary
+/// may be the one that is down).
+pub async fn shard_primary(
+    source: &SourceOptions,
+    seeds: &[SourceOptions],
+    opts: &ClusterOptions,
+    slot: u16,
+) -> Result<SourceOptions, ClusterError> {
+    let mut last = ClusterError::Topology("no node to ask".into());
+    for seed in seeds {
+        match discover(seed).await {
+            Ok(shards) => {
+                let Some((i, s)) = shards
+                    .iter()
+                    .enumerate()
+                    .find(|(_, s)| s.slots.iter().any(|&(a, b)| (a..=b).contains(&slot)))
+                else {
+                    return Err(ClusterError::Topology(format!("no shard owns slot {slot}")));
+                };
+                return primary_source(source, opts, i, s).await;
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Shard `s`'s primary as a source (credentials and TLS from `source`),
+/// checked to answer with the id the cluster announces (as for a backup:
+/// a wrong --cluster-address-map must not archive another shard's stream
+/// under this shard's slots). A primary that cannot be reached now is
+/// the archiver's to retry.
+async fn primary_source(
+    source: &SourceOptions,
+    opts: &ClusterOptions,
+    i: usize,
+    s: &Shard,
+) -> Result<SourceOptions, ClusterError> {
+    let p = s.primary().ok_or_else(|| {
+        ClusterError::Topology(format!(
+            "the shard with slots {} has no primary",
+            topology::ranges_text(&s.slots)
+        ))
+    })?;
+    let target = node_target(&seed(source)?, &opts.address_map, p);
+    if let Some(found) = probe(&target, source).await {
+        check_identity(i, s, p, &target, &found).map_err(ClusterError::Topology)?;
+    }
+    Ok(SourceOptions {
+        url: target.url_with_secrets(),
+        password: None,
+        ..source.clone()
+    })
 }
 
 /// What the node at an address says of itself.

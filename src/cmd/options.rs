@@ -135,6 +135,7 @@ impl RunArgs {
                 segment_size: self.pitr_segment_size,
                 compression_level: self.backup.write.compression_level,
                 store_base: !self.backup.cluster.cluster,
+                shard: None,
             }),
         })
     }

@@ -161,26 +161,58 @@ pub async fn run(
     let mut next = schedule.first(last, Utc::now());
     let mut archivers = Vec::new();
     if let Some(opts) = &args.pitr {
-        // One archiver, or one per shard of a cluster (at its primary).
-        let sources: Vec<(Option<String>, SourceOptions)> = match &args.cluster {
-            None => vec![(None, args.source.clone())],
+        // One archiver, or one per shard of a cluster (at its primary,
+        // found again before each reconnection: a failover moves it).
+        let sources: Vec<(Option<String>, Option<u16>, SourceOptions)> = match &args.cluster {
+            None => vec![(None, None, args.source.clone())],
             Some(c) => crate::cluster::backup::shard_primaries(&args.source, c)
                 .await
                 .map_err(|e| DaemonError::Pitr(crate::error_line::one_line(&e)))?
                 .into_iter()
                 .enumerate()
-                .map(|(i, s)| (Some(i.to_string()), s))
+                .map(|(i, (slot, s))| (Some(i.to_string()), Some(slot), s))
                 .collect(),
         };
+        // Any node may answer discovery: the seed, then every primary.
+        let seeds: Arc<Vec<SourceOptions>> = Arc::new(
+            std::iter::once(args.source.clone())
+                .chain(sources.iter().map(|(_, _, s)| s.clone()))
+                .collect(),
+        );
         if last.is_none() && args.cluster.is_none() {
             // The archiver's own snapshot is the first base.
             next = schedule.after(Utc::now());
         }
         let mut statuses = Vec::new();
-        for (label, source) in sources {
+        for (label, slot, known) in sources {
             let status = SharedStatus::default();
+            let (base, seeds, cluster) = (args.source.clone(), seeds.clone(), args.cluster.clone());
+            let source = move || {
+                let (base, seeds, cluster, known) =
+                    (base.clone(), seeds.clone(), cluster.clone(), known.clone());
+                async move {
+                    let (Some(slot), Some(c)) = (slot, cluster) else {
+                        return Ok(known);
+                    };
+                    match crate::cluster::backup::shard_primary(&base, &seeds, &c, slot).await {
+                        Ok(s) => Ok(s),
+                        Err(e @ crate::cluster::ClusterError::Topology(_)) => {
+                            Err(crate::error_line::one_line(&e))
+                        }
+                        Err(e) => {
+                            // No node answers now: the last known primary.
+                            tracing::warn!(error = %crate::error_line::one_line(&e), "cluster discovery failed; trying the last known primary");
+                            Ok(known)
+                        }
+                    }
+                }
+            };
             statuses.push((label.clone(), status.clone()));
-            let (vault, key, opts) = (vault.clone(), key.clone(), opts.clone());
+            let (vault, key) = (vault.clone(), key.clone());
+            let opts = PitrOptions {
+                shard: slot,
+                ..opts.clone()
+            };
             let (shared2, cancel2) = (shared.clone(), cancel.clone());
             archivers.push(tokio::spawn(async move {
                 let on_base = move |r: Result<Manifest, String>| match r {
@@ -188,7 +220,7 @@ pub async fn run(
                     Err(e) => tracing::warn!(error = %e, "the archiver's base backup failed"),
                 };
                 archiver::run(
-                    &source,
+                    source,
                     &vault,
                     key.as_ref(),
                     &opts,

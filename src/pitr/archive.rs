@@ -46,6 +46,11 @@ pub struct TimelineInfo {
     pub reason: String,
     /// The timeline this one follows after a gap.
     pub previous: Option<String>,
+    /// The cluster shard whose stream this is (its first slot at the
+    /// time), where one archiver per shard shares the vault; absent for
+    /// a standalone server and in vaults older than cluster archiving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u16>,
 }
 
 impl TimelineInfo {
@@ -141,6 +146,9 @@ pub struct Window {
     pub from: DateTime<Utc>,
     /// The newest (the last archived command's).
     pub to: DateTime<Utc>,
+    /// The cluster shard (its first slot), for a cluster's archive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u16>,
 }
 
 /// Every timeline in a vault.
@@ -266,6 +274,7 @@ impl Archive {
                     timeline: t.info.id.clone(),
                     from,
                     to,
+                    shard: t.info.shard,
                 });
             }
         }
@@ -314,16 +323,30 @@ pub struct Gap {
     pub from: DateTime<Utc>,
     /// The start of the window after.
     pub to: DateTime<Utc>,
+    /// The cluster shard (its first slot), for a cluster's archive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u16>,
 }
 
-/// The gaps between consecutive windows.
+/// The gaps between consecutive windows of the same stream (each shard's
+/// timelines follow one another; different shards' run side by side).
 pub fn gaps(windows: &[Window]) -> Vec<Gap> {
-    windows
-        .windows(2)
-        .filter(|w| w[0].to < w[1].from)
-        .map(|w| Gap {
-            from: w[0].to,
-            to: w[1].from,
-        })
-        .collect()
+    let mut shards: Vec<Option<u16>> = windows.iter().map(|w| w.shard).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    let mut out: Vec<Gap> = Vec::new();
+    for shard in shards {
+        let mine: Vec<&Window> = windows.iter().filter(|w| w.shard == shard).collect();
+        out.extend(
+            mine.windows(2)
+                .filter(|w| w[0].to < w[1].from)
+                .map(|w| Gap {
+                    from: w[0].to,
+                    to: w[1].from,
+                    shard,
+                }),
+        );
+    }
+    out.sort_by_key(|g| (g.from, g.shard));
+    out
 }

@@ -56,6 +56,10 @@ pub struct PitrOptions {
     /// Store the snapshot of a full resync as a base backup. A cluster's
     /// shard archivers do not: the cluster backups are their bases.
     pub store_base: bool,
+    /// The cluster shard archived (its first slot), when several
+    /// archivers share the vault: its timelines carry it, and a
+    /// reconnection continues the shard's own newest timeline.
+    pub shard: Option<u16>,
 }
 
 /// What the archiver has done, for logs and metrics.
@@ -108,6 +112,9 @@ pub enum ArchiveError {
     /// Writing segments failed.
     #[error("writing a segment failed: {0}")]
     Commit(String),
+    /// Finding the primary to attach to failed.
+    #[error("finding the primary: {0}")]
+    Discovery(String),
 }
 
 /// Where the archive stands: what a reconnection asks for.
@@ -124,21 +131,29 @@ struct Resume {
     has_base: bool,
 }
 
-/// Runs the archiver until `cancel`, reconnecting after failures.
-pub async fn run(
-    source: &SourceOptions,
+/// Runs the archiver until `cancel`, reconnecting after failures;
+/// `source` says where to connect each time (a cluster shard's primary
+/// moves with a failover).
+pub async fn run<F, Fut>(
+    source: F,
     vault: &Vault,
     key: Option<&MasterKey>,
     opts: &PitrOptions,
     shared: SharedStatus,
     on_base: impl Fn(Result<Manifest, String>) + Send + Sync,
     cancel: CancellationToken,
-) {
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<SourceOptions, String>>,
+{
     let mut failures = 0u32;
     while !cancel.is_cancelled() {
         let began = Instant::now();
         let segments = status(&shared).segments;
-        let result = run_once(source, vault, key, opts, &shared, &on_base, &cancel).await;
+        let result = match source().await {
+            Ok(s) => run_once(&s, vault, key, opts, &shared, &on_base, &cancel).await,
+            Err(e) => Err(ArchiveError::Discovery(e)),
+        };
         let progressed = {
             let mut s = status(&shared);
             s.streaming = false;
@@ -171,9 +186,15 @@ pub async fn run(
 async fn resume_point(
     vault: &Vault,
     key: Option<&MasterKey>,
+    shard: Option<u16>,
 ) -> Result<Option<Resume>, ArchiveError> {
     let archive = Archive::load(vault).await?;
-    let Some(t) = archive.timelines.last() else {
+    let Some(t) = archive
+        .timelines
+        .iter()
+        .rev()
+        .find(|t| t.info.shard == shard)
+    else {
         return Ok(None);
     };
     let replid = t
@@ -194,7 +215,10 @@ async fn resume_point(
         }
         None => 0,
     };
-    let has_base = vault.list().await?.iter().any(|m| t.is_base(m));
+    // A cluster backup's shards are bases of their shards' timelines.
+    let has_base = super::archive::bases(&vault.list().await?)
+        .iter()
+        .any(|m| t.is_base(m));
     if !has_base {
         tracing::warn!(timeline = %t.info.id, "the archive's last timeline has no base backup; starting a new timeline from a full resync");
     }
@@ -225,7 +249,7 @@ async fn run_once(
     on_base: &(impl Fn(Result<Manifest, String>) + Send + Sync),
     cancel: &CancellationToken,
 ) -> Result<(), ArchiveError> {
-    let resume = resume_point(vault, key).await?;
+    let resume = resume_point(vault, key, opts.shard).await?;
     // The primary: WAIT counts only its direct replicas' acknowledgements.
     // Rediscovered on every connection, so the archiver follows a failover.
     let target = crate::source::resolve(source, crate::source::NodeRole::Primary).await?;
@@ -308,6 +332,7 @@ async fn run_once(
                     },
                     reason: reason.into(),
                     previous: previous.map(|p| p.timeline),
+                    shard: opts.shard,
                 },
             )
             .await?;

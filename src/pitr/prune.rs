@@ -24,6 +24,8 @@ pub fn needed_bases(
     cutoff: DateTime<Utc>,
 ) -> BTreeSet<String> {
     let mut keep = BTreeSet::new();
+    // A cluster backup's shards, each under the cluster backup's id.
+    let backups = &super::archive::bases(backups);
     for t in &archive.timelines {
         if t.last_time().is_none_or(|end| end < cutoff) {
             continue;

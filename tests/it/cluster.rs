@@ -1353,3 +1353,106 @@ fn cluster_pitr_restores_every_shard_as_it_was_at_a_time() {
         }
     }
 }
+
+/// A failover in a shard while `run --pitr --cluster` archives it: the
+/// shard's archiver finds the new primary, continues the same timeline
+/// there (no gap), and `WAIT` on the new primary counts it; a time after
+/// the failover restores that shard to the new primary's digest.
+#[test]
+fn cluster_pitr_follows_a_failover_to_the_new_primary() {
+    let c = Cluster::start(&redis_server_bin());
+    c.fill();
+    let w = Work::new();
+    let daemon = Daemon::start(&[
+        "run",
+        "--pitr",
+        "--cluster",
+        "--redis",
+        &c.primary(1).url(),
+        "--vault",
+        w.vault(),
+        "--key-file",
+        w.key(),
+        "--pitr-interval",
+        "200ms",
+        "--every",
+        "1h",
+    ]);
+    wait_for("the cluster base and an archive per shard", SETTLE, || {
+        let l = list_json(&w.vault);
+        l["backups"].as_array().is_some_and(|b| b.len() == 1)
+            && l["pitr"]["windows"]
+                .as_array()
+                .is_some_and(|x| x.len() == 3)
+    });
+    let tags = tags_for_every_slot();
+    let key = |n: u16| format!("f{n}:{{{}}}", tags[usize::from(n * 50)]);
+    let mut old = c.primary(0).client();
+    for n in 0..20 {
+        old.ok(&["SET", &key(n), "before"]);
+    }
+    assert_eq!(old.cmd(&["WAIT", "2", "10000"]), Reply::Int(2));
+
+    // Shard 0's replica (node 3) takes over.
+    let r = c.node(3).cmd(&["CLUSTER", "FAILOVER"]);
+    assert_eq!(r, Reply::Status("OK".into()));
+    wait_for("node 3 to be shard 0's primary", SETTLE, || {
+        info_field(c.node(3), "replication", "role").as_deref() == Some("master")
+            && info_field(c.node(0), "replication", "master_link_status").as_deref() == Some("up")
+    });
+    let new = c.node(3);
+    let mut w3 = new.client();
+    wait_for("the archiver to attach to the new primary", SETTLE, || {
+        w3.ok(&["SET", &key(100), "probe"]);
+        w3.cmd(&["WAIT", "2", "500"]) == Reply::Int(2)
+    });
+    for n in 0..20 {
+        w3.ok(&["SET", &key(n), "after"]);
+    }
+    assert_eq!(w3.cmd(&["WAIT", "2", "10000"]), Reply::Int(2));
+    let at = chrono::Utc::now();
+    let digest = new.digest();
+    std::thread::sleep(Duration::from_millis(5));
+    // A trailer on every shard: each window reaches past `at`.
+    w3.ok(&["SET", &key(101), "trailer"]);
+    assert_eq!(w3.cmd(&["WAIT", "2", "10000"]), Reply::Int(2));
+    for i in 1..3 {
+        let mut cl = c.primary(i).client();
+        let t = &tags[usize::from(RANGES[i].0)];
+        cl.ok(&["SET", &format!("trailer:{{{t}}}"), "1"]);
+        assert_eq!(cl.cmd(&["WAIT", "2", "10000"]), Reply::Int(2));
+    }
+
+    let log = daemon.stderr();
+    assert!(
+        log.contains("the primary continues under a new replication id"),
+        "{log}"
+    );
+    let l = list_json(&w.vault);
+    assert_eq!(
+        l["pitr"]["windows"].as_array().map(Vec::len),
+        Some(3),
+        "one window per shard, no gap: {l}"
+    );
+    assert_eq!(l["pitr"]["gaps"], serde_json::json!([]), "{l}");
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("at");
+    ok(replvault(&[
+        "restore",
+        "--vault",
+        w.vault(),
+        "--key-file",
+        w.key(),
+        "--at",
+        &at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "--out",
+        dir.to_str().unwrap(),
+    ]));
+    let slots: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("slots.json")).unwrap()).unwrap();
+    let file = slots["shards"][0]["file"].as_str().unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.join(file), fresh.path().join("dump.rdb")).unwrap();
+    let s = RedisServer::start_bin_in(&c.bin, fresh, &["--cluster-enabled", "no"]);
+    assert_eq!(s.digest(), digest, "shard 0 after the failover");
+}
