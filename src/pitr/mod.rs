@@ -5,6 +5,7 @@
 //!
 //! - [`segment`]: one segment's key and its sealed contents.
 //! - [`archive`]: timelines and segments as stored; restorable windows.
+//! - [`fetch`]: reading a timeline's segments with GETs in flight.
 //! - [`archiver`]: the replica that writes the archive (`run --pitr`).
 //! - [`prune`]: which bases `--keep-pitr` needs; deleting what none uses.
 //! - [`replay`]: what to replay for a time: base, segments, commands.
@@ -13,6 +14,7 @@
 
 pub mod archive;
 pub mod archiver;
+pub mod fetch;
 pub mod prune;
 pub mod replay;
 pub mod restore_at;

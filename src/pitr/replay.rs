@@ -13,6 +13,7 @@ use replvault_protocol::repl_stream::{Kind, Splitter, command_args};
 use replvault_protocol::resp::encode_command;
 
 use super::archive::{Archive, Timeline, Window};
+use super::fetch::Prefetch;
 use super::segment::{Segment, SegmentKey};
 use crate::crypto::MasterKey;
 use crate::vault::{Manifest, Vault, VaultError};
@@ -191,14 +192,10 @@ pub async fn replay(
     let mut db = None;
     let mut tx: Option<Vec<(Replayed, u32)>> = None;
     let io = |e: std::io::Error| ReplayError::Vault(VaultError::Pipeline(e.to_string()));
-    'segments: for k in &plan.segments {
-        let object = k.object(&plan.timeline);
-        let stored = vault
-            .store()
-            .get(&object, super::segment::MAX_STORED)
-            .await
-            .map_err(VaultError::from)?;
-        let seg = Segment::open(&object, &stored, key.cloned(), k)?;
+    let mut fetch = Prefetch::new(vault.store(), &plan.timeline, &plan.segments);
+    'segments: while let Some((k, object, stored)) = fetch.next().await {
+        let stored = stored.map_err(VaultError::from)?;
+        let seg = Segment::open(&object, &stored, key.cloned(), &k)?;
         drop(stored);
         let mut cur_db = db.unwrap_or(seg.header.db);
         let mut lens = Vec::with_capacity(seg.times.len());

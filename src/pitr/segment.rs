@@ -59,9 +59,18 @@ pub struct Segment {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SegmentError {
+    /// Sealing failed.
+    #[error("cannot seal a segment: {0}")]
+    Seal(#[source] StreamError),
     /// The container is wrong (key, tampering, truncation).
-    #[error(transparent)]
-    Crypto(#[from] StreamError),
+    #[error("segment {key}: {source}")]
+    Crypto {
+        /// Object key.
+        key: String,
+        /// What the container check found.
+        #[source]
+        source: StreamError,
+    },
     /// The segment could not be built.
     #[error("cannot build a segment: {0}")]
     Compress(String),
@@ -103,6 +112,11 @@ impl SegmentKey {
             "pitr/{timeline}/seg/{:020}-{:020}-{:013}-{:013}",
             self.start, self.end, self.first_ms, self.last_ms
         )
+    }
+
+    /// Stream bytes it holds.
+    pub fn stream_len(&self) -> u64 {
+        self.end.saturating_sub(self.start)
     }
 
     /// Parses the last part of a segment's object key.
@@ -160,7 +174,7 @@ impl Segment {
         std::io::Write::write_all(&mut z, &head).map_err(compress)?;
         std::io::Write::write_all(&mut z, &self.stream).map_err(compress)?;
         let packed = z.finish().map_err(compress)?;
-        let mut enc = Encryptor::new(key)?;
+        let mut enc = Encryptor::new(key).map_err(SegmentError::Seal)?;
         let mut out = Vec::with_capacity(packed.len() + packed.len() / 1000 + 128);
         enc.push(&packed, &mut out);
         enc.finish(&mut out);
@@ -181,8 +195,12 @@ impl Segment {
         };
         let mut dec = Decryptor::new(key);
         let mut packed = Vec::with_capacity(stored.len());
-        dec.push(stored, &mut packed)?;
-        dec.finish(&mut packed)?;
+        let crypto = |source| SegmentError::Crypto {
+            key: object_key.to_string(),
+            source,
+        };
+        dec.push(stored, &mut packed).map_err(crypto)?;
+        dec.finish(&mut packed).map_err(crypto)?;
         let size = zstd::zstd_safe::get_frame_content_size(&packed)
             .ok()
             .flatten()

@@ -5,6 +5,7 @@
 use replvault_protocol::repl_stream::Splitter;
 
 use super::archive::Timeline;
+use super::fetch::Prefetch;
 use super::segment::Segment;
 use crate::crypto::MasterKey;
 use crate::vault::Vault;
@@ -36,14 +37,10 @@ pub async fn verify_timeline(
     let mut check = TimelineCheck::default();
     let mut prev_end = t.start_offset();
     let mut prev_ms = 0u64;
-    for k in &t.segments {
-        let object = k.object(&t.info.id);
-        let stored = vault
-            .store()
-            .get(&object, super::segment::MAX_STORED)
-            .await
-            .map_err(|e| e.to_string())?;
-        let seg = Segment::open(&object, &stored, key.cloned(), k).map_err(|e| e.to_string())?;
+    let mut fetch = Prefetch::new(vault.store(), &t.info.id, &t.segments);
+    while let Some((k, object, stored)) = fetch.next().await {
+        let stored = stored.map_err(|e| e.to_string())?;
+        let seg = Segment::open(&object, &stored, key.cloned(), &k).map_err(|e| e.to_string())?;
         if seg.header.start != prev_end {
             return Err(format!(
                 "{object}: starts at offset {}, the previous segment ended at {prev_end}",

@@ -1639,6 +1639,60 @@ fn pitr_restores_times_inside_a_segment_and_a_transaction_across_segments() {
         let s = restored(&bin, &vault, &key, &rfc3339(p.at_ms), "rdb");
         assert_same(&state(&s, &bin), &p.state, &bin, p.label);
     }
+
+    // A segment tampered with in the middle of the timeline: segments
+    // are fetched ahead of the reader, yet verify and restore name that
+    // one, and a time before it still restores.
+    archiver.stop();
+    assert_verifies(&vault, &key);
+    let segs = segments(&vault);
+    assert!(segs.len() >= 6, "{segs:?}");
+    let bad = &segs[segs.len() / 2];
+    let name = format!(
+        "{:020}-{:020}-{:013}-{:013}",
+        bad.start, bad.end, bad.first_ms, bad.last_ms
+    );
+    let path = vault
+        .join("pitr")
+        .join(&bad.timeline)
+        .join("seg")
+        .join(&name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() - 20;
+    bytes[at] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let o = replvault(&[
+        "verify",
+        "--all",
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success(), "verify passed a tampered segment");
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("FAILED  timeline {}", bad.timeline)) && out.contains(&name),
+        "verify does not name the tampered segment {name}: {out}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let o = restore_at(
+        &vault,
+        &key,
+        &rfc3339(bad.last_ms + 1),
+        "rdb",
+        &bin,
+        &dir.path().join("after.rdb"),
+    );
+    let err = fails(o);
+    assert!(err.contains(&name), "restore --at past it: {err}");
+    assert!(!dir.path().join("after.rdb").exists());
+    let before = points
+        .iter()
+        .rfind(|p| p.at_ms < bad.first_ms)
+        .expect("a point before the tampered segment");
+    let s = restored(&bin, &vault, &key, &rfc3339(before.at_ms), "rdb");
+    assert_same(&state(&s, &bin), &before.state, &bin, before.label);
 }
 
 // ---------------------------------------------------------------------------
