@@ -17,7 +17,7 @@ use chrono::Utc;
 use replvault_protocol::cluster::SlotSet;
 use replvault_protocol::rdb::{Checker, Checksum, Limits, Summary};
 use ring::digest;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::WriteOptions;
 use super::compress::FrameWriter;
@@ -61,7 +61,10 @@ pub struct BackupWriter {
     opts: WriteOptions,
     key_id: Option<String>,
     tx: Option<mpsc::Sender<Msg>>,
-    worker: Option<std::thread::JoinHandle<Result<WorkerOut, VaultError>>>,
+    /// The pipeline thread's result. Awaited through `&mut` and cleared
+    /// only once it came, so a wait dropped by a `select!` loses nothing.
+    worker: Option<oneshot::Receiver<Result<WorkerOut, VaultError>>>,
+    /// The upload task, awaited the same way.
     uploader: Option<tokio::task::JoinHandle<UploadResult>>,
     rdb_sent: u64,
     /// The manifest's PUT was sent: a failure after it may leave the
@@ -167,9 +170,13 @@ impl BackupWriter {
         let level = opts.compression_level;
         let limits = opts.limits;
         let slots = opts.slots.clone();
-        let worker = std::thread::Builder::new()
+        let (done_tx, done_rx) = oneshot::channel();
+        std::thread::Builder::new()
             .name("replvault-pipeline".into())
-            .spawn(move || worker(rx, sealer, level, limits, slots))
+            // A panic drops `done_tx`: the receiver reports it.
+            .spawn(move || {
+                let _ = done_tx.send(worker(rx, sealer, level, limits, slots));
+            })
             .map_err(|e| VaultError::Pipeline(format!("cannot start the pipeline thread: {e}")))?;
         let uploader = tokio::spawn(uploader(out_rx, upload));
         Ok(BackupWriter {
@@ -182,7 +189,7 @@ impl BackupWriter {
             opts,
             key_id: key.map(MasterKey::key_id),
             tx: Some(tx),
-            worker: Some(worker),
+            worker: Some(done_rx),
             uploader: Some(uploader),
             rdb_sent: 0,
             manifest_sent: false,
@@ -222,7 +229,12 @@ impl BackupWriter {
         match &self.tx {
             // The pipeline thread holds the receiver until it stops.
             Some(tx) => tx.closed().await,
-            None => std::future::pending().await,
+            // The verdict was returned already.
+            None if self.worker.is_none() && self.uploader.is_none() => {
+                std::future::pending().await
+            }
+            // An earlier wait was dropped before the verdict came.
+            None => {}
         }
         self.failure().await
     }
@@ -230,22 +242,44 @@ impl BackupWriter {
     /// The error that stopped the pipeline.
     async fn failure(&mut self) -> VaultError {
         self.tx = None;
-        if let Some(w) = self.worker.take() {
-            match join_worker(w).await {
+        if let Some(r) = self.worker_done().await {
+            match r {
                 Err(VaultError::Aborted) | Ok(_) => {}
+                // Returned with no await after taking it: a caller
+                // dropped mid-way never loses it.
                 Err(e) => return e,
             }
         }
-        if let Some(u) = self.uploader.take() {
-            match u.await {
-                Ok(Err(e)) => return e,
-                Ok(Ok((upload, _, _))) => {
-                    let _ = upload.abort().await;
-                }
-                Err(e) => return VaultError::Pipeline(e.to_string()),
+        match self.uploader_done().await {
+            Some(Err(e)) => e,
+            Some(Ok((upload, _, _))) => {
+                let _ = upload.abort().await;
+                VaultError::Pipeline("the backup pipeline stopped".into())
             }
+            None => VaultError::Pipeline("the backup pipeline stopped".into()),
         }
-        VaultError::Pipeline("the backup pipeline stopped".into())
+    }
+
+    /// The pipeline thread's result, once it has stopped; `None` if it was
+    /// taken already.
+    async fn worker_done(&mut self) -> Option<Result<WorkerOut, VaultError>> {
+        let rx = self.worker.as_mut()?;
+        let r = rx
+            .await
+            .unwrap_or_else(|_| Err(VaultError::Pipeline("the pipeline thread panicked".into())));
+        self.worker = None;
+        Some(r)
+    }
+
+    /// The upload task's result, once it has ended; `None` if it was taken
+    /// already.
+    async fn uploader_done(&mut self) -> Option<UploadResult> {
+        let u = self.uploader.as_mut()?;
+        let r = u
+            .await
+            .unwrap_or_else(|e| Err(VaultError::Pipeline(e.to_string())));
+        self.uploader = None;
+        Some(r)
     }
 
     /// Waits for the checker's verdict, completes the data upload, writes
@@ -263,23 +297,19 @@ impl BackupWriter {
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(Msg::End).await;
         }
-        let worker = self.worker.take().ok_or(VaultError::Aborted)?;
-        let out = match join_worker(worker).await {
-            Ok(out) => out,
-            Err(e) => {
+        let out = match self.worker_done().await {
+            Some(Ok(out)) => out,
+            Some(Err(e)) => {
                 // The uploader may hold the real cause (e.g. a store error).
-                if let Some(u) = self.uploader.take()
-                    && let Ok(Err(ue)) = u.await
-                {
+                if let Some(Err(ue)) = self.uploader_done().await {
                     return Err(ue);
                 }
                 return Err(e);
             }
+            // An earlier failure() returned the verdict.
+            None => return Err(VaultError::Aborted),
         };
-        let uploader = self.uploader.take().ok_or(VaultError::Aborted)?;
-        let (upload, sha256, stored) = uploader
-            .await
-            .map_err(|e| VaultError::Pipeline(e.to_string()))??;
+        let (upload, sha256, stored) = self.uploader_done().await.ok_or(VaultError::Aborted)??;
         let drained = tail.elapsed();
         upload.complete().await?;
         let stored_in = tail.elapsed();
@@ -390,23 +420,79 @@ impl BackupWriter {
             return;
         }
         self.tx = None;
-        if let Some(w) = self.worker.take() {
-            let _ = join_worker(w).await;
-        }
-        if let Some(u) = self.uploader.take()
-            && let Ok(Ok((upload, _, _))) = u.await
-        {
+        let _ = self.worker_done().await;
+        if let Some(Ok((upload, _, _))) = self.uploader_done().await {
             let _ = upload.abort().await;
         }
         let _ = self.store.delete(&self.object).await;
     }
 }
 
-async fn join_worker(
-    w: std::thread::JoinHandle<Result<WorkerOut, VaultError>>,
-) -> Result<WorkerOut, VaultError> {
-    tokio::task::spawn_blocking(move || w.join())
-        .await
-        .map_err(|e| VaultError::Pipeline(e.to_string()))?
-        .map_err(|_| VaultError::Pipeline("the pipeline thread panicked".into()))?
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+
+    use super::*;
+    use crate::store::local::LocalStore;
+
+    /// `take_backup` waits for the verdict in a `select!` beside the
+    /// source: a chunk arriving first drops the wait. Dropped at every
+    /// point, the wait must still end with the checker's reason, and
+    /// leave nothing in the vault. (It once lost the pipeline's handle,
+    /// then waited forever, and `finish` said only "aborted".)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wait_for_the_verdict_dropped_midway_loses_nothing() {
+        // The wait is dropped wherever its first poll leaves it: many
+        // rounds, so the pipeline's end falls at many points of it.
+        for round in 0..300 {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().join("vault");
+            let vault = Vault::new(Arc::new(LocalStore::open(root.clone()).unwrap()));
+            let opts = WriteOptions {
+                compression_level: 1,
+                size_hint: None,
+                limits: Limits::default(),
+                slots: None,
+            };
+            let mut w = BackupWriter::start(&vault, None, opts).await.unwrap();
+            // A valid header, then an opcode no RDB version has.
+            w.write(Bytes::from_static(b"REDIS0011\x7fgarbage"))
+                .await
+                .unwrap();
+            let deadline = Instant::now() + std::time::Duration::from_secs(10);
+            let e = loop {
+                // Polled once, then dropped.
+                let wait = std::pin::pin!(w.failed());
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                if let std::task::Poll::Ready(e) = wait.poll(&mut cx) {
+                    break e;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "round {round}: the verdict never came"
+                );
+                tokio::task::yield_now().await;
+            };
+            assert!(matches!(e, VaultError::Corrupt(_)), "round {round}: {e}");
+            w.abort().await.unwrap();
+            let left: Vec<_> = walk(&root);
+            assert!(
+                left.is_empty(),
+                "round {round}: left in the vault: {left:?}"
+            );
+        }
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+        out
+    }
 }
