@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
 use replvault_protocol::cluster::SlotSet;
+use replvault_protocol::replica::HandshakeError;
 use replvault_protocol::resp::Frame;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +17,9 @@ use crate::backup::{BackupError, BackupWriter, WriteOptions};
 use crate::crypto::MasterKey;
 use crate::source::client::Client;
 use crate::source::replica::{self, ReplicaOptions};
-use crate::source::{Mode, NodeRole, RedisTarget, SourceError, SourceOptions, connect};
+use crate::source::{
+    Mode, NodeRole, RdbSource, RedisTarget, SourceError, SourceOptions, connect, scan_mode,
+};
 use crate::vault::manifest::{self, ClusterInfo, NodeInfo, RdbInfo, ShardInfo, StoredInfo};
 use crate::vault::{Manifest, Vault, VaultError, manifest_key, new_id};
 
@@ -318,13 +321,6 @@ pub async fn take_cluster_backup(
     progress: Arc<AtomicU64>,
     cancel: CancellationToken,
 ) -> Result<Manifest, ClusterError> {
-    // Each shard is taken over replication: a scan-mode request must not
-    // quietly become a sync-mode backup.
-    if source.mode == Mode::Scan {
-        return Err(ClusterError::Topology(
-            "--mode scan does not work with --cluster yet: a cluster backup takes every shard over replication (the backup user needs +sync +psync +replconf on every node); to scan, back up each primary on its own with --mode scan".into(),
-        ));
-    }
     let started = Utc::now();
     let clock = std::time::Instant::now();
     let mut shards = discover(source).await?;
@@ -356,48 +352,35 @@ pub async fn take_cluster_backup(
         let (id, limit, progress, cancel) =
             (id.clone(), limit.clone(), progress.clone(), cancel.clone());
         let slots = shard.slots.clone();
-        let mut node = node.clone();
         // The primary to fall back to when the chosen replica refuses.
         let fallback = shard
             .primary()
             .filter(|_| node.role == Role::Replica && opts.from == NodeRole::Replica)
             .map(|p| (p.clone(), node_target(&seed, &opts.address_map, p)));
+        let node = node.clone();
         let shard = shard.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let mut target = target;
-            let take = |t: RedisTarget| {
-                let (source, vault, key, id) = (&source, &vault, key.as_ref(), &id);
-                let (set, progress, cancel) = (slot_set(&slots), progress.clone(), cancel.clone());
-                async move {
-                    let r = backup_shard(
+            let (node, target, opened) =
+                open_shard(i, &shard, (node, target), fallback, &source, &cancel).await;
+            let r = match opened {
+                Ok(src) => {
+                    backup_shard(
                         i,
-                        &t,
-                        source,
-                        vault,
-                        key,
+                        src,
+                        &source,
+                        &vault,
+                        key.as_ref(),
                         compression_level,
-                        id,
-                        set,
+                        &id,
+                        slot_set(&slots),
                         progress,
                         cancel,
                     )
-                    .await;
-                    (t, r)
-                }
-            };
-            let (t, mut r) = take(target.clone()).await;
-            target = t;
-            if let (Err(e), Some((p, pt))) = (&r, &fallback)
-                && refused_before_data(e)
-                && probe(pt, &source)
                     .await
-                    .is_some_and(|found| check_identity(i, &shard, p, pt, &found).is_ok())
-            {
-                tracing::warn!(shard = i, slots = %topology::ranges_text(&slots), replica = %target.redacted(), error = %e, "the replica refused the snapshot: backing up this shard from its primary (it will fork)");
-                let (t, again) = take(pt.clone()).await;
-                (target, r, node) = (t, again, p.clone());
-            }
+                }
+                Err(e) => Err(e),
+            };
             (i, slots, node, target.redacted(), r)
         });
     }
@@ -479,10 +462,107 @@ pub async fn take_cluster_backup(
     Ok(m)
 }
 
+/// Opens shard `i`'s snapshot: on the chosen node, then on the shard's
+/// primary (`fallback`) when the chosen replica will not serve it; over
+/// replication, and in `--mode auto` by SCAN + DUMP on the same nodes
+/// when every one refused replication. Returns the node that serves it
+/// (or the last one tried, with its error).
+async fn open_shard(
+    i: usize,
+    shard: &Shard,
+    chosen: (Node, RedisTarget),
+    fallback: Option<(Node, RedisTarget)>,
+    source: &SourceOptions,
+    cancel: &CancellationToken,
+) -> (Node, RedisTarget, Result<RdbSource, BackupError>) {
+    let slots = topology::ranges_text(&shard.slots);
+    let modes: &[Mode] = match source.mode {
+        Mode::Auto => &[Mode::Sync, Mode::Scan],
+        Mode::Sync => &[Mode::Sync],
+        Mode::Scan => &[Mode::Scan],
+    };
+    // The fallback primary is asked who it is once, when first needed.
+    let mut fallback = fallback.map(|f| (f, None::<bool>));
+    let (mut node, mut target) = chosen.clone();
+    let mut last: Option<BackupError> = None;
+    let mut replication_refused = false;
+    for &mode in modes {
+        if mode == Mode::Scan && source.mode == Mode::Auto {
+            if !replication_refused {
+                break;
+            }
+            tracing::warn!(shard = i, slots = %slots, "every node of this shard refused replication: falling back to scan mode (SCAN + DUMP; not a point-in-time snapshot)");
+        }
+        let mut candidates = vec![chosen.clone()];
+        if let Some(((p, pt), usable)) = &mut fallback {
+            if usable.is_none() {
+                *usable = Some(
+                    probe(pt, source)
+                        .await
+                        .is_some_and(|found| check_identity(i, shard, p, pt, &found).is_ok()),
+                );
+            }
+            if *usable == Some(true) {
+                candidates.push((p.clone(), pt.clone()));
+            }
+        }
+        for (k, (n, t)) in candidates.into_iter().enumerate() {
+            if let Some(e) = &last
+                && k > 0
+            {
+                if mode == Mode::Scan {
+                    tracing::warn!(shard = i, slots = %slots, replica = %target.redacted(), error = %e, "the replica refused scan mode: scanning this shard's primary");
+                } else {
+                    tracing::warn!(shard = i, slots = %slots, replica = %target.redacted(), error = %e, "the replica refused the snapshot: backing up this shard from its primary (it will fork)");
+                }
+            }
+            (node, target) = (n, t);
+            let opened = tokio::select! {
+                o = open_node(&target, source, mode) => o,
+                () = cancel.cancelled() => Err(BackupError::Interrupted),
+            };
+            match opened {
+                Ok(src) => return (node, target, Ok(src)),
+                Err(e) if refused_before_data(&e) => {
+                    replication_refused |= replication_was_refused(&e);
+                    last = Some(e);
+                }
+                Err(e) => return (node, target, Err(e)),
+            }
+        }
+    }
+    let e = last.unwrap_or(BackupError::Interrupted);
+    (node, target, Err(e))
+}
+
+/// Starts the snapshot of the node at `target`, over replication or by
+/// scan mode.
+async fn open_node(
+    target: &RedisTarget,
+    source: &SourceOptions,
+    mode: Mode,
+) -> Result<RdbSource, BackupError> {
+    let conn = connect(target, &source.connect).await?;
+    Ok(match mode {
+        Mode::Scan => scan_mode::start(conn, target, &source.scan_options(true)).await?,
+        Mode::Sync | Mode::Auto => {
+            replica::start(
+                conn,
+                target,
+                &ReplicaOptions {
+                    idle_timeout: source.idle_timeout,
+                    force_sync: false,
+                },
+            )
+            .await?
+        }
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn backup_shard(
     i: usize,
-    target: &RedisTarget,
+    mut src: RdbSource,
     source: &SourceOptions,
     vault: &Vault,
     key: Option<&MasterKey>,
@@ -492,19 +572,6 @@ async fn backup_shard(
     progress: Arc<AtomicU64>,
     cancel: CancellationToken,
 ) -> Result<Manifest, BackupError> {
-    let conn = tokio::select! {
-        c = connect(target, &source.connect) => c?,
-        () = cancel.cancelled() => return Err(BackupError::Interrupted),
-    };
-    let mut src = replica::start(
-        conn,
-        target,
-        &ReplicaOptions {
-            idle_timeout: source.idle_timeout,
-            force_sync: false,
-        },
-    )
-    .await?;
     let mut writer = BackupWriter::start_part(
         vault,
         key,
@@ -566,6 +633,15 @@ fn cluster_manifest(
         summary.payload_len += s.summary.payload_len;
     }
     let first = shards.first().map(|s| s.source.clone()).unwrap_or_default();
+    // "sync" or "scan" when every shard was taken the same way.
+    let modes: std::collections::BTreeSet<&str> =
+        shards.iter().map(|s| s.source.mode.as_str()).collect();
+    let mode = if modes.len() == 1 {
+        first.mode.clone()
+    } else {
+        modes.into_iter().collect::<Vec<_>>().join(" + ")
+    };
+    let point_in_time = shards.iter().all(|s| s.source.point_in_time);
     Manifest {
         format: manifest::CLUSTER_FORMAT,
         id: id.to_string(),
@@ -574,7 +650,8 @@ fn cluster_manifest(
         duration_secs,
         source: crate::source::SourceInfo {
             address: format!("cluster of {} shards", shards.len()),
-            mode: "sync".into(),
+            mode,
+            point_in_time,
             replid: None,
             offset: None,
             wait_secs: None,
@@ -622,16 +699,29 @@ fn slot_set(ranges: &[(u16, u16)]) -> SlotSet {
     set
 }
 
-/// Whether a shard's backup failed before any of its data arrived
-/// because the node would not serve it (refused SYNC, or no connection),
-/// which another node of the shard may do instead.
+/// Whether opening a shard's snapshot failed because the node would not
+/// serve it (refused SYNC, refused a command scan mode needs first, or no
+/// connection), which another node of the shard, or scan mode, may do
+/// instead.
 fn refused_before_data(e: &BackupError) -> bool {
     matches!(
         e,
         BackupError::Source(
             SourceError::Handshake(_)
+                | SourceError::ScanRefused(_)
                 | SourceError::Connect { .. }
                 | SourceError::ConnectTimeout { .. }
         )
+    )
+}
+
+/// Whether the node refused replication itself (as `--mode auto` falls
+/// back to scan mode for), rather than being out of reach.
+fn replication_was_refused(e: &BackupError) -> bool {
+    matches!(
+        e,
+        BackupError::Source(SourceError::Handshake(
+            HandshakeError::SyncRefused(_) | HandshakeError::NoPermission { .. }
+        ))
     )
 }

@@ -112,6 +112,13 @@ const DEFAULT_PITR_EVERY: Duration = Duration::from_secs(24 * 3600);
 impl RunArgs {
     /// The daemon these flags describe.
     pub fn options(&self) -> Result<DaemonOptions, anyhow::Error> {
+        // A scan-mode snapshot has no replication offset: no stream can
+        // continue from it.
+        if self.pitr && self.backup.source.mode == Mode::Scan {
+            anyhow::bail!(
+                "--pitr needs base snapshots taken over replication, and --mode scan takes none: use --mode sync or auto (the backup user needs +sync +psync +replconf)"
+            );
+        }
         let cluster = self.backup.cluster_options().map_err(anyhow::Error::msg)?;
         Ok(DaemonOptions {
             cluster,

@@ -89,6 +89,20 @@ impl std::fmt::Debug for SourceOptions {
     }
 }
 
+impl SourceOptions {
+    /// Scan mode's options; `cluster_shard` for one shard of a `--cluster`
+    /// backup.
+    pub fn scan_options(&self, cluster_shard: bool) -> scan_mode::ScanOptions {
+        scan_mode::ScanOptions {
+            count: self.scan_count,
+            rate: self.scan_rate,
+            memory: self.scan_memory,
+            idle_timeout: self.idle_timeout,
+            cluster_shard,
+        }
+    }
+}
+
 /// Errors while getting the RDB from the server. Messages say what to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -182,12 +196,7 @@ pub struct RdbSource {
 pub async fn open(args: &SourceOptions) -> Result<RdbSource, SourceError> {
     let target = resolve(args, args.from).await?;
     let opts = &args.connect;
-    let scan_opts = scan_mode::ScanOptions {
-        count: args.scan_count,
-        rate: args.scan_rate,
-        memory: args.scan_memory,
-        idle_timeout: args.idle_timeout,
-    };
+    let scan_opts = args.scan_options(false);
     if args.mode == Mode::Scan {
         return scan_mode::start(connect(&target, opts).await?, &target, &scan_opts).await;
     }

@@ -211,6 +211,9 @@ pub struct ScanOptions {
     pub memory: u64,
     /// Fail when the server answers nothing for this long.
     pub idle_timeout: Duration,
+    /// The walk is one shard of a `--cluster` backup (no warning that it
+    /// covers only this node's keys).
+    pub cluster_shard: bool,
 }
 
 /// Maps an error reply to a clear error.
@@ -351,9 +354,29 @@ pub async fn start(
     )?));
     let cluster = parse_info(&expect_ok("INFO", c.call(&[b"INFO", b"cluster"]).await?)?);
     if cluster.get("cluster_enabled").map(String::as_str) == Some("1") {
-        tracing::warn!(
-            "cluster mode: scan mode backs up only the keys of this node; back up every master"
-        );
+        if !opts.cluster_shard {
+            tracing::warn!(
+                "cluster mode: scan mode backs up only the keys of this node; back up every master, or the whole cluster with --cluster"
+            );
+        }
+        // A cluster replica answers DUMP and PTTL with MOVED unless the
+        // connection is READONLY (SCAN alone would walk it fine).
+        let replication = parse_info(&expect_ok(
+            "INFO",
+            c.call(&[b"INFO", b"replication"]).await?,
+        )?);
+        if replication.get("role").map(String::as_str) == Some("slave") {
+            match c.call(&[b"READONLY"]).await? {
+                Frame::Error(msg) if msg.to_ascii_uppercase().starts_with("NOPERM") => {
+                    return Err(SourceError::ScanRefused(format!(
+                        "the cluster replica denied `READONLY` ({msg}): scan mode on a cluster replica also needs `+readonly`"
+                    )));
+                }
+                f => {
+                    expect_ok("READONLY", f)?;
+                }
+            }
+        }
     }
     // Only a warning: a server that refuses this section has nothing to say.
     let modules = module_names(&c.call(&[b"INFO", b"modules"]).await?);

@@ -779,6 +779,17 @@ fn round_trip(bin: &str) {
     assert!(e.contains("shard 1"), "{e}");
     let left: Vec<_> = std::fs::read_dir(parent.path()).unwrap().collect();
     assert!(left.is_empty(), "restore left {left:?}");
+
+    // Scan mode, every shard walked on its replica (READONLY), on this
+    // version too.
+    let w = Work::new();
+    let (m, _) = w.backup_ok(&seed.url(), &["--mode", "scan"]);
+    assert_shards(&c, &m, |i| 3 + i);
+    assert!(
+        shards(&m).iter().all(|s| s["source"]["mode"] == "scan"),
+        "{m}"
+    );
+    assert_restores(&c, &w, &m);
 }
 
 #[test]
@@ -1064,23 +1075,40 @@ fn cluster_address_map_rewrites_where_replvault_connects() {
     );
 }
 
-/// What a cluster backup asks of the backup user, and scan mode, which it
-/// does not do.
+/// Scan mode per shard (asked for, and as `--mode auto`'s fallback when
+/// no node of a shard may replicate), and what a cluster backup asks of
+/// the backup user.
 #[test]
-fn cluster_backup_refuses_scan_mode_and_names_what_the_user_lacks() {
+fn cluster_scan_mode_per_shard_and_what_the_user_lacks() {
     let c = Cluster::start(&redis_server_bin());
     c.fill();
     let w = Work::new();
     let seed = c.primary(0).url();
-    // Not silently a sync-mode backup.
-    let e = w.backup_fails(&seed, &["--mode", "scan"]);
-    assert!(
-        e.contains("--mode scan does not work with --cluster"),
-        "{e}"
-    );
-    // Nor is a server outside cluster mode backed up as one.
+    let modes = |m: &serde_json::Value| -> Vec<String> {
+        shards(m)
+            .iter()
+            .map(|s| s["source"]["mode"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let forks = |c: &Cluster| -> Vec<u64> { (0..6).map(|i| sync_full(c.node(i))).collect() };
+
+    // --mode scan: every shard walked on its replica (READONLY), no node
+    // forks, each shard restores to its primary's digest.
+    let before = forks(&c);
+    let (m, log) = w.backup_ok(&seed, &["--mode", "scan"]);
+    assert_shards(&c, &m, |i| 3 + i);
+    assert_eq!(modes(&m), ["scan"; 3], "{m}");
+    assert_eq!(m["source"]["mode"], "scan", "{m}");
+    assert_eq!(m["source"]["point_in_time"], false, "{m}");
+    assert_eq!(forks(&c), before, "scan mode made a node fork");
+    assert!(!log.contains("back up every master"), "{log}");
+    assert_restores(&c, &w, &m);
+
+    // Nor is a server outside cluster mode backed up as one (failures go
+    // to a vault of their own, which must stay empty).
+    let empty = Work::new();
     let standalone = RedisServer::start();
-    let e = w.backup_fails(&standalone.url(), &[]);
+    let e = empty.backup_fails(&standalone.url(), &[]);
     assert!(
         e.contains("is not in cluster mode: back it up without --cluster"),
         "{e}"
@@ -1098,23 +1126,56 @@ fn cluster_backup_refuses_scan_mode_and_names_what_the_user_lacks() {
             "+info",
         ];
         nosync.extend(discover);
-        nosync.extend(["+scan", "+dump", "+pttl", "+select"]);
+        nosync.extend(["+scan", "+dump", "+pttl", "+select", "+function|dump"]);
+        let mut noreadonly = nosync.clone();
+        noreadonly[2] = "noreadonly";
+        nosync.push("+readonly");
         assert_eq!(n.cmd(&nosync), Reply::Status("OK".into()));
+        assert_eq!(n.cmd(&noreadonly), Reply::Status("OK".into()));
         let mut noinfo = vec!["ACL", "SETUSER", "noinfo", "on", ">s3cret-cluster-pw", "~*"];
         noinfo.extend(discover);
         noinfo.extend(["+sync", "+psync", "+replconf"]);
         assert_eq!(n.cmd(&noinfo), Reply::Status("OK".into()));
     }
-    // Without SYNC a shard fails (auto mode does not scan), named.
-    let url = format!(
-        "redis://nosync:s3cret-cluster-pw@127.0.0.1:{}",
-        c.primary(0).port
-    );
-    let e = w.backup_fails(&url, &[]);
+    let url = |user: &str| {
+        format!(
+            "redis://{user}:s3cret-cluster-pw@127.0.0.1:{}",
+            c.primary(0).port
+        )
+    };
+    // Without SYNC, --mode sync fails, naming the shard and the grant.
+    let e = empty.backup_fails(&url("nosync"), &["--mode", "sync"]);
     assert!(
         e.contains("shard ") && e.contains("(slots ") && e.contains("+sync"),
         "{e}"
     );
+    // --mode auto (the default) falls back to scan mode on the replicas,
+    // saying so for each shard.
+    let before = forks(&c);
+    let (m, log) = w.backup_ok(&url("nosync"), &[]);
+    assert_shards(&c, &m, |i| 3 + i);
+    assert_eq!(modes(&m), ["scan"; 3], "{m}");
+    assert_eq!(forks(&c), before, "scan mode made a node fork");
+    assert_eq!(
+        log.matches("every node of this shard refused replication")
+            .count(),
+        3,
+        "{log}"
+    );
+    assert!(!log.contains("s3cret"), "{log}");
+    assert_restores(&c, &w, &m);
+    // A replica that refuses READONLY cannot be walked: the shard's
+    // primary is, and the log names the grant.
+    let (m, log) = w.backup_ok(&url("noreadonly"), &[]);
+    assert_shards(&c, &m, |i| i);
+    assert_eq!(modes(&m), ["scan"; 3], "{m}");
+    assert!(
+        log.contains("the replica refused scan mode") && log.contains("+readonly"),
+        "{log}"
+    );
+    assert_restores(&c, &w, &m);
+    assert_eq!(list_json(&w.vault).as_array().unwrap().len(), 3);
+
     // Without INFO no replica's link can be checked: every shard comes
     // from its primary, and the log says what to grant.
     let url = format!(
@@ -1131,32 +1192,36 @@ fn cluster_backup_refuses_scan_mode_and_names_what_the_user_lacks() {
     assert!(!log.contains("s3cret") && !e.contains("s3cret"), "{log}");
     assert!(!list_json(&w.vault).to_string().contains("s3cret"));
 
-    // The cluster user of deploy/redis/acl.conf, as written there, on
-    // every node: a backup from the replicas.
+    // The cluster users of deploy/redis/acl.conf, as written there, on
+    // every node: backups from the replicas, over replication and by scan
+    // mode.
     let acl = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/redis/acl.conf"),
     )
     .unwrap();
-    let line = acl
-        .lines()
-        .find(|l| l.starts_with("user replvault-cluster "))
-        .expect("a cluster user in acl.conf");
-    let mut setuser = vec!["ACL", "SETUSER"];
-    setuser.extend(line["user ".len()..].split_whitespace());
-    for (_, n) in c.alive() {
-        assert_eq!(n.cmd(&setuser), Reply::Status("OK".into()), "{line}");
+    for (user, mode) in [
+        ("replvault-cluster", "sync"),
+        ("replvault-cluster-scan", "scan"),
+    ] {
+        let line = acl
+            .lines()
+            .find(|l| l.starts_with(&format!("user {user} ")))
+            .unwrap_or_else(|| panic!("no {user} in acl.conf"));
+        let mut setuser = vec!["ACL", "SETUSER"];
+        setuser.extend(line["user ".len()..].split_whitespace());
+        for (_, n) in c.alive() {
+            assert_eq!(n.cmd(&setuser), Reply::Status("OK".into()), "{line}");
+        }
+        let password = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix('>'))
+            .unwrap();
+        let url = format!("redis://{user}:{password}@127.0.0.1:{}", c.primary(0).port);
+        let (m, log) = w.backup_ok(&url, &["--mode", mode]);
+        assert_shards(&c, &m, |i| 3 + i);
+        assert_eq!(modes(&m), [mode; 3], "{m}");
+        assert!(!log.contains("refused"), "{log}");
     }
-    let password = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix('>'))
-        .unwrap();
-    let url = format!(
-        "redis://replvault-cluster:{password}@127.0.0.1:{}",
-        c.primary(0).port
-    );
-    let (m, log) = w.backup_ok(&url, &[]);
-    assert_shards(&c, &m, |i| 3 + i);
-    assert!(!log.contains("refused"), "{log}");
 }
 
 /// A key outside the slots its shard owns (written while a slot is being

@@ -72,6 +72,24 @@ fn daemon_takes_scheduled_backups_and_serves_metrics() {
         "{err}"
     );
     assert!(!vault.exists(), "a refused configuration touched the vault");
+    // Scan mode gives no snapshot a stream can continue from.
+    let err = fails(replvault(&[
+        "run",
+        "--pitr",
+        "--mode",
+        "scan",
+        "--redis",
+        &format!("redis://127.0.0.1:{}", unused.port),
+        "--vault",
+        vault.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+    ]));
+    assert!(
+        err.contains("--pitr needs base snapshots taken over replication"),
+        "{err}"
+    );
+    assert!(!vault.exists(), "a refused --pitr touched the vault");
 
     let (c, k, url) = (conf.to_str().unwrap(), key.to_str().unwrap(), redis.url());
     let mut daemon = Daemon::start_with(

@@ -424,10 +424,10 @@ fn redis_acl_lines_work_on_a_real_server() {
     let server = RedisServer::start();
     let text = std::fs::read_to_string(deploy().join("redis/acl.conf")).unwrap();
     let users: Vec<&str> = text.lines().filter(|l| l.starts_with("user ")).collect();
-    // The cluster user is tried on a real cluster (it::cluster).
+    // The cluster users are tried on a real cluster (it::cluster).
     let users: Vec<&str> = users
         .into_iter()
-        .filter(|l| !l.starts_with("user replvault-cluster "))
+        .filter(|l| !l.starts_with("user replvault-cluster"))
         .collect();
     assert_eq!(users.len(), 2);
     for line in users {
