@@ -115,7 +115,16 @@ pub async fn discover(source: &SourceOptions) -> Result<Vec<Shard>, ClusterError
     }
     .map_err(ClusterError::Topology)?;
     c.close().await;
-    Ok(shards.into_iter().filter(|s| !s.slots.is_empty()).collect())
+    let mut shards: Vec<Shard> = shards.into_iter().filter(|s| !s.slots.is_empty()).collect();
+    // Over TLS, every node is reached on the TLS port it announces.
+    if t.tls {
+        for n in shards.iter_mut().flat_map(|s| s.nodes.iter_mut()) {
+            if let Some(p) = n.tls_port {
+                n.port = p;
+            }
+        }
+    }
+    Ok(shards)
 }
 
 /// Where each shard's primary is, as the source to archive its stream

@@ -27,6 +27,9 @@ pub struct Node {
     pub host: String,
     /// Announced port.
     pub port: u16,
+    /// Announced TLS port (`CLUSTER SHARDS` gives both; before 7.0 and in
+    /// `CLUSTER NODES` a TLS cluster announces its TLS port as `port`).
+    pub tls_port: Option<u16>,
     /// Its role.
     pub role: Role,
     /// Replication offset, where the reply gives one.
@@ -89,6 +92,7 @@ pub fn parse_shards(reply: &Frame) -> Result<Vec<Shard>, String> {
                             id: String::new(),
                             host: String::new(),
                             port: 0,
+                            tls_port: None,
                             role: Role::Replica,
                             offset: 0,
                             healthy: false,
@@ -101,6 +105,7 @@ pub fn parse_shards(reply: &Frame) -> Result<Vec<Shard>, String> {
                                 "ip" => node.host = t,
                                 "endpoint" => endpoint = Some(t),
                                 "port" => node.port = t.parse().unwrap_or(0),
+                                "tls-port" => node.tls_port = t.parse().ok(),
                                 "role" => {
                                     node.role = if t == "master" {
                                         Role::Primary
@@ -158,6 +163,7 @@ pub fn parse_nodes(text: &str) -> Result<Vec<Shard>, String> {
             id: f[0].to_string(),
             host: hostname.unwrap_or(host).to_string(),
             port: port.parse().unwrap_or(0),
+            tls_port: None,
             role: if flags.contains(&"master") {
                 Role::Primary
             } else {
@@ -356,6 +362,22 @@ b80c 127.0.0.1:7101@17101 myself,master - 0 1 1 connected 0-5460
         assert_eq!(shards[0].slots, [(0, 5460)]);
         assert_eq!(shards[0].nodes[0].id, "p", "the primary comes first");
         assert!(shards[0].nodes[1].healthy && shards[0].nodes[1].offset == 14);
+        assert_eq!(shards[0].nodes[0].tls_port, None);
+
+        // A TLS cluster names both ports.
+        let mut tls = node("t", 7101, "master", "online");
+        if let Frame::Array(fields) = &mut tls {
+            fields.extend([b("tls-port"), Frame::Integer(8101)]);
+        }
+        let reply = Frame::Array(vec![Frame::Array(vec![
+            b("slots"),
+            Frame::Array(vec![Frame::Integer(0), Frame::Integer(16383)]),
+            b("nodes"),
+            Frame::Array(vec![tls]),
+        ])]);
+        let shards = parse_shards(&reply).expect("valid");
+        assert_eq!(shards[0].nodes[0].port, 7101);
+        assert_eq!(shards[0].nodes[0].tls_port, Some(8101));
     }
 
     #[test]

@@ -194,83 +194,10 @@ fn password_from_environment_and_plaintext_by_request() {
     assert!(m["encryption"]["key_id"].is_null(), "{m}");
 }
 
-fn openssl(args: &[&str], dir: &Path) {
-    let o = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl must be installed");
-    assert!(
-        o.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
 #[test]
 fn tls_with_a_private_ca() {
-    let certs = tempfile::tempdir().unwrap();
-    let d = certs.path();
-    openssl(
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=replvault test CA",
-        ],
-        d,
-    );
-    openssl(
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=redis.test",
-        ],
-        d,
-    );
-    std::fs::write(
-        d.join("ext.cnf"),
-        "subjectAltName=DNS:redis.test,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    openssl(
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-        d,
-    );
-    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
-    let (crt, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
+    let tls = tls_files();
+    let (crt, key, ca) = (tls.crt.clone(), tls.key.clone(), tls.ca.clone());
     let src = RedisServer::start_with_ports(1, |ports| {
         [
             "--tls-port",

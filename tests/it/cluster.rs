@@ -127,8 +127,10 @@ fn port_with_free_bus() -> u16 {
 /// A cluster node of `bin`: the cluster bus on a port of its own (7.0 on;
 /// by default it is the port plus 10,000, which may be taken or above
 /// 65,535), or on the port plus 10,000 before 7.0, chosen free.
-fn start_node(bin: &str) -> (RedisServer, u16) {
-    let common = |bus: Option<u16>| {
+/// With `tls` (7.0 on), the node also listens with TLS on a port of its
+/// own, and the cluster bus and replication use TLS.
+fn start_node(bin: &str, tls: Option<&TlsFiles>) -> (RedisServer, u16) {
+    let common = |bus: Option<u16>, tls_port: Option<u16>| {
         let mut a: Vec<String> = [
             "--cluster-enabled",
             "yes",
@@ -146,15 +148,34 @@ fn start_node(bin: &str) -> (RedisServer, u16) {
         if let Some(b) = bus {
             a.extend(["--cluster-port".into(), b.to_string()]);
         }
+        if let (Some(t), Some(files)) = (tls_port, tls) {
+            a.extend(["--tls-port".into(), t.to_string()]);
+            for (k, v) in [
+                ("--tls-cert-file", &files.crt),
+                ("--tls-key-file", &files.key),
+                ("--tls-ca-cert-file", &files.ca),
+            ] {
+                a.extend([k.to_string(), v.clone()]);
+            }
+            for k in ["--tls-cluster", "--tls-replication"] {
+                a.extend([k.to_string(), "yes".into()]);
+            }
+            a.extend(["--tls-auth-clients".into(), "no".into()]);
+        }
         a
     };
     let dir = tempfile::tempdir().unwrap();
     if server_major_version(bin) >= 7 {
-        let n = RedisServer::start_bin_ports(bin, dir, 1, free_port, |p| common(Some(p[0])));
+        let ports = if tls.is_some() { 2 } else { 1 };
+        let n = RedisServer::start_bin_ports(bin, dir, ports, free_port, |p| {
+            common(Some(p[0]), p.get(1).copied())
+        });
         let bus = n.extra_ports[0];
         (n, bus)
     } else {
-        let n = RedisServer::start_bin_ports(bin, dir, 0, port_with_free_bus, |_| common(None));
+        assert!(tls.is_none(), "TLS clusters here are 7.0 on");
+        let n =
+            RedisServer::start_bin_ports(bin, dir, 0, port_with_free_bus, |_| common(None, None));
         let bus = n.port + 10_000;
         (n, bus)
     }
@@ -173,8 +194,12 @@ struct Cluster {
 
 impl Cluster {
     fn start(bin: &str) -> Cluster {
+        Cluster::start_with(bin, None)
+    }
+
+    fn start_with(bin: &str, tls: Option<&TlsFiles>) -> Cluster {
         let modern = server_major_version(bin) >= 7;
-        let started: Vec<(RedisServer, u16)> = (0..6).map(|_| start_node(bin)).collect();
+        let started: Vec<(RedisServer, u16)> = (0..6).map(|_| start_node(bin, tls)).collect();
         let ids: Vec<String> = started
             .iter()
             .map(|(n, _)| n.cmd(&["CLUSTER", "MYID"]).text())
@@ -1520,4 +1545,37 @@ fn cluster_pitr_follows_a_failover_to_the_new_primary() {
     std::fs::copy(dir.join(file), fresh.path().join("dump.rdb")).unwrap();
     let s = RedisServer::start_bin_in(&c.bin, fresh, &["--cluster-enabled", "no"]);
     assert_eq!(s.digest(), digest, "shard 0 after the failover");
+}
+
+/// A cluster whose nodes speak TLS (bus and replication too): the backup
+/// reaches every shard's replica on its TLS port, verified against the
+/// private CA, and each shard restores to its primary's digest.
+#[test]
+fn cluster_over_tls_backs_up_every_shard_from_a_replica() {
+    let tls = tls_files();
+    let c = Cluster::start_with(&redis_server_bin(), Some(&tls));
+    c.fill();
+    let tls_port = |n: usize| c.node(n).extra_ports[1];
+    let seed = format!("rediss://127.0.0.1:{}", tls_port(0));
+    let forks: Vec<u64> = (0..3).map(|i| sync_full(c.primary(i))).collect();
+    for mode in ["sync", "scan"] {
+        let w = Work::new();
+        let (m, _) = w.backup_ok(&seed, &["--tls-ca-file", &tls.ca, "--mode", mode]);
+        for (i, s) in shards(&m).iter().enumerate() {
+            assert_eq!(s["node"]["id"], c.ids[3 + i].as_str(), "shard {i}");
+            assert_eq!(s["node"]["role"], "replica", "shard {i}");
+            // Reached on its TLS port, not the plain one it also has.
+            let at = format!("127.0.0.1:{}", tls_port(3 + i));
+            assert_eq!(s["node"]["address"], at.as_str(), "shard {i}");
+            assert_eq!(s["source"]["mode"], mode, "shard {i}");
+        }
+        assert_restores(&c, &w, &m);
+    }
+    let after: Vec<u64> = (0..3).map(|i| sync_full(c.primary(i))).collect();
+    assert_eq!(after, forks, "a primary served a full sync");
+    // Without the private CA the first node's certificate is refused, and
+    // nothing is listed.
+    let w = Work::new();
+    let e = w.backup_fails(&seed, &[]);
+    assert!(e.contains("TLS") && e.contains("certificate"), "{e}");
 }

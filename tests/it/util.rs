@@ -878,3 +878,99 @@ pub fn test_module() -> &'static Path {
         so
     })
 }
+
+/// A private CA and a server certificate for `redis.test` and
+/// 127.0.0.1, made with `openssl` in a temporary directory.
+pub struct TlsFiles {
+    _dir: tempfile::TempDir,
+    /// The server's certificate.
+    pub crt: String,
+    /// Its key.
+    pub key: String,
+    /// The CA's certificate.
+    pub ca: String,
+}
+
+pub fn openssl(args: &[&str], dir: &Path) {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl must be installed");
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+pub fn tls_files() -> TlsFiles {
+    let certs = tempfile::tempdir().unwrap();
+    let d = certs.path();
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=replvault test CA",
+        ],
+        d,
+    );
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=redis.test",
+        ],
+        d,
+    );
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=DNS:redis.test,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+        d,
+    );
+    let p = |n: &str| d.join(n).to_str().unwrap().to_string();
+    let (crt, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
+    TlsFiles {
+        _dir: certs,
+        crt,
+        key,
+        ca,
+    }
+}
