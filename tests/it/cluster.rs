@@ -1549,7 +1549,8 @@ fn cluster_pitr_follows_a_failover_to_the_new_primary() {
 
 /// A cluster whose nodes speak TLS (bus and replication too): the backup
 /// reaches every shard's replica on its TLS port, verified against the
-/// private CA, and each shard restores to its primary's digest.
+/// private CA, and each shard restores to its primary's digest; the
+/// `--pitr` archivers attach to the primaries' TLS ports.
 #[test]
 fn cluster_over_tls_backs_up_every_shard_from_a_replica() {
     let tls = tls_files();
@@ -1573,6 +1574,43 @@ fn cluster_over_tls_backs_up_every_shard_from_a_replica() {
     }
     let after: Vec<u64> = (0..3).map(|i| sync_full(c.primary(i))).collect();
     assert_eq!(after, forks, "a primary served a full sync");
+
+    // The stream archivers attach to the primaries' TLS ports: each
+    // write is acknowledged by the real replica and the archiver.
+    let w = Work::new();
+    let daemon = Daemon::start(&[
+        "run",
+        "--pitr",
+        "--cluster",
+        "--redis",
+        &seed,
+        "--tls-ca-file",
+        &tls.ca,
+        "--vault",
+        w.vault(),
+        "--key-file",
+        w.key(),
+        "--pitr-interval",
+        "200ms",
+        "--every",
+        "1h",
+    ]);
+    wait_for("the cluster base and an archive per shard", SETTLE, || {
+        let l = list_json(&w.vault);
+        l["backups"].as_array().is_some_and(|b| b.len() == 1)
+            && l["pitr"]["windows"]
+                .as_array()
+                .is_some_and(|x| x.len() == 3)
+    });
+    let tags = tags_for_every_slot();
+    for i in 0..3 {
+        let mut cl = c.primary(i).client();
+        let t = &tags[usize::from(RANGES[i].0)];
+        cl.ok(&["SET", &format!("tls:{{{t}}}"), "1"]);
+        assert_eq!(cl.cmd(&["WAIT", "2", "10000"]), Reply::Int(2), "shard {i}");
+    }
+    drop(daemon);
+
     // Without the private CA the first node's certificate is refused, and
     // nothing is listed.
     let w = Work::new();
