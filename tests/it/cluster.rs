@@ -421,6 +421,32 @@ struct Work {
 }
 
 impl Work {
+    /// `run --pitr --cluster` from `seed` into this vault, once it has the
+    /// cluster base and an archive window per shard.
+    fn cluster_pitr(&self, seed: &str, extra: &[&str]) -> Daemon {
+        let mut args = vec!["run", "--pitr", "--cluster", "--redis", seed];
+        args.extend(extra);
+        args.extend([
+            "--vault",
+            self.vault(),
+            "--key-file",
+            self.key(),
+            "--pitr-interval",
+            "200ms",
+            "--every",
+            "1h",
+        ]);
+        let daemon = Daemon::start(&args);
+        wait_for("the cluster base and an archive per shard", SETTLE, || {
+            let l = list_json(&self.vault);
+            l["backups"].as_array().is_some_and(|b| b.len() == 1)
+                && l["pitr"]["windows"]
+                    .as_array()
+                    .is_some_and(|x| x.len() == 3)
+        });
+        daemon
+    }
+
     fn new() -> Work {
         let dir = tempfile::tempdir().unwrap();
         let key = keygen(dir.path());
@@ -1350,28 +1376,7 @@ fn cluster_pitr_restores_every_shard_as_it_was_at_a_time() {
     let c = Cluster::start(&redis_server_bin());
     c.fill();
     let w = Work::new();
-    let _daemon = Daemon::start(&[
-        "run",
-        "--pitr",
-        "--cluster",
-        "--redis",
-        &c.primary(0).url(),
-        "--vault",
-        w.vault(),
-        "--key-file",
-        w.key(),
-        "--pitr-interval",
-        "200ms",
-        "--every",
-        "1h",
-    ]);
-    wait_for("the cluster base and an archive per shard", SETTLE, || {
-        let l = list_json(&w.vault);
-        l["backups"].as_array().is_some_and(|b| b.len() == 1)
-            && l["pitr"]["windows"]
-                .as_array()
-                .is_some_and(|x| x.len() == 3)
-    });
+    let _daemon = w.cluster_pitr(&c.primary(0).url(), &[]);
     let tags = tags_for_every_slot();
     let mut clients: Vec<Client> = (0..3).map(|i| c.primary(i).client()).collect();
     let now_ms = || {
@@ -1453,28 +1458,7 @@ fn cluster_pitr_follows_a_failover_to_the_new_primary() {
     let c = Cluster::start(&redis_server_bin());
     c.fill();
     let w = Work::new();
-    let daemon = Daemon::start(&[
-        "run",
-        "--pitr",
-        "--cluster",
-        "--redis",
-        &c.primary(1).url(),
-        "--vault",
-        w.vault(),
-        "--key-file",
-        w.key(),
-        "--pitr-interval",
-        "200ms",
-        "--every",
-        "1h",
-    ]);
-    wait_for("the cluster base and an archive per shard", SETTLE, || {
-        let l = list_json(&w.vault);
-        l["backups"].as_array().is_some_and(|b| b.len() == 1)
-            && l["pitr"]["windows"]
-                .as_array()
-                .is_some_and(|x| x.len() == 3)
-    });
+    let daemon = w.cluster_pitr(&c.primary(1).url(), &[]);
     let tags = tags_for_every_slot();
     let key = |n: u16| format!("f{n}:{{{}}}", tags[usize::from(n * 50)]);
     let mut old = c.primary(0).client();
@@ -1578,30 +1562,7 @@ fn cluster_over_tls_backs_up_every_shard_from_a_replica() {
     // The stream archivers attach to the primaries' TLS ports: each
     // write is acknowledged by the real replica and the archiver.
     let w = Work::new();
-    let daemon = Daemon::start(&[
-        "run",
-        "--pitr",
-        "--cluster",
-        "--redis",
-        &seed,
-        "--tls-ca-file",
-        &tls.ca,
-        "--vault",
-        w.vault(),
-        "--key-file",
-        w.key(),
-        "--pitr-interval",
-        "200ms",
-        "--every",
-        "1h",
-    ]);
-    wait_for("the cluster base and an archive per shard", SETTLE, || {
-        let l = list_json(&w.vault);
-        l["backups"].as_array().is_some_and(|b| b.len() == 1)
-            && l["pitr"]["windows"]
-                .as_array()
-                .is_some_and(|x| x.len() == 3)
-    });
+    let daemon = w.cluster_pitr(&seed, &["--tls-ca-file", &tls.ca]);
     let tags = tags_for_every_slot();
     for i in 0..3 {
         let mut cl = c.primary(i).client();
