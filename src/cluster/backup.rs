@@ -45,7 +45,10 @@ pub enum ClusterError {
     #[error("cluster: {0}")]
     Topology(String),
     /// One shard's backup failed.
-    #[error("shard {index} (slots {slots}, node {node}) failed: {source}")]
+    #[error(
+        "shard {index} (slots {slots}, node {node}) failed: {source}{}",
+        after_refusal(refused)
+    )]
     Shard {
         /// Index in slot order.
         index: usize,
@@ -56,6 +59,9 @@ pub enum ClusterError {
         /// Why.
         #[source]
         source: Box<BackupError>,
+        /// In `--mode auto`, why replication was refused before scan
+        /// mode failed too.
+        refused: Option<String>,
     },
     /// Committing the manifest failed.
     #[error(transparent)]
@@ -63,6 +69,13 @@ pub enum ClusterError {
     /// Stopped by a signal.
     #[error("interrupted: the partial cluster backup was removed")]
     Interrupted,
+}
+
+fn after_refusal(refused: &Option<String>) -> String {
+    refused
+        .as_ref()
+        .map(|r| format!(" (scan mode was the fallback: replication was refused: {r})"))
+        .unwrap_or_default()
 }
 
 /// The seed node's target, with the URL's credentials.
@@ -370,7 +383,7 @@ pub async fn take_cluster_backup(
         let shard = shard.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
-            let (node, target, opened) =
+            let (node, target, opened, refused) =
                 open_shard(i, &shard, (node, target), fallback, &source, &cancel).await;
             let r = match opened {
                 Ok(src) => {
@@ -390,13 +403,13 @@ pub async fn take_cluster_backup(
                 }
                 Err(e) => Err(e),
             };
-            (i, slots, node, target.redacted(), r)
+            (i, slots, node, target.redacted(), r, refused)
         });
     }
     let mut results: Vec<Option<ShardInfo>> = vec![None; shards.len()];
     let mut failure = None;
     while let Some(joined) = tasks.join_next().await {
-        let Ok((i, slots, node, address, r)) = joined else {
+        let Ok((i, slots, node, address, r, refused)) = joined else {
             failure.get_or_insert(ClusterError::Topology("a shard's task panicked".into()));
             cancel.cancel();
             continue;
@@ -432,6 +445,7 @@ pub async fn take_cluster_backup(
                             slots: topology::ranges_text(&slots),
                             node: address,
                             source: Box::new(e),
+                            refused,
                         },
                     });
                 }
@@ -475,7 +489,9 @@ pub async fn take_cluster_backup(
 /// primary (`fallback`) when the chosen replica will not serve it; over
 /// replication, and in `--mode auto` by SCAN + DUMP on the same nodes
 /// when every one refused replication. Returns the node that serves it
-/// (or the last one tried, with its error).
+/// (or the last one tried, with its error), and, when scan mode is the
+/// fallback, why replication was refused (for the error, should the walk
+/// fail too).
 async fn open_shard(
     i: usize,
     shard: &Shard,
@@ -483,7 +499,12 @@ async fn open_shard(
     fallback: Option<(Node, RedisTarget)>,
     source: &SourceOptions,
     cancel: &CancellationToken,
-) -> (Node, RedisTarget, Result<RdbSource, BackupError>) {
+) -> (
+    Node,
+    RedisTarget,
+    Result<RdbSource, BackupError>,
+    Option<String>,
+) {
     let slots = topology::ranges_text(&shard.slots);
     let modes: &[Mode] = match source.mode {
         Mode::Auto => &[Mode::Sync, Mode::Scan],
@@ -494,10 +515,10 @@ async fn open_shard(
     let mut fallback = fallback.map(|f| (f, None::<bool>));
     let (mut node, mut target) = chosen.clone();
     let mut last: Option<BackupError> = None;
-    let mut replication_refused = false;
+    let mut replication_refused: Option<String> = None;
     for &mode in modes {
         if mode == Mode::Scan && source.mode == Mode::Auto {
-            if !replication_refused {
+            if replication_refused.is_none() {
                 break;
             }
             tracing::warn!(shard = i, slots = %slots, "every node of this shard refused replication: falling back to scan mode (SCAN + DUMP; not a point-in-time snapshot)");
@@ -531,17 +552,26 @@ async fn open_shard(
                 () = cancel.cancelled() => Err(BackupError::Interrupted),
             };
             match opened {
-                Ok(src) => return (node, target, Ok(src)),
+                Ok(src) => return (node, target, Ok(src), scanned(mode, replication_refused)),
                 Err(e) if refused_before_data(&e) => {
-                    replication_refused |= replication_was_refused(&e);
+                    if mode == Mode::Sync && replication_was_refused(&e) {
+                        replication_refused.get_or_insert_with(|| e.to_string());
+                    }
                     last = Some(e);
                 }
-                Err(e) => return (node, target, Err(e)),
+                Err(e) => return (node, target, Err(e), scanned(mode, replication_refused)),
             }
         }
     }
     let e = last.unwrap_or(BackupError::Interrupted);
-    (node, target, Err(e))
+    let refused = modes.last().and_then(|&m| scanned(m, replication_refused));
+    (node, target, Err(e), refused)
+}
+
+/// The replication refusal to report with a failure in `mode`: only
+/// when scan mode was `--mode auto`'s fallback.
+fn scanned(mode: Mode, refused: Option<String>) -> Option<String> {
+    refused.filter(|_| mode == Mode::Scan)
 }
 
 /// Starts the snapshot of the node at `target`, over replication or by

@@ -1183,6 +1183,16 @@ fn cluster_scan_mode_per_shard_and_what_the_user_lacks() {
         nosync.push("+readonly");
         assert_eq!(n.cmd(&nosync), Reply::Status("OK".into()));
         assert_eq!(n.cmd(&noreadonly), Reply::Status("OK".into()));
+        let mut nothing = vec![
+            "ACL",
+            "SETUSER",
+            "nothing",
+            "on",
+            ">s3cret-cluster-pw",
+            "+info",
+        ];
+        nothing.extend(discover);
+        assert_eq!(n.cmd(&nothing), Reply::Status("OK".into()));
         let mut noinfo = vec!["ACL", "SETUSER", "noinfo", "on", ">s3cret-cluster-pw", "~*"];
         noinfo.extend(discover);
         noinfo.extend(["+sync", "+psync", "+replconf"]);
@@ -1198,6 +1208,15 @@ fn cluster_scan_mode_per_shard_and_what_the_user_lacks() {
     let e = empty.backup_fails(&url("nosync"), &["--mode", "sync"]);
     assert!(
         e.contains("shard ") && e.contains("(slots ") && e.contains("+sync"),
+        "{e}"
+    );
+    // Neither replication nor scan mode: the error gives both refusals.
+    let e = empty.backup_fails(&url("nothing"), &[]);
+    assert!(
+        e.contains("shard ")
+            && e.contains("+scan")
+            && e.contains("scan mode was the fallback: replication was refused")
+            && e.contains("+sync"),
         "{e}"
     );
     // --mode auto (the default) falls back to scan mode on the replicas,
