@@ -271,6 +271,22 @@ impl Vault {
                 ),
             });
         }
+        // Its data must be its own: a manifest naming another backup's
+        // object would restore that backup's data, and lose it to prune.
+        let own = format!("backups/{id}/");
+        let data: Vec<&str> = match &m.cluster {
+            Some(c) => c.shards.iter().map(|s| s.stored.key.as_str()).collect(),
+            None => vec![m.stored.key.as_str()],
+        };
+        if let Some(k) = data.iter().find(|k| {
+            !k.strip_prefix(&own)
+                .is_some_and(|rest| !rest.is_empty() && rest != "manifest.json")
+        }) {
+            return Err(VaultError::BadManifest {
+                id: id.to_string(),
+                reason: format!("its data object {k:?} is not under {own}"),
+            });
+        }
         Ok(m)
     }
 

@@ -848,8 +848,14 @@ fn restore_refuses_a_missing_truncated_or_tampered_manifest() {
         ),
         (
             &["stored", "key"],
-            "backups/20200101T000000Z-0000/data".into(),
+            format!("backups/{id}/elsewhere").into(),
             &["not found"],
+        ),
+        // Another backup's object is not this backup's data.
+        (
+            &["stored", "key"],
+            "backups/20200101T000000Z-0000/data".into(),
+            &["unreadable", "is not under"],
         ),
         (&["format"], 99.into(), &["unreadable", "newer"]),
     ];
@@ -858,7 +864,7 @@ fn restore_refuses_a_missing_truncated_or_tampered_manifest() {
         let mut want = vec![id.as_str()];
         want.extend_from_slice(expect);
         restore_refused(&s, &id, &want);
-        if path != ["format"] {
+        if !expect.contains(&"unreadable") {
             // `verify` checks the same, and names the backup.
             let o = replvault(&["verify", &id, "--vault", s.v(), "--key-file", s.k()]);
             let out = stdout(&o);
@@ -867,6 +873,19 @@ fn restore_refuses_a_missing_truncated_or_tampered_manifest() {
             assert!(
                 out.contains(&format!("FAILED  {id}")),
                 "{path:?} = {value}: {out}"
+            );
+        } else {
+            let e = fails(replvault(&[
+                "verify",
+                &id,
+                "--vault",
+                s.v(),
+                "--key-file",
+                s.k(),
+            ]));
+            assert!(
+                e.contains(&id) && e.contains("unreadable"),
+                "{path:?} = {value}: {e}"
             );
         }
     }

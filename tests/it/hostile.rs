@@ -421,6 +421,38 @@ fn backup_ids_other_than_the_documented_form_are_refused() {
         e.contains(moved) && e.contains(&format!("manifest of backup \"{id}\"")),
         "{e}"
     );
+    // A manifest of its own id whose data object is another backup's:
+    // not listed, not restored.
+    let borrowed = "20200101T000001Z-abce";
+    std::fs::create_dir_all(vault.join("backups").join(borrowed)).unwrap();
+    let mut m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(vault.join(format!("backups/{id}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    m["id"] = borrowed.into();
+    assert_eq!(m["stored"]["key"], format!("backups/{id}/data"));
+    std::fs::write(
+        vault.join(format!("backups/{borrowed}/manifest.json")),
+        serde_json::to_vec(&m).unwrap(),
+    )
+    .unwrap();
+    let listed = list_json(&vault);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    let e = fails(replvault(&[
+        "restore",
+        borrowed,
+        "--vault",
+        v,
+        "--key-file",
+        k,
+        "--out",
+        o,
+    ]));
+    assert!(
+        e.contains(borrowed) && e.contains(&format!("is not under backups/{borrowed}/")),
+        "{e}"
+    );
+    assert!(!out.exists());
     // The documented forms work, and say which backup they read.
     let printed = ok(replvault(&[
         "restore",
