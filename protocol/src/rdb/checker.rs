@@ -78,6 +78,12 @@ pub struct Checker {
 /// The servers' own largest string (`proto-max-bulk-len`'s default).
 pub const DEFAULT_MAX_VALUE: u64 = 512 << 20;
 
+/// The most databases with keys one RDB may hold. The summary keeps a line
+/// per database and the manifest that carries it is at most 1 MiB, which
+/// holds about 17,000; a hostile RDB of a key per database would otherwise
+/// grow the summary with every `SELECTDB`.
+pub const MAX_DATABASES: usize = 10_000;
+
 /// Bounds on the lengths a payload declares, so that a stream declaring a
 /// 2^40-byte string is refused at once instead of read on for hours.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -485,7 +491,7 @@ impl Checker {
             };
             return Err(err(end, CheckErrorKind::Truncated(what)));
         }
-        self.flush_db_counts();
+        self.flush_db_counts().map_err(|e| err(end, e))?;
         for (code, &n) in self.type_counts.0.iter().enumerate() {
             if n == 0 {
                 continue;
@@ -511,13 +517,18 @@ impl Checker {
     }
 
     /// Adds the current database's counts to the summary. A database is
-    /// listed only once it has a key.
-    pub(super) fn flush_db_counts(&mut self) {
+    /// listed only once it has a key, and at most [`MAX_DATABASES`] are.
+    pub(super) fn flush_db_counts(&mut self) -> Result<(), CheckErrorKind> {
         let counts = std::mem::take(&mut self.db_counts);
         if counts.keys > 0 {
-            let db = self.summary.databases.entry(self.db).or_default();
+            let dbs = &mut self.summary.databases;
+            if dbs.len() >= MAX_DATABASES && !dbs.contains_key(&self.db) {
+                return Err(CheckErrorKind::TooManyDatabases { max: MAX_DATABASES });
+            }
+            let db = dbs.entry(self.db).or_default();
             db.keys += counts.keys;
             db.expires += counts.expires;
         }
+        Ok(())
     }
 }

@@ -89,6 +89,14 @@ pub enum CheckErrorKind {
         /// The limit.
         max: u64,
     },
+    /// More databases hold keys than a summary (and a manifest) keeps.
+    #[error(
+        "keys in more than {max} databases: more than a backup's manifest can list (a hostile or corrupt RDB)"
+    )]
+    TooManyDatabases {
+        /// [`MAX_DATABASES`](super::checker::MAX_DATABASES).
+        max: usize,
+    },
     /// A key hashes to a slot outside those the check was given
     /// ([`Checker::with_slots`](super::Checker::with_slots)): the shard
     /// holds a key it does not own.

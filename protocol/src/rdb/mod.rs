@@ -46,7 +46,7 @@ mod tasks;
 #[cfg(test)]
 mod test_support;
 
-pub use checker::{Checker, DEFAULT_MAX_VALUE, Limits};
+pub use checker::{Checker, DEFAULT_MAX_VALUE, Limits, MAX_DATABASES};
 pub use deferred::Deferred;
 pub use dialect::{MAX_REDIS_RDB_VERSION, MAX_VALKEY_RDB_VERSION};
 pub use error::{CheckError, CheckErrorKind};

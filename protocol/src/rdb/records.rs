@@ -188,7 +188,7 @@ impl Checker {
                 self.tasks.push(Repeat { left: len, body })
             }
             LenUse::SelectDb => {
-                self.flush_db_counts();
+                self.flush_db_counts()?;
                 self.db = len;
             }
             LenUse::QuicklistContainer => match len {
@@ -450,6 +450,48 @@ mod tests {
         let crc = crate::crc64::checksum(&v);
         v.extend(crc.to_le_bytes());
         (v, counts)
+    }
+
+    /// A file with one key in each of `dbs` databases (with `again`, the
+    /// last one selected again for a second key), then EOF and the CRC.
+    fn key_per_database(dbs: u64, again: bool) -> Vec<u8> {
+        let mut v = b"REDIS0011".to_vec();
+        let again = again.then_some(dbs - 1);
+        for db in (0..dbs).chain(again) {
+            v.extend([0xFE, 0x80]);
+            v.extend((db as u32).to_be_bytes());
+            v.push(0);
+            v.extend(raw(format!("k{db}:{}", v.len()).as_bytes()));
+            v.extend(raw(b"v"));
+        }
+        v.push(0xFF);
+        let crc = crate::crc64::checksum(&v);
+        v.extend(crc.to_le_bytes());
+        v
+    }
+
+    #[test]
+    fn keys_in_more_databases_than_a_manifest_lists_are_refused() {
+        let max = super::super::MAX_DATABASES as u64;
+        let whole = check(&key_per_database(max, true), 4096, false).expect("valid");
+        assert_eq!(whole.databases.len() as u64, max);
+        assert_eq!(whole.databases[&(max - 1)].keys, 2);
+        // One more fails at the SELECTDB after it, before the end: the
+        // summary stays bounded whatever the file declares.
+        let file = key_per_database(max + 1, true);
+        let e = check(&file, 4096, false).expect_err("too many databases");
+        assert!(
+            matches!(e.kind, CheckErrorKind::TooManyDatabases { .. }),
+            "{e}"
+        );
+        assert!(e.offset < file.len() as u64 - 9, "{e}");
+        // And at the end when the excess database is the last one.
+        let e =
+            check(&key_per_database(max + 1, false), 4096, true).expect_err("too many databases");
+        assert!(
+            matches!(e.kind, CheckErrorKind::TooManyDatabases { .. }),
+            "{e}"
+        );
     }
 
     #[test]
