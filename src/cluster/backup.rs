@@ -16,7 +16,7 @@ use super::topology::{self, AddressMap, Node, Role, Shard};
 use crate::backup::{BackupError, BackupWriter, WriteOptions};
 use crate::crypto::MasterKey;
 use crate::source::client::Client;
-use crate::source::replica::{self, ReplicaOptions};
+use crate::source::replica;
 use crate::source::{
     Mode, NodeRole, RdbSource, RedisTarget, SourceError, SourceOptions, connect, scan_mode,
 };
@@ -516,12 +516,16 @@ async fn open_shard(
     let (mut node, mut target) = chosen.clone();
     let mut last: Option<BackupError> = None;
     let mut replication_refused: Option<String> = None;
+    // Set once scan mode is `--mode auto`'s fallback: the refusal that led
+    // there, for the error should the walk fail too.
+    let mut refused = None;
     for &mode in modes {
         if mode == Mode::Scan && source.mode == Mode::Auto {
-            if replication_refused.is_none() {
+            let Some(why) = replication_refused.take() else {
                 break;
-            }
+            };
             tracing::warn!(shard = i, slots = %slots, "every node of this shard refused replication: falling back to scan mode (SCAN + DUMP; not a point-in-time snapshot)");
+            refused = Some(why);
         }
         let mut candidates = vec![chosen.clone()];
         if let Some(((p, pt), usable)) = &mut fallback {
@@ -552,26 +556,19 @@ async fn open_shard(
                 () = cancel.cancelled() => Err(BackupError::Interrupted),
             };
             match opened {
-                Ok(src) => return (node, target, Ok(src), scanned(mode, replication_refused)),
+                Ok(src) => return (node, target, Ok(src), refused),
                 Err(e) if refused_before_data(&e) => {
                     if mode == Mode::Sync && replication_was_refused(&e) {
                         replication_refused.get_or_insert_with(|| e.to_string());
                     }
                     last = Some(e);
                 }
-                Err(e) => return (node, target, Err(e), scanned(mode, replication_refused)),
+                Err(e) => return (node, target, Err(e), refused),
             }
         }
     }
     let e = last.unwrap_or(BackupError::Interrupted);
-    let refused = modes.last().and_then(|&m| scanned(m, replication_refused));
     (node, target, Err(e), refused)
-}
-
-/// The replication refusal to report with a failure in `mode`: only
-/// when scan mode was `--mode auto`'s fallback.
-fn scanned(mode: Mode, refused: Option<String>) -> Option<String> {
-    refused.filter(|_| mode == Mode::Scan)
 }
 
 /// Starts the snapshot of the node at `target`, over replication or by
@@ -584,17 +581,7 @@ async fn open_node(
     let conn = connect(target, &source.connect).await?;
     Ok(match mode {
         Mode::Scan => scan_mode::start(conn, target, &source.scan_options(true)).await?,
-        Mode::Sync | Mode::Auto => {
-            replica::start(
-                conn,
-                target,
-                &ReplicaOptions {
-                    idle_timeout: source.idle_timeout,
-                    force_sync: false,
-                },
-            )
-            .await?
-        }
+        Mode::Sync | Mode::Auto => replica::start(conn, target, &source.replica_options()).await?,
     })
 }
 

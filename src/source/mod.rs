@@ -90,6 +90,14 @@ impl std::fmt::Debug for SourceOptions {
 }
 
 impl SourceOptions {
+    /// The replication source's options.
+    pub fn replica_options(&self) -> replica::ReplicaOptions {
+        replica::ReplicaOptions {
+            idle_timeout: self.idle_timeout,
+            force_sync: false,
+        }
+    }
+
     /// Scan mode's options; `cluster_shard` for one shard of a `--cluster`
     /// backup.
     pub fn scan_options(&self, cluster_shard: bool) -> scan_mode::ScanOptions {
@@ -201,15 +209,7 @@ pub async fn open(args: &SourceOptions) -> Result<RdbSource, SourceError> {
         return scan_mode::start(connect(&target, opts).await?, &target, &scan_opts).await;
     }
     let conn = connect(&target, opts).await?;
-    let replica = replica::start(
-        conn,
-        &target,
-        &replica::ReplicaOptions {
-            idle_timeout: args.idle_timeout,
-            force_sync: false,
-        },
-    )
-    .await;
+    let replica = replica::start(conn, &target, &args.replica_options()).await;
     match replica {
         Err(SourceError::Handshake(
             e @ (HandshakeError::SyncRefused(_) | HandshakeError::NoPermission { .. }),

@@ -407,16 +407,7 @@ fn backup_ids_other_than_the_documented_form_are_refused() {
     let listed = list_json(&vault);
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed[0]["id"], id.as_str());
-    let e = fails(replvault(&[
-        "restore",
-        moved,
-        "--vault",
-        v,
-        "--key-file",
-        k,
-        "--out",
-        o,
-    ]));
+    let e = fails(replvault(&restore_args_id(v, moved, &key, &out)));
     assert!(
         e.contains(moved) && e.contains(&format!("manifest of backup \"{id}\"")),
         "{e}"
@@ -438,16 +429,7 @@ fn backup_ids_other_than_the_documented_form_are_refused() {
     .unwrap();
     let listed = list_json(&vault);
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
-    let e = fails(replvault(&[
-        "restore",
-        borrowed,
-        "--vault",
-        v,
-        "--key-file",
-        k,
-        "--out",
-        o,
-    ]));
+    let e = fails(replvault(&restore_args_id(v, borrowed, &key, &out)));
     assert!(
         e.contains(borrowed) && e.contains(&format!("is not under backups/{borrowed}/")),
         "{e}"
